@@ -1,0 +1,137 @@
+/*
+ * The power-management task. It polls the harness every tick (PM_POLL); when
+ * a hibernation is requested it runs pm_loop(), which executes the PM_*
+ * commands the harness hands out one at a time (PM_NEXT, with the previous
+ * command's result in EBX) until PM_DONE, or until the kernel wakes up from
+ * an image (ATOMIC returning on the resume path).
+ */
+#include "kernel.h"
+#include "hypercall.h"
+#include "x86.h"
+
+#define PROBE_VALUE 0x424F5250u         /* "PROB" in memory */
+#define CRASH_ADDRESS 0xDEAD0000u       /* above any RAM v86 can have: never mapped */
+
+volatile uint32_t generation;
+uint8_t probe_buffer[PROBE_BUFFER_BYTES] __attribute__((aligned(PAGE_SIZE)));
+int pm_crash_after_ready;
+
+/* Run one PROBES pattern at addr (len bytes where the pattern takes a length); exactly its accesses, nothing else. */
+static void probe(uint32_t pattern, uint32_t addr, uint32_t len)
+{
+    uint32_t v = PROBE_VALUE, count;
+    const void *src = probe_buffer;
+    void *dst = (void *)addr;
+
+    switch (pattern) {
+    case PROBE_WRITE_ONCE:
+    case PROBE_STRADDLE:
+        __asm__ volatile("movl %1, (%0)" : : "r"(addr), "r"(v) : "memory");
+        break;
+    case PROBE_WRITE_TWICE:
+        __asm__ volatile("movl %1, (%0)\n\tmovl %2, (%0)" : : "r"(addr), "r"(v), "r"(~v) : "memory");
+        break;
+    case PROBE_READ_THEN_WRITE:
+        __asm__ volatile("movl (%1), %0\n\taddl $1, %0\n\tmovl %0, (%1)" : "=&r"(v) : "r"(addr) : "memory");
+        break;
+    case PROBE_REP_MOVS:
+        if (len > PROBE_BUFFER_BYTES || len % 4)
+            panic("probe: REP_MOVS length must be a multiple of 4 up to 64 KiB");
+        count = len / 4;
+        __asm__ volatile("cld; rep movsl" : "+S"(src), "+D"(dst), "+c"(count) : : "memory");
+        break;
+    case PROBE_READ_ONLY:
+        for (count = 0; count < len / 4; count++, addr += 4)
+            __asm__ volatile("movl (%1), %0" : "=r"(v) : "r"(addr) : "memory");
+        break;
+    default:
+        panic("probe: unknown pattern");
+    }
+}
+
+/* The resume path, right after swsusp_arch_suspend() returned 1: re-initialise devices, report, verify, thaw. */
+static void resumed(void)
+{
+    generation++;
+    pic_init();
+    pit_init();
+    console_init();
+    tss_reload();
+    sti();
+    kprintf("pm: resumed from an image, generation %u\n", generation);
+    hypercall(HC_RESUMED, generation, 0, 0, 0);
+    alloc_check();
+    workload_request_verify_all();
+    thaw_tasks(0xFFFFFFFFu);
+}
+
+/* Execute PM commands until PM_DONE, or until the kernel was resumed from an image. */
+static void pm_loop(void)
+{
+    uint32_t result = 0;
+
+    for (;;) {
+        struct hc_regs r = hypercall_regs(HC_PM_NEXT, result, 0, 0, 0);
+        result = 0;
+        switch (r.eax) {
+        case PM_DONE:
+            alloc_check();
+            return;
+        case PM_FREEZE:
+            result = freeze_tasks();
+            kprintf("pm: froze %u tasks\n", result);
+            hypercall(HC_FREEZE_DONE, result, 0, 0, 0);
+            break;
+        case PM_THAW:
+            result = thaw_tasks(r.ebx);
+            kprintf("pm: thawed %u tasks (mask %x)\n", result, r.ebx);
+            break;
+        case PM_DROP_CACHE:
+            result = drop_cache(r.ebx);
+            kprintf("pm: dropped %u cache pages, %u free frames\n", result, alloc_state.free_count);
+            break;
+        case PM_RUN:
+            sleep_ticks(r.ebx);
+            break;
+        case PM_ATOMIC:
+            cli();
+            if (swsusp_arch_suspend() != 0) {
+                resumed();
+                return;
+            }
+            sti();
+            break;
+        case PM_POWER_OFF:
+            kprintf("pm: power off\n");
+            hypercall(HC_POWER_OFF, 0, 0, 0, 0);
+            halt_forever();
+        case PM_PROBE:
+            probe(r.ebx, r.ecx, r.esi);
+            break;
+        case PM_VERIFY:
+            workload_request_verify_all();
+            break;
+        default:
+            panic("pm: unknown command");
+        }
+    }
+}
+
+/* Body of the pm task: wait for the workloads' first fill, say READY, then poll every tick. */
+void pm_task(uint32_t arg)
+{
+    (void)arg;
+    while (workloads_filled < workload_count)
+        sleep_ticks(1);
+    kprintf("pm: ready, %u workload tasks, %u free frames\n", workload_count, alloc_state.free_count);
+    hypercall(HC_READY, workload_count, 0, 0, 0);
+    if (pm_crash_after_ready) {
+        kprintf("pm: crash=1, writing to %p\n", (void *)CRASH_ADDRESS);
+        *(volatile uint32_t *)CRASH_ADDRESS = 0;
+    }
+    for (;;) {
+        sleep_ticks(1);
+        if (hypercall(HC_PM_POLL, 0, 0, 0, 0))
+            pm_loop();
+    }
+}

@@ -1,0 +1,226 @@
+/*
+ * Tasks, the scheduler and the freezer.
+ *
+ * A task is a slot of task_table (layout fixed by the ABI so the harness can
+ * read it) plus its entry point here. Every task has its own 16 KiB kernel
+ * stack from the allocator; everything runs in ring 0. Scheduling is
+ * round-robin: IRQ0 (HZ per second) wakes sleepers and switches to the next
+ * runnable task; tasks also give up the CPU with yield() and sleep_ticks().
+ * Task 0 is the idle task (hlt loop), always runnable, chosen only when
+ * nothing else is.
+ *
+ * The freezer: freeze_tasks() raises `freezing` and waits until every
+ * freezable task has stopped itself in try_to_freeze(), which the tasks call
+ * at their safe points (between whole workload steps). A sleeping task is not
+ * stopped from outside: it wakes, reaches its next safe point and freezes
+ * there. A frozen task stays FROZEN until thaw_tasks() picks it; the scheduler
+ * never runs it meanwhile.
+ */
+#include "kernel.h"
+#include "x86.h"
+
+struct task_struct task_table[MAX_TASKS];
+struct task_struct *current;
+volatile uint32_t task_count;
+volatile int freezing;
+
+static void (*task_fn[MAX_TASKS])(uint32_t);
+static uint32_t task_arg[MAX_TASKS];
+
+extern void task_start(void);     /* swtch.S: calls task_entry() */
+
+/* Disable interrupts; return the previous EFLAGS for irq_restore(). */
+uint32_t irq_save(void)
+{
+    uint32_t f = read_eflags();
+    cli();
+    return f;
+}
+
+/* Re-enable interrupts if flags (from irq_save) had them on. */
+void irq_restore(uint32_t flags)
+{
+    if (flags & FL_IF)
+        sti();
+}
+
+/* First code of every task: interrupts on, run its function, which must never return. */
+void task_entry(void)
+{
+    sti();
+    task_fn[current->id](task_arg[current->id]);
+    panic("task returned");
+}
+
+/* Create a RUNNABLE task in the next free slot with a fresh 16 KiB stack; return it. Panics if full. */
+struct task_struct *task_create(const char *name, int kind, int freezable, void (*fn)(uint32_t), uint32_t arg)
+{
+    struct task_struct *t;
+    uint32_t *sp, stack;
+    uint32_t id = task_count;
+
+    if (id >= MAX_TASKS)
+        panic("task_create: task table full");
+    stack = alloc_contig(KSTACK_PAGES, OWNER_KSTACK);
+    if (stack == 0)
+        panic("task_create: no memory for a stack");
+    t = &task_table[id];
+    memset(t, 0, sizeof(*t));
+    t->id = id;
+    t->kind = kind;
+    t->freezable = freezable;
+    t->stack_base = stack;
+    t->stack_bytes = KSTACK_PAGES * PAGE_SIZE;
+    safestrcpy(t->name, name, sizeof(t->name));
+    task_fn[id] = fn;
+    task_arg[id] = arg;
+
+    /* The frame swtch() pops: edi, esi, ebx, ebp, return address. */
+    sp = (uint32_t *)(stack + t->stack_bytes);
+    *--sp = (uint32_t)task_start;
+    *--sp = 0;                      /* ebp */
+    *--sp = 0;                      /* ebx */
+    *--sp = 0;                      /* esi */
+    *--sp = 0;                      /* edi */
+    t->esp = (uint32_t)sp;
+    t->state = TASK_RUNNABLE;
+    task_count = id + 1;
+    boot_info.task_count = task_count;
+    return t;
+}
+
+/* Leave the boot stack for good and run task 0 (idle). Never returns. */
+void sched_start(void)
+{
+    static struct task_struct boot;     /* receives the boot stack's ESP, never resumed */
+
+    if (task_count == 0 || task_table[0].kind != KIND_IDLE)
+        panic("sched_start: no idle task");
+    cli();
+    current = &task_table[0];
+    swtch(&boot, current);
+    panic("sched_start: boot stack resumed");
+}
+
+/* Return the next RUNNABLE task after current in round-robin order, idle if there is none. */
+static struct task_struct *pick_next(void)
+{
+    uint32_t i;
+    for (i = 1; i <= MAX_TASKS; i++) {
+        struct task_struct *t = &task_table[(current->id + i) % MAX_TASKS];
+        if (t->id != 0 && t->state == TASK_RUNNABLE)
+            return t;
+    }
+    return &task_table[0];
+}
+
+/* Switch to the next runnable task (maybe current itself). Interrupts must be off. */
+void schedule(void)
+{
+    struct task_struct *prev = current, *next;
+
+    if (read_eflags() & FL_IF)
+        panic("schedule: interrupts on");
+    next = pick_next();
+    if (next == prev)
+        return;
+    current = next;
+    swtch(prev, next);
+}
+
+/* Timer tick (IRQ0, interrupts off): count it, wake the sleepers whose time came, preempt. */
+void sched_tick(void)
+{
+    uint32_t i;
+
+    ticks++;
+    for (i = 0; i < task_count; i++) {
+        struct task_struct *t = &task_table[i];
+        if (t->state == TASK_SLEEPING && (int32_t)(ticks - t->wake_tick) >= 0)
+            t->state = TASK_RUNNABLE;
+    }
+    if (current)
+        schedule();
+}
+
+/* Give up the CPU to the next runnable task; return when scheduled again. */
+void yield(void)
+{
+    uint32_t f = irq_save();
+    schedule();
+    irq_restore(f);
+}
+
+/* Sleep until n ticks have passed (n = 0: just yield). */
+void sleep_ticks(uint32_t n)
+{
+    uint32_t f = irq_save();
+
+    if (n > 0) {
+        current->wake_tick = ticks + n;
+        current->state = TASK_SLEEPING;
+    }
+    schedule();
+    irq_restore(f);
+}
+
+/* Safe point of a freezable task: if the freezer is on, stop here until thawed. */
+void try_to_freeze(void)
+{
+    uint32_t f;
+
+    if (!freezing)
+        return;
+    if (!current->freezable)
+        panic("try_to_freeze: task is not freezable");
+    f = irq_save();
+    if (freezing) {
+        current->state = TASK_FROZEN;
+        while (current->state == TASK_FROZEN)
+            schedule();
+    }
+    irq_restore(f);
+}
+
+/* Count freezable tasks, and how many of them are FROZEN. */
+static uint32_t count_frozen(uint32_t *freezable)
+{
+    uint32_t i, frozen = 0, n = 0;
+    for (i = 0; i < task_count; i++) {
+        if (!task_table[i].freezable)
+            continue;
+        n++;
+        frozen += task_table[i].state == TASK_FROZEN;
+    }
+    *freezable = n;
+    return frozen;
+}
+
+/* Freeze every freezable task (waiting a tick at a time until all are in the refrigerator); return how many. */
+uint32_t freeze_tasks(void)
+{
+    uint32_t n, frozen;
+
+    if (current->freezable)
+        panic("freeze_tasks: called by a freezable task");
+    freezing = 1;
+    while ((frozen = count_frozen(&n)) < n)
+        sleep_ticks(1);
+    return frozen;
+}
+
+/* Stop freezing and thaw the FROZEN tasks whose bit is set in mask; return how many were thawed. */
+uint32_t thaw_tasks(uint32_t mask)
+{
+    uint32_t i, thawed = 0, f = irq_save();
+
+    freezing = 0;
+    for (i = 0; i < task_count && i < 32; i++) {
+        if ((mask >> i) & 1 && task_table[i].state == TASK_FROZEN) {
+            task_table[i].state = TASK_RUNNABLE;
+            thawed++;
+        }
+    }
+    irq_restore(f);
+    return thawed;
+}

@@ -1,0 +1,176 @@
+/**
+ * The `hiberlab` command line. Each subcommand is a thin layer over the library
+ * (src/index.ts): parse options, run, print a summary table or one JSON report.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { existsSync } from 'node:fs';
+import {
+  DEFAULT_RAM_BYTES, DEFAULT_WARMUP_MS, DEFAULT_WORKLOAD, hibernate, judge, resume, runCycle,
+  type CycleReport, type HibernateOptions, type HibernateResult, type ResumeResult,
+} from '../src/cycle.ts';
+import { formatInspection, inspectImage } from '../src/image/index.ts';
+import { MAX_RAM_BYTES, MIN_RAM_BYTES } from '../src/machine/machine.ts';
+import { parseSize } from '../src/machine/workload.ts';
+import { RESTORE_STRATEGIES, SAVE_STRATEGIES } from '../src/strategies.ts';
+import { describeError } from './errors.ts';
+import { cycleSummary, hibernateSummary, resumeSummary } from './report.ts';
+
+/** Exit codes of `hiberlab resume`. */
+export const RESUME_EXIT = { resumed: 0, failed: 1, 'no-image': 2, refused: 3 } as const;
+
+function ramOption(text: string): number {
+  let bytes: number;
+  try {
+    bytes = parseSize(text);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  if (bytes < MIN_RAM_BYTES || bytes > MAX_RAM_BYTES) throw new InvalidArgumentError(`RAM must be between 16M and 2G-128K (${MAX_RAM_BYTES} bytes), got ${text}`);
+  return bytes;
+}
+
+function intOption(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new InvalidArgumentError(`expected a whole number from 0 to 4294967295, got ${text}`);
+  return n;
+}
+
+const ramOpt = () => new Option('--ram <size>', 'guest RAM (16M .. 2G-128K)').argParser(ramOption).default(DEFAULT_RAM_BYTES, '64M');
+const jsonOpt = () => new Option('--json', 'print one JSON report on stdout');
+const verboseOpt = () => new Option('-v, --verbose', 'echo the guest console on stderr');
+const detOpt = () => new Option('--deterministic', 'virtual clock from the instruction counter, JIT off: identical runs');
+const largeOpt = () => new Option('--large-pages', 'map guest RAM with 4 MiB pages');
+
+interface CommonFlags {
+  ram: number;
+  json?: boolean;
+  verbose?: boolean;
+  deterministic?: boolean;
+  largePages?: boolean;
+}
+
+interface HibernateFlags extends CommonFlags {
+  workload: string;
+  seed: number;
+  save: string;
+  image?: string;
+  warmup: number;
+}
+
+function hibernateOptions(flags: HibernateFlags): HibernateOptions {
+  return {
+    ramBytes: flags.ram,
+    workload: flags.workload,
+    seed: flags.seed,
+    save: flags.save,
+    imagePath: flags.image,
+    warmupMs: flags.warmup,
+    deterministic: flags.deterministic,
+    largePages: flags.largePages,
+    progress: !flags.json || process.stderr.isTTY,
+    onConsole: flags.verbose ? (line) => process.stderr.write(`guest| ${line}`) : undefined,
+  };
+}
+
+function addHibernateOptions(cmd: Command): Command {
+  return cmd
+    .addOption(ramOpt())
+    .option('--workload <spec>', 'workloads: KIND[:SIZE][@RATE],... with KIND churn|stream|cache|idle', DEFAULT_WORKLOAD)
+    .option('--seed <n>', 'seed of the workload data', intOption, 1)
+    .addOption(new Option('--save <name>', 'save strategy').choices([...SAVE_STRATEGIES.keys()]).default('swsusp'))
+    .option('--warmup <ms>', 'guest milliseconds the workloads run before hibernating', intOption, DEFAULT_WARMUP_MS)
+    .addOption(detOpt())
+    .addOption(largeOpt())
+    .addOption(jsonOpt())
+    .addOption(verboseOpt());
+}
+
+function print(json: boolean | undefined, data: unknown, text: () => string): void {
+  if (json) process.stdout.write(`${JSON.stringify(data, (_k, v) => (v instanceof Uint8Array ? undefined : v), 2)}\n`);
+  else process.stdout.write(`${text()}\n`);
+}
+
+/** A HibernateResult without the bulky parts (oracle RAM, console, trace). */
+function hibernateJson(h: HibernateResult): unknown {
+  return { imagePath: h.imagePath, buildId: h.buildId, ramBytes: h.ramBytes, workload: h.workload, seed: h.seed, save: h.save, phasesMs: h.phasesMs };
+}
+
+function resumeJson(r: ResumeResult): unknown {
+  const { console: _c, guest: _g, ...rest } = r;
+  return rest;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('hiberlab')
+    .description('A laboratory for hibernation (suspend-to-disk) on emulated x86: real guest kernel, swsusp-style save and restore, verified against an oracle.')
+    .showHelpAfterError()
+    .exitOverride();
+
+  addHibernateOptions(
+    program
+      .command('cycle')
+      .description('boot → warm-up → hibernate → power off → resume → verify against the oracle (exit 0 only on pass)'),
+  )
+    .addOption(new Option('--restore <name>', 'restore strategy').choices([...RESTORE_STRATEGIES.keys()]).default('bitmap-pbe'))
+    .option('--image <file>', 'swap device file (created if missing; default: a temporary file)')
+    .action(async (flags: HibernateFlags & { restore: string }) => {
+      const report: CycleReport = await runCycle({ ...hibernateOptions(flags), restore: flags.restore });
+      print(flags.json, report, () => cycleSummary(report));
+      process.exitCode = report.verdict === 'pass' ? 0 : 1;
+    });
+
+  addHibernateOptions(program.command('hibernate').description('boot, warm up, save the image to the swap device and power off'))
+    .requiredOption('--image <file>', 'swap device file (created if missing)')
+    .action(async (flags: HibernateFlags) => {
+      const h = await hibernate(hibernateOptions(flags));
+      print(flags.json, hibernateJson(h), () => hibernateSummary(h));
+    });
+
+  program
+    .command('resume')
+    .description('boot the boot kernel and resume the image on the swap device; exit 0 resumed and verified, 2 no image (normal boot), 3 image refused, 1 otherwise')
+    .requiredOption('--image <file>', 'swap device file')
+    .addOption(ramOpt())
+    .addOption(new Option('--restore <name>', 'restore strategy').choices([...RESTORE_STRATEGIES.keys()]).default('bitmap-pbe'))
+    .addOption(detOpt())
+    .addOption(largeOpt())
+    .addOption(jsonOpt())
+    .addOption(verboseOpt())
+    .action(async (flags: CommonFlags & { image: string; restore: string }) => {
+      if (!existsSync(flags.image)) throw new InvalidArgumentError(`no such swap device: ${flags.image}`);
+      const r = await resume({
+        imagePath: flags.image, ramBytes: flags.ram, restore: flags.restore, deterministic: flags.deterministic, largePages: flags.largePages,
+        progress: !flags.json || process.stderr.isTTY, onConsole: flags.verbose ? (line) => process.stderr.write(`guest| ${line}`) : undefined,
+      });
+      const verified = r.status === 'resumed' && (r.oracle?.differingPages.length ?? 1) === 0 && r.verify.every((v) => v.badWords === 0);
+      print(flags.json, { ...(resumeJson(r) as object), verified }, () => resumeSummary(r));
+      process.exitCode = r.status === 'resumed' ? (verified ? RESUME_EXIT.resumed : RESUME_EXIT.failed) : RESUME_EXIT[r.status];
+    });
+
+  program
+    .command('inspect')
+    .description('show an image: signature, header, page counts, checksum status')
+    .argument('<file>', 'swap device file')
+    .addOption(jsonOpt())
+    .action((file: string, flags: { json?: boolean }) => {
+      const info = inspectImage(file);
+      print(flags.json, info, () => formatInspection(info));
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    const e = err as { code?: string; exitCode?: number };
+    if (e.code?.startsWith('commander.')) return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : (e.exitCode ?? 1);
+    process.stderr.write(`hiberlab: ${describeError(err)}\n`);
+    return 1;
+  }
+}
+
+export { judge };

@@ -1,0 +1,86 @@
+/**
+ * Human summaries of cycle, hibernate and resume results (the JSON reports are the
+ * objects themselves; their schema is in docs/REPORT.md).
+ */
+import Table from 'cli-table3';
+import type { CycleReport, HibernateResult, ResumeResult } from '../src/cycle.ts';
+import type { SaveReport } from '../src/save/strategy.ts';
+import type { RestoreReport } from '../src/restore/strategy.ts';
+
+const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(bytes % (1024 * 1024) ? 1 : 0)} MiB`;
+const ms = (v: number | undefined) => (v === undefined ? '-' : `${v.toFixed(1)} ms`);
+
+function table(rows: Array<[string, string | number]>): string {
+  const t = new Table({ style: { head: [], border: [] } });
+  for (const [k, v] of rows) t.push({ [k]: String(v) });
+  return t.toString();
+}
+
+function saveRows(s: SaveReport): Array<[string, string | number]> {
+  return [
+    ['save strategy', s.strategy],
+    ['pages saved', s.pagesSaved],
+    ['image bytes', `${s.imageBytes} (${mib(s.imageBytes)})`],
+    ['atomic-copy pages', s.atomicCopyPages],
+    ['frames taken for the snapshot', s.snapshotFrames],
+    ['cache pages dropped', s.cachePagesDropped],
+    ['tasks frozen', s.tasksFrozen],
+    ['RAM frames used / free at the atomic point', `${s.memory.usedAtAtomic} / ${s.memory.freeAtAtomic} of ${s.memory.frames}`],
+  ];
+}
+
+function restoreRows(r: RestoreReport | undefined): Array<[string, string | number]> {
+  if (!r) return [];
+  return [
+    ['restore strategy', r.strategy],
+    ['pages loaded', r.pagesLoaded],
+    ['in-place loads', r.inPlacePages],
+    ['PBEs (copied by the trampoline)', r.pbes],
+    ['frames taken by the restore', r.snapshotFrames],
+  ];
+}
+
+function phaseRows(phases: Readonly<Record<string, number>>): Array<[string, string]> {
+  return Object.entries(phases).map(([k, v]) => [`time: ${k}`, ms(v)]);
+}
+
+export function cycleSummary(r: CycleReport): string {
+  const head = r.verdict === 'pass' ? 'PASS' : 'FAIL';
+  const rows: Array<[string, string | number]> = [
+    ['verdict', head],
+    ['RAM', mib(r.config.ramBytes)],
+    ['workload', `${r.config.workload} (seed ${r.config.seed})`],
+    ['mode', `${r.config.deterministic ? 'deterministic' : 'fast'}${r.config.largePages ? ', 4 MiB pages' : ''}`],
+    ...saveRows(r.save),
+    ...restoreRows(r.restore),
+    ['oracle', `${r.oracle.pagesCompared} pages compared with the ${r.oracle.against}, ${r.oracle.differingPages.length} differ`],
+    ['tasks verified', r.verify.map((v) => `task ${v.taskId}: ${v.badWords ? `${v.badWords} bad` : 'ok'} (${v.wordsChecked} words)`).join(', ') || 'none'],
+    ...phaseRows(r.phasesMs),
+  ];
+  const lines = [table(rows)];
+  for (const f of r.failures) lines.push(`failure: ${f}`);
+  for (const d of r.oracle.differingPages.slice(0, 20)) lines.push(`  differs: PFN 0x${d.pfn.toString(16)} (${d.owner}) at byte ${d.offset}: expected 0x${d.expected.toString(16)}, got 0x${d.actual.toString(16)}`);
+  return lines.join('\n');
+}
+
+export function hibernateSummary(h: HibernateResult): string {
+  return table([
+    ['swap device', h.imagePath],
+    ['RAM', mib(h.ramBytes)],
+    ['workload', `${h.workload} (seed ${h.seed})`],
+    ...saveRows(h.save),
+    ...phaseRows(h.phasesMs),
+    ...phaseRows(Object.fromEntries(Object.entries(h.save.phasesMs).map(([k, v]) => [`save.${k}`, v]))),
+  ]);
+}
+
+export function resumeSummary(r: ResumeResult): string {
+  if (r.status !== 'resumed') return `${r.status === 'no-image' ? 'no image to resume: booted normally' : 'image refused'}${r.reason ? `: ${r.reason}` : ''}`;
+  return table([
+    ['status', `resumed (generation ${r.generation})`],
+    ...restoreRows(r.restore),
+    ['check', `${r.oracle?.pagesCompared ?? 0} pages compared with the ${r.oracle?.against}, ${r.oracle?.differingPages.length ?? 0} differ`],
+    ['tasks verified', r.verify.map((v) => `task ${v.taskId}: ${v.badWords ? `${v.badWords} bad` : 'ok'}`).join(', ') || 'none'],
+    ...phaseRows(r.phasesMs),
+  ]);
+}

@@ -1,0 +1,337 @@
+/**
+ * A hibernate cycle, end to end: boot → warm-up → save (the image goes to the swap
+ * device, the oracle is taken at the atomic point) → power off → a fresh boot kernel
+ * → validate the image → restore → trampoline → verify against the oracle → the
+ * tasks verify their own data.
+ *
+ * `hibernate()` and `resume()` are the two halves (they may run in different
+ * processes: then the pages are checked against the image's checksums instead of the
+ * oracle); `runCycle()` runs both and judges.
+ */
+import zlib from 'node:zlib';
+import { performance } from 'node:perf_hooks';
+import tmp from 'tmp';
+import { CONSTANTS } from './abi.ts';
+import { ImageError, SwapDevice, imageExtent, resetSignature, validateImage, type ValidatedImage } from './image/index.ts';
+import { Guest, type VerifyReport } from './machine/guest.ts';
+import { loadGuestImage } from './machine/guest-image.ts';
+import type { GuestImageRef } from './machine/machine.ts';
+import { consoleProgress, silentProgress, type Progress } from './metrics/progress.ts';
+import { round1 } from './metrics/timer.ts';
+import { captureCpu, compareCpu, comparePages, type Oracle, type PageDifference } from './oracle/oracle.ts';
+import { restoreStrategy, saveStrategy } from './strategies.ts';
+import type { RestoreReport } from './restore/strategy.ts';
+import { RestoreRefusedError } from './restore/strategy.ts';
+import type { SaveReport } from './save/strategy.ts';
+import { formatWorkload, parseWorkloadSpec } from './machine/workload.ts';
+
+export const DEFAULT_RAM_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_WORKLOAD = 'churn:4M@2000,stream:8M,cache:8M';
+export const DEFAULT_WARMUP_MS = 200;
+
+export interface MachineChoice {
+  /** Guest RAM in bytes. Default 64 MiB. */
+  readonly ramBytes?: number;
+  /** The guest image; default images/guest.elf. */
+  readonly image?: GuestImageRef;
+  /** Virtual clock and JIT off. Default false. */
+  readonly deterministic?: boolean;
+  /** Map RAM with 4 MiB pages. Default false. */
+  readonly largePages?: boolean;
+  /** Progress lines on stderr for phases over a second. Default: silent. */
+  readonly progress?: Progress | boolean;
+  /** Every console line of the guest. */
+  readonly onConsole?: (text: string) => void;
+}
+
+export interface HibernateOptions extends MachineChoice {
+  /** Workload spec (see parseWorkloadSpec). Default DEFAULT_WORKLOAD. */
+  readonly workload?: string;
+  /** Seed of the workloads. Default 1. */
+  readonly seed?: number;
+  /** Save strategy name. Default "swsusp". */
+  readonly save?: string;
+  /** Swap device file; created if missing. Default: a temporary file. */
+  readonly imagePath?: string;
+  /** Guest milliseconds the workloads run after READY before the hibernation. Default 200. */
+  readonly warmupMs?: number;
+  /** Hibernate this running guest (e.g. one resumed earlier) instead of booting a new one. */
+  readonly guest?: Guest;
+}
+
+export interface HibernateResult {
+  readonly imagePath: string;
+  readonly buildId: string;
+  readonly ramBytes: number;
+  readonly workload: string;
+  readonly seed: number;
+  readonly save: SaveReport;
+  /** Workload tasks (churn, stream) that must verify their data after the resume. */
+  readonly workloadTasks: number;
+  /** Taken at the atomic point. */
+  readonly oracle: Oracle;
+  readonly phasesMs: Readonly<Record<string, number>>;
+  /** Guest console output. */
+  readonly console: string;
+  /** Hypercall and IRQ trace (deterministic mode). */
+  readonly trace: ReadonlyArray<{ kind: string; instructions: number; what: string }>;
+}
+
+export interface ResumeOptions extends MachineChoice {
+  readonly imagePath: string;
+  /** Restore strategy name. Default "bitmap-pbe". */
+  readonly restore?: string;
+  /** The oracle from hibernate(); without it saved pages are checked against the image. */
+  readonly oracle?: Oracle;
+  /** Refusals: also prove that guest memory was not touched (copies RAM: tests only). */
+  readonly proveUntouched?: boolean;
+  /** Keep the resumed guest running and return it (for a lineage of cycles); the caller powers it off. */
+  readonly keepRunning?: boolean;
+}
+
+export type ResumeStatus = 'resumed' | 'no-image' | 'refused';
+
+export interface ResumeResult {
+  readonly status: ResumeStatus;
+  /** Why the image was refused (status "refused") or not found ("no-image"). */
+  readonly reason?: string;
+  readonly errorCode?: string;
+  readonly restore?: RestoreReport;
+  /** Saved pages compared after the trampoline's copy, and those that differ. */
+  readonly oracle?: { readonly against: 'oracle' | 'image'; readonly pagesCompared: number; readonly differingPages: PageDifference[]; readonly cpuDifferences: string[] };
+  readonly verify: VerifyReport[];
+  /** For refusals with proveUntouched: RAM equal before and after the refusal. */
+  readonly guestMemoryUntouched?: boolean;
+  readonly generation?: number;
+  readonly phasesMs: Readonly<Record<string, number>>;
+  readonly console: string;
+  /** Whether the image's signature was consumed (reset). */
+  readonly signatureReset: boolean;
+  /** The running guest, with keepRunning. */
+  readonly guest?: Guest;
+}
+
+export interface CycleReport {
+  readonly verdict: 'pass' | 'fail';
+  readonly failures: string[];
+  readonly config: { ramBytes: number; workload: string; seed: number; save: string; restore: string; deterministic: boolean; largePages: boolean; imagePath: string };
+  readonly buildId: string;
+  readonly save: SaveReport;
+  readonly restore?: RestoreReport;
+  readonly resumeStatus: ResumeStatus;
+  readonly oracle: { against: 'oracle' | 'image'; pagesCompared: number; differingPages: PageDifference[]; cpuDifferences: string[] };
+  readonly verify: VerifyReport[];
+  readonly phasesMs: Readonly<Record<string, number>>;
+}
+
+function progressOf(p: Progress | boolean | undefined): Progress {
+  if (p === true) return consoleProgress();
+  if (!p) return silentProgress;
+  return p;
+}
+
+/** Bytes for a swap device that can hold an image of every frame of `ramBytes`. */
+export function swapBytesFor(ramBytes: number): number {
+  const ext = imageExtent(Math.ceil(ramBytes / 4096));
+  return Math.ceil(ext.imageBytes / (1 << 20)) * (1 << 20);
+}
+
+/** Boots, warms up, saves with the chosen strategy and powers off. */
+export async function hibernate(options: HibernateOptions = {}): Promise<HibernateResult> {
+  const ramBytes = options.ramBytes ?? DEFAULT_RAM_BYTES;
+  const image = options.image ?? loadGuestImage();
+  const strategy = saveStrategy(options.save ?? 'swsusp');
+  const workloadText = options.workload ?? DEFAULT_WORKLOAD;
+  const workload = parseWorkloadSpec(workloadText, ramBytes);
+  const seed = options.seed ?? 1;
+  const imagePath = options.imagePath ?? tmp.tmpNameSync({ prefix: 'hiberlab-', postfix: '.swap' });
+  const progress = progressOf(options.progress);
+  const phases: Record<string, number> = {};
+  const swap = SwapDevice.ensure(imagePath, swapBytesFor(ramBytes));
+  let t = performance.now();
+  const guest = options.guest ?? await Guest.boot({
+    ramBytes, image, workload, seed, swapPath: imagePath,
+    deterministic: options.deterministic, largePages: options.largePages, onConsole: options.onConsole,
+  });
+  phases.boot = options.guest ? 0 : performance.now() - t;
+  let oracle: Oracle | undefined;
+  try {
+    t = performance.now();
+    await guest.runTicks(Math.max(1, Math.round(((options.warmupMs ?? DEFAULT_WARMUP_MS) * CONSTANTS.HZ.value) / 1000)));
+    phases.warmup = performance.now() - t;
+    const console = () => guest.machine.console;
+    const trace = guest.machine.trace;
+    const tasksBefore = guest.tasks().filter((t) => t.kind === 'churn' || t.kind === 'stream').length;
+    const report = await strategy.save({ guest, swap, progress, onOracle: (o) => (oracle = o) });
+    if (!oracle) throw new Error(`save strategy ${strategy.name} defined no atomic point`);
+    return {
+      imagePath, buildId: image.buildId, ramBytes: guest.machine.ramBytes, workload: formatWorkload(workload), seed,
+      save: report, workloadTasks: tasksBefore,
+      oracle, phasesMs: roundAll(phases), console: console(), trace,
+    };
+  } finally {
+    swap.close();
+    await guest.machine.powerOff();
+  }
+}
+
+/** Boots the boot kernel; if the swap device holds a valid image, restores it and verifies. */
+export async function resume(options: ResumeOptions): Promise<ResumeResult> {
+  const ramBytes = options.ramBytes ?? DEFAULT_RAM_BYTES;
+  const image = options.image ?? loadGuestImage();
+  const strategy = restoreStrategy(options.restore ?? 'bitmap-pbe');
+  const progress = progressOf(options.progress);
+  const phases: Record<string, number> = {};
+  const swap = SwapDevice.open(options.imagePath, { writable: true });
+  let status = 'no-image' as ResumeStatus;
+  let reason: string | undefined;
+  let errorCode: string | undefined;
+  let restoreReport: RestoreReport | undefined;
+  let validated: ValidatedImage | undefined;
+  let untouched: boolean | undefined;
+  let signatureReset = false;
+  let t = performance.now();
+  let guest: Guest | undefined;
+  try {
+    guest = await Guest.boot(
+      { ramBytes, image, swapPath: options.imagePath, deterministic: options.deterministic, largePages: options.largePages, onConsole: options.onConsole },
+      async (g) => {
+        phases.boot = performance.now() - t;
+        t = performance.now();
+        const before = options.proveUntouched ? g.machine.ram.slice() : undefined;
+        try {
+          validated = validateImage(swap, { buildId: image.buildId, ramBytes: g.machine.ramBytes });
+          phases.validate = performance.now() - t;
+          t = performance.now();
+          const plan = await strategy.prepare({ guest: g, swap, image: validated, progress });
+          phases.load = performance.now() - t;
+          restoreReport = plan.report;
+          // The image is consumed: it must not be resumed twice.
+          resetSignature(swap);
+          signatureReset = true;
+          status = 'resumed';
+          return plan.decision;
+        } catch (err) {
+          if (err instanceof ImageError || err instanceof RestoreRefusedError) {
+            status = err instanceof ImageError && err.code === 'NO_SIGNATURE' ? 'no-image' : 'refused';
+            reason = err.message;
+            errorCode = err instanceof ImageError ? err.code : 'RESTORE_REFUSED';
+            if (before) untouched = Buffer.compare(before, g.machine.ram) === 0;
+            return { resume: false };
+          }
+          throw err;
+        }
+      },
+    );
+    if (status !== 'resumed') {
+      return { status, reason, errorCode, verify: [], guestMemoryUntouched: untouched, phasesMs: roundAll(phases), console: guest.machine.console, signatureReset };
+    }
+    const g = guest;
+    const savedPfns = validated!.pfns;
+    let compared: ResumeResult['oracle'];
+    t = performance.now();
+    let cpuDifferences: string[] = [];
+    const verify = await g.completeResume({
+      atRestoreDone: () => {
+        phases.trampoline = performance.now() - t;
+        t = performance.now();
+        if (options.oracle) {
+          const v = comparePages(g.machine, options.oracle, savedPfns);
+          compared = { against: 'oracle', pagesCompared: v.pagesCompared, differingPages: v.differingPages, cpuDifferences: [] };
+        } else {
+          compared = { against: 'image', ...compareWithImage(g, validated!), cpuDifferences: [] };
+        }
+        phases.compare = performance.now() - t;
+        t = performance.now();
+      },
+      atResumed: () => {
+        if (options.oracle) cpuDifferences = compareCpu(captureCpu(g.machine), options.oracle.cpu);
+      },
+    });
+    phases.verify = performance.now() - t;
+    compared = { ...compared!, cpuDifferences };
+    const kept = options.keepRunning ? g : undefined;
+    if (kept) guest = undefined;
+    return { status, restore: restoreReport, oracle: compared, verify, generation: g.generation, phasesMs: roundAll(phases), console: g.machine.console, signatureReset, guest: kept };
+  } finally {
+    swap.close();
+    await guest?.machine.powerOff();
+  }
+}
+
+/** Checks every saved frame against its page's CRC32 in the image (when no oracle is at hand). */
+function compareWithImage(g: Guest, image: ValidatedImage): { pagesCompared: number; differingPages: PageDifference[] } {
+  const ram = g.machine.ram;
+  const differingPages: PageDifference[] = [];
+  for (let i = 0; i < image.pfns.length; i++) {
+    const pfn = image.pfns[i]!;
+    const crc = zlib.crc32(ram.subarray(pfn * 4096, pfn * 4096 + 4096)) >>> 0;
+    if (crc !== image.crcs[i]) differingPages.push({ pfn, owner: 'unknown', offset: -1, expected: image.crcs[i]!, actual: crc });
+  }
+  return { pagesCompared: image.pfns.length, differingPages };
+}
+
+/** hibernate() then resume() with the oracle, and the verdict. */
+export async function runCycle(options: HibernateOptions & { restore?: string } = {}): Promise<CycleReport> {
+  const h = await hibernate(options);
+  const r = await resume({ ...options, imagePath: h.imagePath, oracle: h.oracle, ramBytes: h.ramBytes });
+  return judge(h, r, options);
+}
+
+/**
+ * `count` cycles of one guest lineage: each resumed kernel runs its workloads on
+ * and is hibernated again (generation 1, 2, …), on the same swap device.
+ */
+export async function runLineage(count: number, options: HibernateOptions & { restore?: string } = {}): Promise<CycleReport[]> {
+  const reports: CycleReport[] = [];
+  const imagePath = options.imagePath ?? tmp.tmpNameSync({ prefix: 'hiberlab-', postfix: '.swap' });
+  let live: Guest | undefined;
+  try {
+    for (let i = 0; i < count; i++) {
+      const h = await hibernate({ ...options, imagePath, guest: live });
+      live = undefined;
+      const r = await resume({ ...options, imagePath, oracle: h.oracle, ramBytes: h.ramBytes, keepRunning: i < count - 1 });
+      live = r.guest;
+      reports.push(judge(h, r, options));
+      if (reports.at(-1)!.verdict === 'fail') break;
+    }
+  } finally {
+    await live?.machine.powerOff();
+  }
+  return reports;
+}
+
+export function judge(h: HibernateResult, r: ResumeResult, options: HibernateOptions & { restore?: string }): CycleReport {
+  const failures: string[] = [];
+  if (r.status !== 'resumed') failures.push(`resume ${r.status}: ${r.reason ?? ''}`);
+  const oracle = r.oracle ?? { against: 'oracle' as const, pagesCompared: 0, differingPages: [], cpuDifferences: [] };
+  if (oracle.differingPages.length) failures.push(`${oracle.differingPages.length} saved pages differ from the ${oracle.against} (first: PFN 0x${oracle.differingPages[0]!.pfn.toString(16)}, ${oracle.differingPages[0]!.owner})`);
+  if (oracle.cpuDifferences.length) failures.push(`CPU context differs: ${oracle.cpuDifferences.join('; ')}`);
+  if (r.status === 'resumed' && oracle.pagesCompared !== h.save.pagesSaved) failures.push(`compared ${oracle.pagesCompared} pages, the image has ${h.save.pagesSaved}`);
+  if (r.status === 'resumed' && r.verify.length !== h.workloadTasks) failures.push(`${r.verify.length} of ${h.workloadTasks} workload tasks reported their verification`);
+  for (const v of r.verify) if (v.badWords) failures.push(`task ${v.taskId}: ${v.badWords} of ${v.wordsChecked} words wrong (first at word ${v.firstBad})`);
+  const phases: Record<string, number> = {};
+  for (const [k, v] of Object.entries(h.phasesMs)) phases[`hibernate.${k}`] = v;
+  for (const [k, v] of Object.entries(h.save.phasesMs)) phases[`save.${k}`] = round1(v);
+  for (const [k, v] of Object.entries(r.phasesMs)) phases[`resume.${k}`] = v;
+  if (r.restore) for (const [k, v] of Object.entries(r.restore.phasesMs)) phases[`restore.${k}`] = round1(v);
+  return {
+    verdict: failures.length ? 'fail' : 'pass',
+    failures,
+    config: {
+      ramBytes: h.ramBytes, workload: h.workload, seed: h.seed, save: h.save.strategy, restore: r.restore?.strategy ?? options.restore ?? 'bitmap-pbe',
+      deterministic: !!options.deterministic, largePages: !!options.largePages, imagePath: h.imagePath,
+    },
+    buildId: h.buildId,
+    save: h.save,
+    restore: r.restore,
+    resumeStatus: r.status,
+    oracle,
+    verify: r.verify,
+    phasesMs: phases,
+  };
+}
+
+function roundAll(p: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(p).map(([k, v]) => [k, round1(v)]));
+}

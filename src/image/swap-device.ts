@@ -1,0 +1,165 @@
+/**
+ * The swap device: a regular host file that the guest sees as an IDE disk and that the
+ * harness reads and writes directly, with synchronous calls on one file descriptor.
+ *
+ * A new device is a sparse file with the swap signature in sector 0 (see layout.ts).
+ * The device never loads itself into memory: every access is a positioned read or
+ * write of the caller's buffer, looped until complete.
+ */
+
+import fs from 'node:fs';
+
+import { ImageError, bytesText } from './errors.ts';
+import { SECTOR_SIZE, decodeSignature, encodeSwapSignature, imageExtent, maxPagesFor, type Signature } from './layout.ts';
+
+export interface SwapDeviceOpenOptions {
+  /** Open for writing as well as reading. Default: false (read-only). */
+  readonly writable?: boolean;
+}
+
+/** The smallest device create() makes: signature page, header page, one metadata page, one data page. */
+export const MIN_DEVICE_BYTES = imageExtent(1).imageBytes;
+
+/** Largest single read or write handed to the kernel (Linux caps one call near 2 GiB). */
+const MAX_IO_BYTES = 1 << 30;
+
+export class SwapDevice {
+  /**
+   * Makes a new empty swap device of `bytes` (a multiple of 512, at least MIN_DEVICE_BYTES):
+   * a sparse file with the swap signature, fsync'ed. An existing swap device or image at
+   * `path` is re-made (its image is lost); an existing empty file is used; any other
+   * existing file is refused with NOT_A_SWAP_DEVICE and left as it was.
+   */
+  static create(path: string, bytes: number): SwapDevice {
+    if (!Number.isSafeInteger(bytes) || bytes < MIN_DEVICE_BYTES || bytes % SECTOR_SIZE !== 0) {
+      throw new RangeError(`swap device size must be a multiple of ${SECTOR_SIZE} and at least ${MIN_DEVICE_BYTES} bytes, got ${bytes}`);
+    }
+    let fd: number;
+    try {
+      fd = fs.openSync(path, 'r+');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      fd = fs.openSync(path, 'wx+');
+    }
+    const dev = new SwapDevice(path, fd, true);
+    try {
+      if (dev.bytes > 0 && dev.readSignature().kind === 'unknown') {
+        throw new ImageError('NOT_A_SWAP_DEVICE', `refusing to make ${path} a swap device: it exists (${bytesText(dev.bytes)}) and has no swap or image signature`, { path, actual: dev.bytes });
+      }
+      fs.ftruncateSync(fd, 0);
+      fs.ftruncateSync(fd, bytes);
+      dev.writeAt(encodeSwapSignature(bytes), 0);
+      dev.sync();
+      return dev;
+    } catch (err) {
+      dev.close();
+      throw err;
+    }
+  }
+
+  /** Opens an existing device (or image file) without looking at what it holds. */
+  static open(path: string, options: SwapDeviceOpenOptions = {}): SwapDevice {
+    const writable = options.writable ?? false;
+    return new SwapDevice(path, fs.openSync(path, writable ? 'r+' : 'r'), writable);
+  }
+
+  /**
+   * Opens `path` for writing if it is a swap device (or holds an image) of at least
+   * `bytes`; creates it with exactly `bytes` if it does not exist or is empty. Refuses a
+   * smaller device (DEVICE_TOO_SMALL: it is not grown behind the user's back) and any
+   * other file (NOT_A_SWAP_DEVICE).
+   */
+  static ensure(path: string, bytes: number): SwapDevice {
+    let dev: SwapDevice;
+    try {
+      dev = SwapDevice.open(path, { writable: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return SwapDevice.create(path, bytes);
+      throw err;
+    }
+    const size = dev.bytes;
+    const kind = size === 0 ? 'empty' : dev.readSignature().kind;
+    if (kind === 'empty') {
+      dev.close();
+      return SwapDevice.create(path, bytes);
+    }
+    if (kind === 'unknown') {
+      dev.close();
+      throw new ImageError('NOT_A_SWAP_DEVICE', `${path} is not a swap device: it has no swap or image signature (${bytesText(size)}); refusing to use it`, { path, actual: size });
+    }
+    if (size < bytes) {
+      dev.close();
+      throw new ImageError('DEVICE_TOO_SMALL', `swap device ${path} holds ${bytesText(size)}, but ${bytesText(bytes)} were asked for; delete it or make a bigger one`, { path, expected: bytes, actual: size });
+    }
+    return dev;
+  }
+
+  readonly path: string;
+  readonly writable: boolean;
+  #fd: number | undefined;
+
+  private constructor(path: string, fd: number, writable: boolean) {
+    this.path = path;
+    this.#fd = fd;
+    this.writable = writable;
+  }
+
+  /** Size of the file now (not cached: a test or a user may truncate it). */
+  get bytes(): number {
+    return fs.fstatSync(this.fd).size;
+  }
+
+  /** How many pages an image on this device can hold. */
+  maxPages(): number {
+    return maxPagesFor(this.bytes);
+  }
+
+  /** What sector 0 says. */
+  readSignature(): Signature {
+    const sector = new Uint8Array(SECTOR_SIZE);
+    const got = this.readAt(sector, 0);
+    return decodeSignature(got === SECTOR_SIZE ? sector : sector.subarray(0, got));
+  }
+
+  /** Reads into all of `into` from `offset`; returns the bytes read (fewer only at end of file). */
+  readAt(into: Uint8Array, offset: number): number {
+    let done = 0;
+    while (done < into.length) {
+      const n = fs.readSync(this.fd, into, done, Math.min(into.length - done, MAX_IO_BYTES), offset + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return done;
+  }
+
+  /** Writes all of `data` at `offset`. */
+  writeAt(data: Uint8Array, offset: number): void {
+    if (!this.writable) throw new Error(`swap device ${this.path} was opened read-only`);
+    let done = 0;
+    while (done < data.length) {
+      done += fs.writeSync(this.fd, data, done, Math.min(data.length - done, MAX_IO_BYTES), offset + done);
+    }
+  }
+
+  /** fsync: everything written so far is on the disk when this returns. */
+  sync(): void {
+    fs.fsyncSync(this.fd);
+  }
+
+  get closed(): boolean {
+    return this.#fd === undefined;
+  }
+
+  /** Closes the file; closing twice is harmless. */
+  close(): void {
+    if (this.#fd === undefined) return;
+    const fd = this.#fd;
+    this.#fd = undefined;
+    fs.closeSync(fd);
+  }
+
+  private get fd(): number {
+    if (this.#fd === undefined) throw new Error(`swap device ${this.path} is closed`);
+    return this.#fd;
+  }
+}

@@ -1,0 +1,266 @@
+/**
+ * validateImage: decides whether an image may be resumed, before a single guest byte
+ * is touched (swap.c: swsusp_check, then the CRC checks of the read path).
+ *
+ * The checks run in a fixed order, each on facts the previous ones made trustworthy:
+ *
+ *   1. signature         NO_SIGNATURE, BAD_SIGNATURE
+ *   2. header in file    TRUNCATED (the header page the signature points at is cut)
+ *   3. header            BAD_MAGIC, UNSUPPORTED_VERSION, BAD_HEADER_CRC,
+ *                        SIGNATURE_MISMATCH (header CRC vs the one in the signature)
+ *   4. header limits     BAD_METADATA (sizes, offsets and counts the header claims)
+ *   5. regions in file   TRUNCATED (metadata or data cut)
+ *   6. metadata          BAD_METADATA (CRC, PFNs ascending and below frame_count)
+ *   7. expectations      WRONG_BUILD, WRONG_RAM_SIZE
+ *   8. every page        BAD_PAGE_CRC (first bad page and the count)
+ *
+ * Every number read from the file is bounded before it is used: counts by MAX_FRAMES,
+ * regions by the file size, so a hostile file cannot make validation allocate more than
+ * 8 MiB of metadata or read outside the file. Pages are read in chunks (8 MiB by
+ * default) into one reused buffer. Validation only reads: a path is opened read-only.
+ */
+
+import zlib from 'node:zlib';
+
+import { ImageError, bytesText, hex, hex32, mibText, shortId } from './errors.ts';
+import {
+  CONTEXT_BYTES, FORMAT_VERSION, HEADER_SIZE, IMAGE_MAGIC, MAX_FRAMES, METADATA_BYTES_PER_PAGE, PAGE_SIZE,
+  SWAP_SIGNATURE, decodeHeader, decodeMetadata, headerCrcOf, toHex,
+  type ImageHeader, type Signature,
+} from './layout.ts';
+import { SwapDevice } from './swap-device.ts';
+
+/** What the running machine is: an image from anything else is refused. */
+export interface ImageExpectations {
+  /** sha256 of the running guest ELF, 64 hex digits. */
+  readonly buildId: string;
+  /** RAM size of the running guest. */
+  readonly ramBytes: number;
+}
+
+export interface ValidateOptions {
+  /** Bytes read at a time while checking page CRCs (a multiple of 4096). Default: 8 MiB. */
+  readonly chunkBytes?: number;
+}
+
+/** An image that passed every check; give it to an ImageReader. */
+export interface ValidatedImage {
+  readonly path: string;
+  readonly header: ImageHeader;
+  /** PFN of page i, strictly ascending. */
+  readonly pfns: Uint32Array;
+  /** CRC32 of page i, as recorded by the writer. */
+  readonly crcs: Uint32Array;
+  /** Byte offset of page 0; page i is at dataOffset + i * 4096. */
+  readonly dataOffset: number;
+  /** Bytes from the start of the device to the end of the data. */
+  readonly imageBytes: number;
+}
+
+export const DEFAULT_CHUNK_BYTES = 8 << 20;
+
+/** Validates the image on `target` (a device, or a path opened read-only); throws ImageError. */
+export function validateImage(target: SwapDevice | string, expect: ImageExpectations, options: ValidateOptions = {}): ValidatedImage {
+  if (!/^[0-9a-fA-F]{64}$/.test(expect.buildId)) throw new RangeError(`expect.buildId must be 64 hex digits (sha256), got "${expect.buildId}"`);
+  const chunkBytes = checkChunkBytes(options.chunkBytes);
+  const dev = typeof target === 'string' ? SwapDevice.open(target) : target;
+  try {
+    const path = dev.path;
+    const { headerOffset, headerCrc } = checkSignature(dev.readSignature(), path);
+    const fileBytes = dev.bytes;
+    const page = readHeaderPage(dev, headerOffset, fileBytes);
+    const header = checkHeader(page, headerOffset, headerCrc, path);
+    checkHeaderLimits(header, headerOffset, path);
+    checkRegionsInFile(header, fileBytes, path);
+    const { pfns, crcs } = readMetadata(dev, header);
+    checkExpectations(header, expect, path);
+    const scan = scanPages(dev, header, pfns, crcs, chunkBytes);
+    if (scan.badPages > 0) throw pageCrcError(path, header, pfns, scan);
+    return { path, header, pfns, crcs, dataOffset: header.dataOffset, imageBytes: header.dataOffset + header.dataBytes };
+  } finally {
+    if (typeof target === 'string') dev.close();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The steps, in order. inspect.ts runs the same steps and reports instead of throwing.
+
+/** Step 1: the device must hold an image signature pointing at a page-aligned offset. */
+export function checkSignature(sig: Signature, path: string): { headerOffset: number; headerCrc: number } {
+  if (sig.kind === 'swap') {
+    throw new ImageError('NO_SIGNATURE', `no hibernation image on ${path}: it has the swap signature "${SWAP_SIGNATURE}"`, { path, offset: 0 });
+  }
+  if (sig.kind === 'unknown' || sig.headerOffset === undefined || sig.headerCrc === undefined) {
+    throw new ImageError('BAD_SIGNATURE', `${path} is neither a swap device nor a hibernation image: sector 0 starts with ${sig.rawHex || '(nothing: the file is empty)'}`, { path, offset: 0, actual: sig.rawHex });
+  }
+  if (sig.headerOffset < PAGE_SIZE || sig.headerOffset % PAGE_SIZE !== 0) {
+    throw new ImageError('BAD_SIGNATURE', `the image signature of ${path} points at header offset ${sig.headerOffset}, which is not a page boundary after sector 0`, { path, offset: 0, actual: sig.headerOffset });
+  }
+  return { headerOffset: sig.headerOffset, headerCrc: sig.headerCrc };
+}
+
+/** Step 2: reads the header page (TRUNCATED if the file ends before it does). */
+export function readHeaderPage(dev: SwapDevice, headerOffset: number, fileBytes: number): Uint8Array {
+  if (fileBytes < headerOffset + PAGE_SIZE) {
+    throw new ImageError('TRUNCATED', `${dev.path} is truncated: the image header page ends at byte ${headerOffset + PAGE_SIZE} but the file has ${bytesText(fileBytes)}`, { path: dev.path, offset: headerOffset, expected: headerOffset + PAGE_SIZE, actual: fileBytes });
+  }
+  const page = new Uint8Array(PAGE_SIZE);
+  const got = dev.readAt(page, headerOffset);
+  if (got < PAGE_SIZE) throw truncatedWhileReading(dev.path, headerOffset + got);
+  return page;
+}
+
+/** Step 3: magic, version, header CRC, and the header CRC against the signature's. */
+export function checkHeader(page: Uint8Array, headerOffset: number, signatureCrc: number, path: string): ImageHeader {
+  const header = decodeHeader(page);
+  if (header.magic !== IMAGE_MAGIC) {
+    const raw = toHex(page.subarray(0, IMAGE_MAGIC.length));
+    throw new ImageError('BAD_MAGIC', `no image header at offset ${headerOffset} of ${path}: it starts with ${raw}, expected "${IMAGE_MAGIC}"`, { path, offset: headerOffset, expected: IMAGE_MAGIC, actual: raw });
+  }
+  if (header.version !== FORMAT_VERSION) {
+    throw new ImageError('UNSUPPORTED_VERSION', `the image on ${path} has format version ${header.version}; this build reads version ${FORMAT_VERSION}`, { path, offset: headerOffset, expected: FORMAT_VERSION, actual: header.version });
+  }
+  const computed = headerCrcOf(page, (data, seed) => zlib.crc32(data, seed));
+  if (computed !== header.headerCrc) {
+    throw new ImageError('BAD_HEADER_CRC', `the image header at offset ${headerOffset} of ${path} is corrupt: stored CRC ${hex32(header.headerCrc)}, computed ${hex32(computed)}`, { path, offset: headerOffset, expected: header.headerCrc, actual: computed });
+  }
+  if (header.headerCrc !== signatureCrc) {
+    throw new ImageError('SIGNATURE_MISMATCH', `the image header at offset ${headerOffset} of ${path} is not the one its signature recorded: header CRC ${hex32(header.headerCrc)}, signature says ${hex32(signatureCrc)}`, { path, offset: headerOffset, expected: signatureCrc, actual: header.headerCrc });
+  }
+  return header;
+}
+
+/** Step 4: every size, offset and count in the header is possible and consistent. */
+export function checkHeaderLimits(header: ImageHeader, headerOffset: number, path: string): void {
+  const bad = (what: string, actual: number, expected?: number): ImageError =>
+    new ImageError('BAD_METADATA', `the image header of ${path} claims ${what}`, { path, offset: headerOffset, actual, ...(expected === undefined ? {} : { expected }) });
+  const n = header.pageCount;
+  if (header.headerSize !== HEADER_SIZE) throw bad(`header_size ${header.headerSize}, but version ${FORMAT_VERSION} headers are ${HEADER_SIZE} bytes`, header.headerSize, HEADER_SIZE);
+  if (header.pageSize !== PAGE_SIZE) throw bad(`page_size ${header.pageSize}, expected ${PAGE_SIZE}`, header.pageSize, PAGE_SIZE);
+  if (header.contextSize !== CONTEXT_BYTES) throw bad(`context_size ${header.contextSize}, expected ${CONTEXT_BYTES}`, header.contextSize, CONTEXT_BYTES);
+  if (header.frameCount < 1 || header.frameCount > MAX_FRAMES) throw bad(`frame_count ${header.frameCount}, outside 1..${MAX_FRAMES}`, header.frameCount, MAX_FRAMES);
+  if (n > header.frameCount) throw bad(`page_count ${n}, more than frame_count ${header.frameCount}`, n, header.frameCount);
+  if (header.metadataOffset < headerOffset + PAGE_SIZE || header.metadataOffset % PAGE_SIZE !== 0) {
+    throw bad(`metadata_offset ${header.metadataOffset}, which is not a page boundary after the header`, header.metadataOffset);
+  }
+  if (header.metadataBytes !== n * METADATA_BYTES_PER_PAGE) throw bad(`metadata_bytes ${header.metadataBytes} for ${n} pages (expected ${n * METADATA_BYTES_PER_PAGE})`, header.metadataBytes, n * METADATA_BYTES_PER_PAGE);
+  if (header.dataOffset < header.metadataOffset + header.metadataBytes || header.dataOffset % PAGE_SIZE !== 0) {
+    throw bad(`data_offset ${header.dataOffset}, which is not a page boundary after the metadata`, header.dataOffset);
+  }
+  if (header.dataBytes !== n * PAGE_SIZE) throw bad(`data_bytes ${header.dataBytes} for ${n} pages (expected ${n * PAGE_SIZE})`, header.dataBytes, n * PAGE_SIZE);
+}
+
+/** Step 5: the metadata and data the header claims are inside the file. */
+export function checkRegionsInFile(header: ImageHeader, fileBytes: number, path: string): void {
+  const regions: Array<[string, number, number]> = [
+    ['metadata', header.metadataOffset, header.metadataBytes],
+    [`data (${header.pageCount} pages)`, header.dataOffset, header.dataBytes],
+  ];
+  for (const [name, offset, bytes] of regions) {
+    if (offset + bytes > fileBytes) {
+      throw new ImageError('TRUNCATED', `${path} is truncated: the image's ${name} region ends at byte ${offset + bytes} but the file has ${bytesText(fileBytes)}`, { path, offset, expected: offset + bytes, actual: fileBytes });
+    }
+  }
+}
+
+/** Step 6: reads the metadata and checks its CRC, the PFN order and range. */
+export function readMetadata(dev: SwapDevice, header: ImageHeader): { pfns: Uint32Array; crcs: Uint32Array } {
+  const path = dev.path;
+  const bytes = new Uint8Array(header.metadataBytes);
+  const got = dev.readAt(bytes, header.metadataOffset);
+  if (got < bytes.length) throw truncatedWhileReading(path, header.metadataOffset + got);
+  const computed = zlib.crc32(bytes);
+  if (computed !== header.metadataCrc) {
+    throw new ImageError('BAD_METADATA', `the image metadata at offset ${header.metadataOffset} of ${path} is corrupt: stored CRC ${hex32(header.metadataCrc)}, computed ${hex32(computed)}`, { path, offset: header.metadataOffset, expected: header.metadataCrc, actual: computed });
+  }
+  const { pfns, crcs } = decodeMetadata(bytes, header.pageCount);
+  for (let i = 0; i < pfns.length; i++) {
+    const pfn = pfns[i]!;
+    const offset = header.metadataOffset + i * 4;
+    if (i > 0 && pfn <= pfns[i - 1]!) {
+      throw new ImageError('BAD_METADATA', `the PFNs in the image metadata of ${path} are not ascending: entry ${i} (PFN ${hex(pfn)}) follows entry ${i - 1} (PFN ${hex(pfns[i - 1]!)})`, { path, offset, index: i, pfn });
+    }
+    if (pfn >= header.frameCount) {
+      throw new ImageError('BAD_METADATA', `entry ${i} of the image metadata of ${path} is PFN ${hex(pfn)}, beyond the ${header.frameCount} frames of the image`, { path, offset, index: i, pfn, expected: header.frameCount });
+    }
+  }
+  return { pfns, crcs };
+}
+
+/** Step 7: the image belongs to this guest build and this RAM size. */
+export function checkExpectations(header: ImageHeader, expect: ImageExpectations, path: string): void {
+  const running = expect.buildId.toLowerCase();
+  if (header.buildId !== running) {
+    throw new ImageError('WRONG_BUILD', `the image on ${path} was written by guest build ${shortId(header.buildId)}, but the running guest is ${shortId(running)}`, { path, expected: running, actual: header.buildId });
+  }
+  if (header.ramBytes !== expect.ramBytes) {
+    throw new ImageError('WRONG_RAM_SIZE', `the image on ${path} is for ${mibText(header.ramBytes)} of RAM, but this machine has ${mibText(expect.ramBytes)}`, { path, expected: expect.ramBytes, actual: header.ramBytes });
+  }
+}
+
+export interface PageScan {
+  readonly badPages: number;
+  /** The first bad page, if any. */
+  readonly first?: { readonly index: number; readonly expected: number; readonly actual: number };
+}
+
+/** Step 8: CRC of every page against the metadata, reading chunkBytes at a time. */
+export function scanPages(dev: SwapDevice, header: ImageHeader, pfns: Uint32Array, crcs: Uint32Array, chunkBytes = DEFAULT_CHUNK_BYTES): PageScan {
+  const chunkPages = chunkBytes / PAGE_SIZE;
+  const buffer = new Uint8Array(Math.min(chunkBytes, Math.max(PAGE_SIZE, header.dataBytes)));
+  let badPages = 0;
+  let first: PageScan['first'];
+  for (let index = 0; index < pfns.length; index += chunkPages) {
+    const count = Math.min(chunkPages, pfns.length - index);
+    const chunk = buffer.subarray(0, count * PAGE_SIZE);
+    const offset = header.dataOffset + index * PAGE_SIZE;
+    const got = dev.readAt(chunk, offset);
+    if (got < chunk.length) throw truncatedWhileReading(dev.path, offset + got);
+    const bad = comparePageCrcs(chunk, crcs, index);
+    if (bad.badPages > 0) {
+      badPages += bad.badPages;
+      first ??= bad.first;
+    }
+  }
+  return first ? { badPages, first } : { badPages };
+}
+
+/** CRC of each page of `chunk` (pages firstIndex...) against crcs. */
+export function comparePageCrcs(chunk: Uint8Array, crcs: Uint32Array, firstIndex: number): PageScan {
+  let badPages = 0;
+  let first: PageScan['first'];
+  const count = chunk.length / PAGE_SIZE;
+  for (let i = 0; i < count; i++) {
+    const actual = zlib.crc32(chunk.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+    const expected = crcs[firstIndex + i]!;
+    if (actual !== expected) {
+      badPages++;
+      first ??= { index: firstIndex + i, expected, actual };
+    }
+  }
+  return first ? { badPages, first } : { badPages };
+}
+
+/** BAD_PAGE_CRC for a scan that found bad pages. */
+export function pageCrcError(path: string, header: Pick<ImageHeader, 'dataOffset'>, pfns: Uint32Array, scan: PageScan): ImageError {
+  const first = scan.first!;
+  const pfn = pfns[first.index]!;
+  const offset = header.dataOffset + first.index * PAGE_SIZE;
+  const more = scan.badPages > 1 ? `; ${scan.badPages} bad pages in all` : '';
+  return new ImageError(
+    'BAD_PAGE_CRC',
+    `page ${first.index} (PFN ${hex(pfn)}) at offset ${offset} of ${path} is corrupt: stored CRC ${hex32(first.expected)}, computed ${hex32(first.actual)}${more}`,
+    { path, offset, index: first.index, pfn, expected: first.expected, actual: first.actual, count: scan.badPages },
+  );
+}
+
+export function checkChunkBytes(chunkBytes: number | undefined): number {
+  const value = chunkBytes ?? DEFAULT_CHUNK_BYTES;
+  if (!Number.isSafeInteger(value) || value < PAGE_SIZE || value % PAGE_SIZE !== 0) throw new RangeError(`chunkBytes must be a positive multiple of ${PAGE_SIZE}, got ${value}`);
+  return value;
+}
+
+/** The file got shorter between the size check and the read: it changed under us. */
+export function truncatedWhileReading(path: string, endOfFile: number): ImageError {
+  return new ImageError('TRUNCATED', `${path} is truncated: the file ended at byte ${endOfFile} while reading the image (did it change?)`, { path, offset: endOfFile, actual: endOfFile });
+}

@@ -1,0 +1,348 @@
+/**
+ * ImageWriter: writes a hibernation image onto a swap device (swap.c: swsusp_write).
+ *
+ * The caller fixes the image's pages up front (their PFNs, ascending) and then writes
+ * them in any order, any number of times: the last write of a page wins. That is what
+ * strategies that write memory while the guest still runs need (wp-full, cow,
+ * two-pageset): a page written early and dirtied later is simply written again.
+ *
+ * Data goes straight to its final place in the data region, so page i always lives at
+ * data_offset + i * PAGE_SIZE, and its CRC32 is taken as it is written. Consecutive
+ * small writes are gathered in a staging buffer and reach the file as one write; a big
+ * writePages() goes to the file from the caller's buffer, uncopied.
+ *
+ * commit() writes the metadata and the header, fsyncs, and only then writes the image
+ * signature and fsyncs again. Until that last sector write the device holds the
+ * signature it had before, so a crash or an error at any point leaves either no
+ * image or the complete new one, never a signature over half an image. (An image that
+ * was already on the device is discarded, signature reset, just before the first byte
+ * of the new one is written over it.)
+ */
+
+import zlib from 'node:zlib';
+
+import { ImageError, bytesText, hex } from './errors.ts';
+import {
+  BUILD_ID_BYTES, CONTEXT_BYTES, HEADER_OFFSET, MAX_FRAMES, PAGE_SIZE, STRATEGY_BYTES, ZERO_STATS,
+  encodeHeader, encodeMetadata, imageExtent, maxPagesFor,
+  type ImageExtent, type ImageStats, type SavedContext,
+} from './layout.ts';
+import { markImage, resetSignature } from './signature.ts';
+import type { SwapDevice } from './swap-device.ts';
+
+/** Stats a strategy reports; rewrittenPages is counted by the writer itself. */
+export type ImageStatsInput = Partial<Omit<ImageStats, 'rewrittenPages'>>;
+
+export interface ImageWriterOptions {
+  /** PFNs of the image's pages, strictly ascending; page index i is pfns[i]. Copied. */
+  readonly pfns: Uint32Array;
+  /** sha256 of the guest ELF: 64 hex digits or 32 raw bytes. */
+  readonly buildId: string | Uint8Array;
+  /** RAM size of the guest being hibernated. */
+  readonly ramBytes: number;
+  /** Frames of the guest being hibernated; every PFN must be below it. */
+  readonly frameCount: number;
+  /** Name of the save strategy (at most 32 ASCII characters). */
+  readonly strategy: string;
+  /** The saved context; may instead be given to commit() (it is known only at the atomic point). */
+  readonly context?: SavedContext;
+  /** Counters for the header; commit() may add to them. Default: all zero. */
+  readonly stats?: ImageStatsInput;
+  /** fsync before and after the signature (and after discarding an old image). Default: true. */
+  readonly durable?: boolean;
+  /** Size of the buffer that gathers consecutive small writes. Default: 4 MiB. */
+  readonly stagingBytes?: number;
+}
+
+export interface CommitOptions {
+  /** The saved context, if it was not given to the constructor (a value here wins). */
+  readonly context?: SavedContext;
+  /** Counters known only at the end; they override those given to the constructor. */
+  readonly stats?: ImageStatsInput;
+}
+
+export interface CommitResult {
+  /** Bytes from the start of the device to the end of the data. */
+  readonly imageBytes: number;
+  readonly pageCount: number;
+  readonly headerCrc: number;
+  readonly metadataCrc: number;
+  /** Page bytes written, rewrites included (write amplification = this / (pageCount * 4096)). */
+  readonly pageBytesWritten: number;
+  /** Page writes that replaced an earlier write of the same page. */
+  readonly rewrittenPages: number;
+  readonly stats: ImageStats;
+}
+
+const DEFAULT_STAGING_BYTES = 4 << 20;
+
+export class ImageWriter {
+  readonly device: SwapDevice;
+  readonly pageCount: number;
+  readonly extent: ImageExtent;
+  readonly #pfns: Uint32Array;
+  readonly #crcs: Uint32Array;
+  readonly #written: Uint8Array;
+  readonly #options: ImageWriterOptions;
+  readonly #buildId: Uint8Array;
+  readonly #durable: boolean;
+  #missing: number;
+  #rewritten = 0;
+  #pageBytesWritten = 0;
+  #state: 'open' | 'committed' | 'failed' = 'open';
+  /** The device held an image when we started: reset its signature before writing over it. */
+  #mustDiscardOldImage: boolean;
+  readonly #stage: Uint8Array;
+  #stageFirst = 0;
+  #stagePages = 0;
+
+  /**
+   * Checks the options and that the image fits the device (DEVICE_TOO_SMALL, giving
+   * both sizes). Writes nothing: a writer that is never used leaves the device as it was.
+   */
+  constructor(device: SwapDevice, options: ImageWriterOptions) {
+    this.device = device;
+    this.#options = options;
+    this.#durable = options.durable ?? true;
+    checkPfns(options.pfns, options.frameCount);
+    this.#buildId = buildIdBytes(options.buildId);
+    if (!Number.isSafeInteger(options.ramBytes) || options.ramBytes <= 0) throw new RangeError(`ramBytes must be a positive integer, got ${options.ramBytes}`);
+    if (!/^[\x21-\x7e]{1,32}$/.test(options.strategy)) throw new RangeError(`strategy must be 1 to ${STRATEGY_BYTES} printable ASCII characters without spaces, got "${options.strategy}"`);
+    if (options.context) checkContext(options.context);
+    if (options.stats) checkStats(options.stats);
+    if (!device.writable) throw new Error(`swap device ${device.path} was opened read-only; open it with { writable: true }`);
+
+    const sig = device.readSignature();
+    if (sig.kind === 'unknown') {
+      throw new ImageError('NOT_A_SWAP_DEVICE', `refusing to write an image on ${device.path}: it is not a swap device (sector 0 starts with ${sig.rawHex})`, { path: device.path, offset: 0 });
+    }
+    this.#mustDiscardOldImage = sig.kind === 'image';
+
+    this.pageCount = options.pfns.length;
+    this.extent = imageExtent(this.pageCount);
+    const deviceBytes = device.bytes;
+    if (this.extent.imageBytes > deviceBytes) {
+      throw new ImageError(
+        'DEVICE_TOO_SMALL',
+        `an image of ${this.pageCount} pages needs ${bytesText(this.extent.imageBytes)}, but swap device ${device.path} holds ${bytesText(deviceBytes)} (room for ${maxPagesFor(deviceBytes)} pages)`,
+        { path: device.path, expected: this.extent.imageBytes, actual: deviceBytes, count: this.pageCount },
+      );
+    }
+
+    this.#pfns = options.pfns.slice();
+    this.#crcs = new Uint32Array(this.pageCount);
+    this.#written = new Uint8Array(this.pageCount);
+    this.#missing = this.pageCount;
+    const stagingBytes = options.stagingBytes ?? DEFAULT_STAGING_BYTES;
+    if (!Number.isSafeInteger(stagingBytes) || stagingBytes < PAGE_SIZE || stagingBytes % PAGE_SIZE !== 0) {
+      throw new RangeError(`stagingBytes must be a positive multiple of ${PAGE_SIZE}, got ${stagingBytes}`);
+    }
+    this.#stage = new Uint8Array(Math.min(stagingBytes, Math.max(PAGE_SIZE, this.extent.dataBytes)));
+  }
+
+  /** PFNs of the image's pages (a copy). */
+  get pfns(): Uint32Array {
+    return this.#pfns.slice();
+  }
+
+  /** Pages not written yet. */
+  get missingPages(): number {
+    return this.#missing;
+  }
+
+  /** Page index of `pfn`, or -1 if it is not in the image (binary search). */
+  indexOf(pfn: number): number {
+    let lo = 0;
+    let hi = this.#pfns.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const v = this.#pfns[mid]!;
+      if (v === pfn) return mid;
+      if (v < pfn) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
+
+  /** Writes page `index` (PAGE_SIZE bytes); the data may be reused once this returns. */
+  writePage(index: number, data: Uint8Array): void {
+    if (data.length !== PAGE_SIZE) throw new RangeError(`writePage: a page is ${PAGE_SIZE} bytes, got ${data.length}`);
+    this.writePages(index, data);
+  }
+
+  /**
+   * Writes data.length / PAGE_SIZE consecutive pages starting at page `firstIndex`.
+   * A run of at least the staging size goes to the file in one write from `data` itself.
+   */
+  writePages(firstIndex: number, data: Uint8Array): void {
+    this.#checkOpen();
+    const count = data.length / PAGE_SIZE;
+    if (!Number.isInteger(count)) throw new RangeError(`writePages: ${data.length} bytes is not a whole number of ${PAGE_SIZE}-byte pages`);
+    if (!Number.isInteger(firstIndex) || firstIndex < 0 || firstIndex + count > this.pageCount) {
+      throw new RangeError(`writePages: pages ${firstIndex}..${firstIndex + count - 1} are outside the image (${this.pageCount} pages)`);
+    }
+    this.#guard(() => {
+      for (let i = 0; i < count; i++) {
+        const index = firstIndex + i;
+        this.#crcs[index] = zlib.crc32(data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+        if (this.#written[index]) this.#rewritten++;
+        else {
+          this.#written[index] = 1;
+          this.#missing--;
+        }
+      }
+      this.#pageBytesWritten += data.length;
+      this.#stageOrWrite(firstIndex, data);
+    });
+  }
+
+  /**
+   * Finishes the image: every page must have been written (INCOMPLETE_IMAGE otherwise,
+   * leaving the device as it was). Writes metadata and header, fsyncs, writes the image
+   * signature, fsyncs. After commit the writer is closed.
+   */
+  commit(options: CommitOptions = {}): CommitResult {
+    this.#checkOpen();
+    const context = options.context ?? this.#options.context;
+    if (!context) throw new TypeError('commit: no saved context: pass it to the ImageWriter or to commit({ context })');
+    checkContext(context);
+    if (options.stats) checkStats(options.stats);
+    if (this.#missing > 0) {
+      const first = this.#written.indexOf(0);
+      throw new ImageError(
+        'INCOMPLETE_IMAGE',
+        `cannot commit the image on ${this.device.path}: ${this.#missing} of ${this.pageCount} pages were never written (first: page ${first}, PFN ${hex(this.#pfns[first]!)})`,
+        { path: this.device.path, index: first, pfn: this.#pfns[first]!, count: this.#missing },
+      );
+    }
+    return this.#guard(() => {
+      this.#flushStage();
+      const stats = mergeStats(this.#options.stats, options.stats, this.#rewritten);
+      const metadata = encodeMetadata(this.#pfns, this.#crcs);
+      const metadataCrc = zlib.crc32(metadata.subarray(0, this.extent.metadataBytes));
+      const { page: headerPage, headerCrc } = encodeHeader({
+        frameCount: this.#options.frameCount,
+        pageCount: this.pageCount,
+        buildId: this.#buildId,
+        ramBytes: this.#options.ramBytes,
+        extent: this.extent,
+        strategy: this.#options.strategy,
+        stats,
+        context,
+        metadataCrc,
+      }, (data) => zlib.crc32(data));
+      this.#discardOldImage();
+      this.device.writeAt(metadata, this.extent.metadataOffset);
+      this.device.writeAt(headerPage, HEADER_OFFSET);
+      if (this.#durable) this.device.sync();
+      // The point of no return for the suspend side: from here on the image resumes.
+      markImage(this.device, HEADER_OFFSET, headerCrc, { durable: this.#durable });
+      this.#state = 'committed';
+      return {
+        imageBytes: this.extent.imageBytes,
+        pageCount: this.pageCount,
+        headerCrc,
+        metadataCrc,
+        pageBytesWritten: this.#pageBytesWritten,
+        rewrittenPages: this.#rewritten,
+        stats,
+      };
+    });
+  }
+
+  #checkOpen(): void {
+    if (this.#state !== 'open') {
+      throw new ImageError('WRITER_CLOSED', `the image writer for ${this.device.path} is ${this.#state === 'committed' ? 'committed' : 'closed after a failed write'}`, { path: this.device.path });
+    }
+  }
+
+  /** Runs a step that writes; if it throws, the writer is unusable (its view of the file is unknown). */
+  #guard<T>(step: () => T): T {
+    try {
+      return step();
+    } catch (err) {
+      this.#state = 'failed';
+      throw err;
+    }
+  }
+
+  #discardOldImage(): void {
+    if (!this.#mustDiscardOldImage) return;
+    this.#mustDiscardOldImage = false;
+    resetSignature(this.device, { durable: this.#durable });
+  }
+
+  #stageOrWrite(firstIndex: number, data: Uint8Array): void {
+    const stage = this.#stage;
+    if (this.#stagePages > 0 && firstIndex === this.#stageFirst + this.#stagePages && (this.#stagePages * PAGE_SIZE) + data.length <= stage.length) {
+      stage.set(data, this.#stagePages * PAGE_SIZE);
+      this.#stagePages += data.length / PAGE_SIZE;
+      return;
+    }
+    this.#flushStage();
+    if (data.length >= stage.length) {
+      this.#writeData(firstIndex, data);
+      return;
+    }
+    stage.set(data, 0);
+    this.#stageFirst = firstIndex;
+    this.#stagePages = data.length / PAGE_SIZE;
+  }
+
+  #flushStage(): void {
+    if (this.#stagePages === 0) return;
+    const pages = this.#stagePages;
+    this.#stagePages = 0;
+    this.#writeData(this.#stageFirst, this.#stage.subarray(0, pages * PAGE_SIZE));
+  }
+
+  #writeData(firstIndex: number, data: Uint8Array): void {
+    this.#discardOldImage();
+    this.device.writeAt(data, this.extent.dataOffset + firstIndex * PAGE_SIZE);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Option checks (caller bugs: RangeError/TypeError, not ImageError).
+
+function checkPfns(pfns: Uint32Array, frameCount: number): void {
+  if (!(pfns instanceof Uint32Array)) throw new TypeError('pfns must be a Uint32Array');
+  if (!Number.isInteger(frameCount) || frameCount < 1 || frameCount > MAX_FRAMES) throw new RangeError(`frameCount must be 1..${MAX_FRAMES}, got ${frameCount}`);
+  for (let i = 0; i < pfns.length; i++) {
+    const pfn = pfns[i]!;
+    if (pfn >= frameCount) throw new RangeError(`pfns[${i}] = ${hex(pfn)} is not below frameCount ${frameCount}`);
+    if (i > 0 && pfn <= pfns[i - 1]!) throw new RangeError(`pfns must be strictly ascending: pfns[${i}] = ${hex(pfn)} follows ${hex(pfns[i - 1]!)}`);
+  }
+}
+
+function buildIdBytes(buildId: string | Uint8Array): Uint8Array {
+  if (typeof buildId === 'string') {
+    if (!/^[0-9a-fA-F]{64}$/.test(buildId)) throw new RangeError(`buildId must be 64 hex digits (sha256), got "${buildId}"`);
+    return Uint8Array.from(Buffer.from(buildId, 'hex'));
+  }
+  if (buildId.length !== BUILD_ID_BYTES) throw new RangeError(`buildId must be ${BUILD_ID_BYTES} bytes, got ${buildId.length}`);
+  return buildId.slice();
+}
+
+function checkContext(context: SavedContext): void {
+  if (!Number.isInteger(context.address) || context.address < 0 || context.address > 0xffffffff) throw new RangeError(`context.address must be a u32, got ${context.address}`);
+  if (context.bytes.length !== CONTEXT_BYTES) throw new RangeError(`context.bytes must be ${CONTEXT_BYTES} bytes (struct saved_context), got ${context.bytes.length}`);
+}
+
+/** Zero, then the constructor's stats, then commit's; undefined values do not override. */
+function mergeStats(first: ImageStatsInput | undefined, last: ImageStatsInput | undefined, rewrittenPages: number): ImageStats {
+  const merged: Record<string, number> = { ...ZERO_STATS };
+  for (const stats of [first, last]) {
+    for (const [key, value] of Object.entries(stats ?? {})) if (value !== undefined) merged[key] = value;
+  }
+  merged['rewrittenPages'] = rewrittenPages;
+  return merged as unknown as ImageStats;
+}
+
+function checkStats(stats: ImageStatsInput): void {
+  for (const [key, value] of Object.entries(stats)) {
+    if (key === 'rewrittenPages') throw new TypeError('stats.rewrittenPages is counted by the writer; do not pass it');
+    if (!(key in ZERO_STATS)) throw new TypeError(`stats.${key} is not an image stat (known: ${Object.keys(ZERO_STATS).join(', ')})`);
+    if (value !== undefined && (!Number.isInteger(value) || value < 0 || value > 0xffffffff)) throw new RangeError(`stats.${key} must be a u32, got ${value}`);
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * The harness's hands on the guest's page-frame allocator.
+ *
+ * The guest keeps one `alloc_state` (src/abi.ts): a bitmap with one bit per frame
+ * (1 = in use), an owner byte per frame, a free count and a search hint. While the
+ * guest is stopped at a hypercall it is never inside its allocator, so the harness
+ * may allocate and free through the very same structure, exactly as a kernel's
+ * hibernation code calls the kernel's page allocator. Whatever the harness takes is
+ * gone from the guest's free memory: limits such as swsusp's half-of-RAM rule follow.
+ */
+import { OWNERS } from '../abi.ts';
+import { fieldAddr, readStruct, type BootInfo } from './guest-structs.ts';
+import type { Machine } from './machine.ts';
+
+export class AllocatorError extends Error {}
+
+export class GuestAllocator {
+  readonly frameCount: number;
+  private readonly stateAddr: number;
+  private readonly bitmapAddr: number;
+  private readonly ownerAddr: number;
+
+  constructor(private readonly m: Machine, bootInfo: BootInfo) {
+    this.stateAddr = bootInfo.alloc_state;
+    const s = readStruct(m, 'alloc_state', this.stateAddr);
+    this.frameCount = s.frame_count;
+    this.bitmapAddr = s.bitmap;
+    this.ownerAddr = s.owner_map;
+    if (this.bitmapAddr & 3) throw new AllocatorError(`allocator bitmap at 0x${this.bitmapAddr.toString(16)} is not 4-byte aligned`);
+  }
+
+  /** Bitmap words (bit = frame in use); a live view on guest memory. */
+  get bitmap(): Uint32Array {
+    return this.m.ram32.subarray(this.bitmapAddr >>> 2, (this.bitmapAddr >>> 2) + Math.ceil(this.frameCount / 32));
+  }
+
+  /** Owner byte per frame; a live view on guest memory. */
+  get owners(): Uint8Array {
+    return this.m.view(this.ownerAddr, this.frameCount);
+  }
+
+  get freeCount(): number {
+    return this.m.readU32(fieldAddr('alloc_state', this.stateAddr, 'free_count'));
+  }
+
+  private set freeCount(v: number) {
+    this.m.writeU32(fieldAddr('alloc_state', this.stateAddr, 'free_count'), v);
+  }
+
+  /** Where the bitmap and owner map live (pages the harness must not treat as ordinary data). */
+  get layout(): { bitmap: number; ownerMap: number; state: number } {
+    return { bitmap: this.bitmapAddr, ownerMap: this.ownerAddr, state: this.stateAddr };
+  }
+
+  isUsed(pfn: number): boolean {
+    return ((this.bitmap[pfn >>> 5]! >>> (pfn & 31)) & 1) === 1;
+  }
+
+  owner(pfn: number): number {
+    return this.owners[pfn]!;
+  }
+
+  /**
+   * Allocates `count` free frames for `owner`, lowest PFN first, skipping frames for
+   * which `accept` says no. All or nothing: returns undefined (and takes nothing) if
+   * there are not enough.
+   */
+  allocFrames(count: number, owner: number, accept?: (pfn: number) => boolean): Uint32Array | undefined {
+    if (count === 0) return new Uint32Array(0);
+    if (count > this.freeCount) return undefined;
+    const bm = this.bitmap;
+    const own = this.owners;
+    const out = new Uint32Array(count);
+    let n = 0;
+    for (let w = 0; w < bm.length && n < count; w++) {
+      let word = bm[w]!;
+      if (word === 0xffffffff) continue;
+      for (let b = 0; b < 32 && n < count; b++) {
+        if ((word >>> b) & 1) continue;
+        const pfn = w * 32 + b;
+        if (pfn >= this.frameCount) break;
+        if (accept && !accept(pfn)) continue;
+        out[n++] = pfn;
+      }
+    }
+    if (n < count) return undefined;
+    for (let i = 0; i < count; i++) {
+      const pfn = out[i]!;
+      bm[pfn >>> 5] = (bm[pfn >>> 5]! | (1 << (pfn & 31))) >>> 0;
+      own[pfn] = owner;
+    }
+    this.freeCount = this.freeCount - count;
+    return out;
+  }
+
+  /** Takes one specific free frame; false if it is in use. */
+  claim(pfn: number, owner: number): boolean {
+    if (this.isUsed(pfn)) return false;
+    const bm = this.bitmap;
+    bm[pfn >>> 5] = (bm[pfn >>> 5]! | (1 << (pfn & 31))) >>> 0;
+    this.owners[pfn] = owner;
+    this.freeCount = this.freeCount - 1;
+    return true;
+  }
+
+  /** Takes the listed frames, which must all be free (checked before anything is taken). */
+  claimAll(pfns: ArrayLike<number>, owner: number): void {
+    for (let i = 0; i < pfns.length; i++) {
+      if (this.isUsed(pfns[i]!)) throw new AllocatorError(`frame 0x${pfns[i]!.toString(16)} is not free`);
+    }
+    const bm = this.bitmap;
+    const own = this.owners;
+    for (let i = 0; i < pfns.length; i++) {
+      const pfn = pfns[i]!;
+      bm[pfn >>> 5] = (bm[pfn >>> 5]! | (1 << (pfn & 31))) >>> 0;
+      own[pfn] = owner;
+    }
+    this.freeCount = this.freeCount - pfns.length;
+  }
+
+  /** Gives frames back; each must be in use. */
+  freeFrames(pfns: ArrayLike<number>): void {
+    const bm = this.bitmap;
+    const own = this.owners;
+    for (let i = 0; i < pfns.length; i++) {
+      const pfn = pfns[i]!;
+      if (!this.isUsed(pfn)) throw new AllocatorError(`double free of frame 0x${pfn.toString(16)}`);
+      bm[pfn >>> 5] = (bm[pfn >>> 5]! & ~(1 << (pfn & 31))) >>> 0;
+      own[pfn] = OWNERS.FREE.value;
+    }
+    this.freeCount = this.freeCount + pfns.length;
+  }
+
+  /** Frames in use, counted from the bitmap. */
+  countUsed(): number {
+    let n = 0;
+    const bm = this.bitmap;
+    const full = this.frameCount >>> 5;
+    for (let w = 0; w < full; w++) n += popcount(bm[w]!);
+    for (let pfn = full * 32; pfn < this.frameCount; pfn++) if (this.isUsed(pfn)) n++;
+    return n;
+  }
+
+  /** Every broken invariant of the allocator, as sentences (empty when sound). */
+  checkInvariants(): string[] {
+    const problems: string[] = [];
+    const own = this.owners;
+    let used = 0;
+    for (let pfn = 0; pfn < this.frameCount; pfn++) {
+      const u = this.isUsed(pfn);
+      if (u) used++;
+      if (u !== (own[pfn] !== OWNERS.FREE.value) && problems.length < 10) {
+        problems.push(`frame 0x${pfn.toString(16)}: bitmap says ${u ? 'used' : 'free'}, owner map says 0x${own[pfn]!.toString(16)}`);
+      }
+    }
+    const free = this.frameCount - used;
+    if (free !== this.freeCount) problems.push(`free_count is ${this.freeCount}, the bitmap has ${free} free frames`);
+    return problems;
+  }
+}
+
+export function popcount(x: number): number {
+  x = x - ((x >>> 1) & 0x55555555);
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
+}

@@ -1,0 +1,279 @@
+/**
+ * A booted guest kernel: the machine plus what the kernel told us about itself
+ * (boot info, allocator, tasks) and the power-management protocol to drive it.
+ *
+ * Boot sequence as the harness sees it: BOOT_INFO → RESUME_CHECK (answered by the
+ * caller: boot normally, or jump into a prepared restore) → READY once every workload
+ * filled its buffer. Hibernation is requested through PM_POLL (answered inline every
+ * tick); the pm task then asks PM_NEXT for commands one by one.
+ */
+import { ABI_VERSION, HYPERCALLS, OWNERS, PM_COMMANDS, type HypercallName, type PmCommandName } from '../abi.ts';
+import { GuestAllocator } from './allocator.ts';
+import { ProtocolError } from './errors.ts';
+import { fieldAddr, readBootInfo, readTasks, type BootInfo, type TaskInfo } from './guest-structs.ts';
+import { Machine, type Hypercall, type HypercallResult, type MachineOptions, type RunOptions } from './machine.ts';
+import { parseWorkloadSpec, workloadCmdline, type WorkloadSpec } from './workload.ts';
+
+export interface GuestOptions extends Omit<MachineOptions, 'cmdline'> {
+  /** Workloads, e.g. "churn:4M@2000,stream:8M,cache:8M" (see parseWorkloadSpec). Default: none. */
+  readonly workload?: string | readonly WorkloadSpec[];
+  /** Seed of the workloads' content. Default 1. */
+  readonly seed?: number;
+  /** Map RAM with 4 MiB pages. Default false. */
+  readonly largePages?: boolean;
+  /** Extra words for the kernel command line. */
+  readonly extraCmdline?: string;
+}
+
+/** What the boot kernel does at RESUME_CHECK. */
+export type ResumeDecision = { resume: false } | { resume: true; trampoline: number; pbeHead: number; context: number };
+
+export interface VerifyReport {
+  taskId: number;
+  wordsChecked: number;
+  badWords: number;
+  firstBad: number | undefined;
+}
+
+export class Guest {
+  readonly bootInfo: BootInfo;
+  readonly allocator: GuestAllocator;
+  readonly workloads: readonly WorkloadSpec[];
+  private hibernateRequested = false;
+  /** The result of the last PM command, delivered with the next PM_NEXT. */
+  private lastPmResult = 0;
+  private inPmLoop = false;
+  /** VERIFY reports received since the last takeVerifyReports(). */
+  private verifyReports: VerifyReport[] = [];
+
+  private constructor(readonly machine: Machine, bootInfo: BootInfo, workloads: readonly WorkloadSpec[]) {
+    this.bootInfo = bootInfo;
+    this.allocator = new GuestAllocator(machine, bootInfo);
+    this.workloads = workloads;
+    machine.setInlineHandler('PM_POLL', () => ({ eax: this.hibernateRequested ? 1 : 0 }));
+    machine.setInlineHandler('FREEZE_DONE', () => undefined);
+  }
+
+  /**
+   * Boots a fresh machine up to RESUME_CHECK and lets `decide` answer it (after the
+   * boot info is known). With `{resume: false}` it continues to READY.
+   */
+  static async boot(options: GuestOptions, decide: (g: Guest, call: Hypercall) => Promise<ResumeDecision> | ResumeDecision = () => ({ resume: false })): Promise<Guest> {
+    const workloads = typeof options.workload === 'string' ? parseWorkloadSpec(options.workload, options.ramBytes) : (options.workload ?? []);
+    const cmdline = [
+      workloadCmdline(workloads),
+      `seed=${(options.seed ?? 1) >>> 0}`,
+      options.largePages ? 'pages=4m' : '',
+      options.extraCmdline ?? '',
+    ].filter(Boolean).join(' ');
+    const machine = await Machine.boot({ ...options, cmdline });
+    try {
+      const bi = await machine.runUntil(['BOOT_INFO'], { maxMs: 60_000 });
+      const bootInfo = readBootInfo(machine, bi.ebx, ABI_VERSION);
+      const guest = new Guest(machine, bootInfo, workloads);
+      machine.complete({ eax: 0 });
+      const check = await machine.runUntil(['RESUME_CHECK'], { maxMs: 60_000 });
+      const decision = await decide(guest, check);
+      if (decision.resume) {
+        machine.complete({ eax: 1, ebx: decision.trampoline, ecx: decision.pbeHead, esi: decision.context });
+      } else {
+        machine.complete({ eax: 0 });
+        await guest.waitReady();
+      }
+      return guest;
+    } catch (err) {
+      await machine.powerOff();
+      throw err;
+    }
+  }
+
+  /** Number of workload tasks (churn/stream); cache has no task. */
+  get workloadTaskCount(): number {
+    return this.workloads.filter((w) => w.kind === 'churn' || w.kind === 'stream').length;
+  }
+
+  private async waitReady(): Promise<void> {
+    const ready = await this.machine.runUntil(['READY'], { maxMs: 300_000 });
+    if (ready.ebx !== this.workloadTaskCount) {
+      throw new ProtocolError(`guest reported READY with ${ready.ebx} workload tasks, expected ${this.workloadTaskCount}`);
+    }
+    this.machine.complete({ eax: 0 });
+  }
+
+  /** The kernel's tick counter (HZ per second of guest time). */
+  get ticks(): number {
+    return this.machine.readU32(this.bootInfo.ticks);
+  }
+
+  get generation(): number {
+    return this.machine.readU32(this.bootInfo.generation);
+  }
+
+  get cachePages(): number {
+    return this.machine.readU32(this.bootInfo.cache_pages);
+  }
+
+  tasks(): TaskInfo[] {
+    return readTasks(this.machine, this.bootInfo);
+  }
+
+  /** Lets the guest run for `ticks` timer ticks of guest time (stops at no hypercall but errors). */
+  async runTicks(ticks: number, options: RunOptions = {}): Promise<void> {
+    const target = this.ticks + ticks;
+    // Stop at the first PM_POLL at or after the target tick.
+    this.machine.setInlineHandler('PM_POLL', (call, m) => {
+      if (this.ticks >= target) m.stopAt(call);
+      return { eax: 0 };
+    });
+    try {
+      const call = await this.machine.run({ waitingFor: `tick ${target}`, ...options });
+      if (call.name !== 'PM_POLL') throw new ProtocolError(`guest made ${call.name} while running freely`);
+      this.machine.complete({ eax: 0 });
+    } finally {
+      this.machine.setInlineHandler('PM_POLL', () => ({ eax: this.hibernateRequested ? 1 : 0 }));
+    }
+  }
+
+  /** Asks for hibernation (like `echo disk > /sys/power/state`) and waits until the pm task asks for its first command. */
+  async enterPm(): Promise<void> {
+    if (this.inPmLoop) return;
+    this.hibernateRequested = true;
+    const call = await this.runToPm();
+    this.hibernateRequested = false;
+    if (call.name !== 'PM_NEXT') throw new ProtocolError(`expected PM_NEXT, got ${call.name}`);
+    this.inPmLoop = true;
+    this.lastPmResult = call.ebx;
+  }
+
+  /**
+   * Sends one PM command and runs until the pm task asks for the next one; returns
+   * the command's result. ATOMIC stops at the ATOMIC hypercall instead: use atomic().
+   */
+  async pm(command: Exclude<PmCommandName, 'ATOMIC' | 'POWER_OFF'>, ebx = 0, ecx = 0, esi = 0): Promise<number> {
+    this.requirePm(command);
+    this.machine.complete({ eax: PM_COMMANDS[command].value, ebx, ecx, esi });
+    if (command === 'DONE') {
+      this.inPmLoop = false;
+      return 0;
+    }
+    const call = await this.runToPm();
+    if (call.name !== 'PM_NEXT') throw new ProtocolError(`PM ${command}: expected PM_NEXT, got ${call.name}`);
+    this.lastPmResult = call.ebx;
+    return call.ebx;
+  }
+
+  /**
+   * PM ATOMIC: the guest disables interrupts, saves its context and stops at the
+   * ATOMIC hypercall. `inside` runs there (the atomic section); afterwards the guest
+   * returns to its pm loop with interrupts on and asks for the next command.
+   */
+  async atomic<T>(inside: (call: Hypercall) => Promise<T> | T): Promise<T> {
+    this.requirePm('ATOMIC');
+    this.machine.complete({ eax: PM_COMMANDS.ATOMIC.value });
+    const call = await this.runToPm();
+    if (call.name !== 'ATOMIC') throw new ProtocolError(`PM ATOMIC: expected the ATOMIC hypercall, got ${call.name}`);
+    const result = await inside(call);
+    this.machine.complete({ eax: 0 });
+    const next = await this.runToPm();
+    if (next.name !== 'PM_NEXT') throw new ProtocolError(`after ATOMIC: expected PM_NEXT, got ${next.name} at 0x${next.eip.toString(16)}`);
+    this.lastPmResult = next.ebx;
+    return result;
+  }
+
+  /** PM POWER_OFF: the guest says goodbye, then the emulator is destroyed. */
+  async powerOff(): Promise<void> {
+    if (this.inPmLoop && this.machine.alive) {
+      this.machine.complete({ eax: PM_COMMANDS.POWER_OFF.value });
+      await this.machine.runUntil(['POWER_OFF'], { maxMs: 30_000 });
+      this.inPmLoop = false;
+    }
+    await this.machine.powerOff();
+  }
+
+  /**
+   * After a restore: runs from the trampoline through RESTORE_DONE (calling
+   * `atRestoreDone` there), RESUMED (frees the hibernation's leftover frames, like
+   * swsusp_free) and the tasks' VERIFY reports.
+   */
+  async completeResume(hooks: { atRestoreDone?: () => void; atResumed?: (generation: number) => void } = {}): Promise<VerifyReport[]> {
+    await this.machine.runUntil(['RESTORE_DONE'], { maxMs: 120_000, waitingFor: 'the trampoline (RESTORE_DONE)' });
+    hooks.atRestoreDone?.();
+    this.machine.complete({ eax: 0 });
+    const resumed = await this.machine.runUntil(['RESUMED'], { maxMs: 60_000 });
+    this.freeSnapshotFrames();
+    hooks.atResumed?.(resumed.ebx);
+    this.machine.complete({ eax: 0 });
+    this.inPmLoop = false;
+    // This object was made for the boot kernel; the tasks are now the resumed kernel's.
+    const workloadTasks = this.tasks().filter((t) => t.kind === 'churn' || t.kind === 'stream').length;
+    return this.collectVerifyReports(workloadTasks);
+  }
+
+  /** Asks every workload task to verify its buffer now and collects the reports. */
+  async verifyNow(): Promise<VerifyReport[]> {
+    await this.enterPm();
+    await this.pm('VERIFY');
+    await this.pm('DONE');
+    return this.collectVerifyReports(this.workloadTaskCount);
+  }
+
+  private async collectVerifyReports(count: number): Promise<VerifyReport[]> {
+    while (this.verifyReports.length < count) {
+      const call = await this.machine.run({ waitingFor: `VERIFY reports (${this.verifyReports.length}/${count})`, maxMs: 300_000 });
+      if (call.name === 'VERIFY') {
+        this.verifyReports.push({
+          taskId: call.ebx,
+          wordsChecked: call.ecx,
+          badWords: call.esi,
+          firstBad: call.edi === 0xffffffff ? undefined : call.edi,
+        });
+        this.machine.complete({ eax: 0 });
+      } else if (call.name === 'PM_NEXT') {
+        this.machine.complete({ eax: PM_COMMANDS.DONE.value });
+      } else {
+        throw new ProtocolError(`waiting for VERIFY, the guest made ${call.name}`);
+      }
+    }
+    const reports = this.verifyReports;
+    this.verifyReports = [];
+    return reports;
+  }
+
+  /** Frees every frame owned by the hibernation (SNAPSHOT) in this kernel's allocator. */
+  freeSnapshotFrames(): number {
+    const owners = this.allocator.owners;
+    const frames: number[] = [];
+    for (let pfn = 0; pfn < owners.length; pfn++) if (owners[pfn] === OWNERS.SNAPSHOT.value) frames.push(pfn);
+    this.allocator.freeFrames(frames);
+    return frames.length;
+  }
+
+  /** The pm task's last command result (delivered with the PM_NEXT now pending). */
+  get pmResult(): number {
+    return this.lastPmResult;
+  }
+
+  private async runToPm(): Promise<Hypercall> {
+    // VERIFY reports and READY may arrive while we wait for the pm task; keep them.
+    return this.machine.runUntil(['PM_NEXT', 'ATOMIC', 'POWER_OFF'], {
+      maxMs: 300_000,
+      otherwise: (call): HypercallResult => {
+        if (call.name === 'VERIFY') {
+          this.verifyReports.push({ taskId: call.ebx, wordsChecked: call.ecx, badWords: call.esi, firstBad: call.edi === 0xffffffff ? undefined : call.edi });
+          return { eax: 0 };
+        }
+        throw new ProtocolError(`unexpected hypercall ${call.name} while driving the pm task`);
+      },
+    });
+  }
+
+  private requirePm(command: string): void {
+    if (!this.inPmLoop) throw new ProtocolError(`PM ${command}: the pm task is not in its pm loop (call enterPm first)`);
+  }
+}
+
+export function hypercallValue(name: HypercallName): number {
+  return HYPERCALLS[name].value;
+}
+
+export { fieldAddr };

@@ -1,0 +1,103 @@
+/**
+ * The parts of v86 that hiberlab uses, typed. `v86.d.ts` types the public starter API
+ * but not `emu.v86.cpu`; everything below was read off `build/libv86-debug.mjs`
+ * (v86 0.5.462) and is written down in docs/V86.md.
+ */
+import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+
+/** Byte offsets of CPU state inside the wasm memory (see `CPU(...)` in libv86-debug.mjs). */
+export const WASM_OFFSETS = {
+  reg32: 64, // 8 × i32: EAX ECX EDX EBX ESP EBP ESI EDI
+  flags: 120,
+  instruction_pointer: 556, // linear EIP (CS base + EIP)
+  idtr_size: 564,
+  idtr_offset: 568,
+  gdtr_size: 572,
+  gdtr_offset: 576,
+  cr: 580, // 8 × i32: CR0 .. CR7
+  in_hlt: 616,
+  instruction_counter: 664,
+  sreg: 668, // 8 × u16: ES CS SS DS FS GS
+} as const;
+
+export interface V86Io {
+  register_write(port: number, device: object, w8?: (v: number) => void, w16?: (v: number) => void, w32?: (v: number) => void): void;
+  register_read(port: number, device: object, r8?: () => number, r16?: () => number, r32?: () => number): void;
+}
+
+export interface V86Cpu {
+  wasm_memory: { buffer: ArrayBuffer | SharedArrayBuffer };
+  mem8: { byteOffset: number; length: number };
+  memory_size: { [i: number]: number };
+  io: V86Io;
+  main_loop(): number;
+  get_eflags(): number;
+  full_clear_tlb(): void;
+  clear_tlb(): void;
+  jit_clear_cache(): void;
+  jit_dirty_cache(start: number, end: number): void;
+  device_raise_irq(irq: number): void;
+  set_jit_config(index: number, value: number): void;
+}
+
+export interface V86Emulator {
+  v86: { cpu: V86Cpu; constructor: { microtick: () => number } };
+  add_listener(event: string, fn: (data: unknown) => void): void;
+  remove_listener(event: string, fn: (data: unknown) => void): void;
+  destroy(): Promise<void>;
+  stop(): Promise<void>;
+  save_state(): Promise<ArrayBuffer>;
+  restore_state(state: ArrayBuffer): Promise<void>;
+}
+
+export interface V86Options {
+  wasm_path?: string;
+  wasm_fn?: (imports: { env: Record<string, unknown> }) => Promise<Record<string, unknown>>;
+  memory_size: number;
+  vga_memory_size?: number;
+  multiboot?: { buffer: ArrayBuffer };
+  cmdline?: string;
+  hda?: unknown;
+  autostart: boolean;
+  disable_speaker?: boolean;
+  disable_keyboard?: boolean;
+  disable_mouse?: boolean;
+  disable_jit?: boolean;
+  acpi?: boolean;
+  log_level?: number;
+}
+
+export type V86Constructor = new (options: V86Options) => V86Emulator;
+
+const require = createRequire(import.meta.url);
+
+/** Node's WebAssembly global (its types live in lib.dom, which this project does not load). */
+export const Wasm = (globalThis as unknown as {
+  WebAssembly: { instantiate(bytes: Uint8Array, imports: object): Promise<{ instance: { exports: Record<string, unknown> } }> };
+}).WebAssembly;
+
+/** Directory of the v86 npm package's build (libv86.mjs, v86.wasm). */
+export function v86BuildDir(): string {
+  return require.resolve('v86/build/libv86.mjs').replace(/libv86\.mjs$/, '');
+}
+
+let cachedWasm: Uint8Array | undefined;
+
+/** The v86 wasm bytes, read once per process. */
+export function v86WasmBytes(): Uint8Array {
+  cachedWasm ??= readFileSync(v86BuildDir() + 'v86.wasm');
+  return cachedWasm;
+}
+
+let cachedCtor: V86Constructor | undefined;
+
+/** The V86 constructor (imported lazily so that pure modules don't load the emulator). */
+export async function loadV86(): Promise<V86Constructor> {
+  if (!cachedCtor) {
+    const mod = (await import('v86')) as unknown as { V86: V86Constructor; default?: { V86: V86Constructor } };
+    cachedCtor = mod.V86 ?? mod.default?.V86;
+    if (!cachedCtor) throw new Error('v86: the package exports no V86 constructor');
+  }
+  return cachedCtor;
+}

@@ -1,0 +1,165 @@
+/**
+ * bitmap-pbe: the restore of seed 001 (Linux snapshot.c's prepare_image and
+ * get_buffer, without highmem).
+ *
+ * The boot kernel is running the same build the image came from, but its own memory
+ * sits in some of the frames the image must fill. So:
+ *
+ *   1. plan on the harness's private view, touching nothing: which image pages have
+ *      a free original frame (load in place), which need a safe page (a free frame
+ *      that is no original location of any image page), and whether there are
+ *      enough safe pages for those, for the PBE list, for the unsafe bitmap and for
+ *      the trampoline; if not, refuse;
+ *   2. mark every original frame in an "unsafe" memory bitmap kept in guest frames;
+ *   3. one pass over the boot kernel's free frames: a frame marked unsafe is taken
+ *      for its own page (in place), any other is taken as a safe page while safe pages
+ *      are still needed;
+ *   4. stream the image in: in-place pages to their frames, the others to safe pages,
+ *      each with a PBE (address of the copy, original address, next) in guest memory;
+ *   5. copy the position-independent trampoline into a safe page.
+ *
+ * The guest then jumps to the trampoline, which (paging off) copies every PBE's page
+ * to its original frame and loads the saved context: the point of no return.
+ */
+import { OWNERS, STRUCTS } from '../abi.ts';
+import { ImageReader } from '../image/index.ts';
+import { bitmapPages, GuestBitmap } from '../metrics/bitmap.ts';
+import { PhaseTimer } from '../metrics/timer.ts';
+import { RestoreRefusedError, type RestoreContext, type RestorePlan, type RestoreStrategy } from './strategy.ts';
+
+const PBE_BYTES = STRUCTS.pbe.size;
+export const PBES_PER_PAGE = Math.floor(4096 / PBE_BYTES);
+/** Pages read from the image per chunk. */
+const CHUNK_PAGES = 2048;
+
+export const bitmapPbe: RestoreStrategy = {
+  name: 'bitmap-pbe',
+  description: 'unsafe frames in a bitmap, one allocation pass, in-place loads where the original frame is free, safe pages + PBE list for the rest',
+  async prepare(ctx: RestoreContext): Promise<RestorePlan> {
+    const { guest, image, progress } = ctx;
+    const m = guest.machine;
+    const alloc = guest.allocator;
+    const bi = guest.bootInfo;
+    const frames = alloc.frameCount;
+    const pfns = image.pfns;
+    const timer = new PhaseTimer();
+
+    // 1. Plan (nothing written).
+    const plan = await timer.time('plan', () => {
+      if (image.header.context.address !== bi.saved_context) {
+        throw new RestoreRefusedError(
+          `image's saved context is at 0x${image.header.context.address.toString(16)} but this kernel's is at 0x${bi.saved_context.toString(16)}: not the same kernel layout`,
+        );
+      }
+      const trampolineBytes = bi.trampoline_end - bi.trampoline_start;
+      if (trampolineBytes <= 0 || trampolineBytes > 4096) throw new RestoreRefusedError(`trampoline of ${trampolineBytes} bytes does not fit one page`);
+      const unsafe = new Uint8Array(frames);
+      let inPlace = 0;
+      for (let i = 0; i < pfns.length; i++) {
+        const pfn = pfns[i]!;
+        if (pfn >= frames) throw new RestoreRefusedError(`image page ${i} belongs to frame 0x${pfn.toString(16)}, beyond this machine's ${frames} frames`);
+        unsafe[pfn] = 1;
+        if (!alloc.isUsed(pfn)) inPlace++;
+      }
+      const pbes = pfns.length - inPlace;
+      const pbePages = Math.ceil(pbes / PBES_PER_PAGE);
+      const bmPages = bitmapPages(frames);
+      const safeNeeded = pbes + pbePages + bmPages + 1;
+      const safeFree = alloc.freeCount - inPlace;
+      if (safeNeeded > safeFree) {
+        throw new RestoreRefusedError(
+          `cannot restore: ${pbes} image pages have their original frame in use by the boot kernel and need safe pages, ` +
+            `plus ${pbePages} PBE pages, ${bmPages} bitmap pages and a trampoline page (${safeNeeded} in all), ` +
+            `but only ${safeFree} free frames are not original locations of image pages`,
+          { pbes, safeNeeded, safeFree },
+        );
+      }
+      return { unsafe, inPlace, pbes, pbePages, bmPages, safeNeeded };
+    });
+
+    // 2. + 3. The unsafe bitmap, then one allocation pass.
+    const taken = await timer.time('allocate', () => {
+      const bmFrames = alloc.allocFrames(plan.bmPages, OWNERS.SNAPSHOT.value, (pfn) => plan.unsafe[pfn] === 0)!;
+      const unsafeBm = new GuestBitmap(m, bmFrames, frames);
+      unsafeBm.clear();
+      unsafeBm.setAll(pfns);
+      const inPlaceFrames: number[] = [];
+      const safe: number[] = [];
+      const safeWanted = plan.safeNeeded - plan.bmPages;
+      const bm = alloc.bitmap;
+      for (let w = 0; w < bm.length; w++) {
+        let freeBits = ~bm[w]! >>> 0;
+        while (freeBits !== 0) {
+          const b = 31 - Math.clz32(freeBits & -freeBits);
+          freeBits = (freeBits & (freeBits - 1)) >>> 0;
+          const pfn = w * 32 + b;
+          if (pfn >= frames) break;
+          if (unsafeBm.test(pfn)) inPlaceFrames.push(pfn);
+          else if (safe.length < safeWanted) safe.push(pfn);
+        }
+      }
+      alloc.claimAll(inPlaceFrames, OWNERS.SNAPSHOT.value);
+      alloc.claimAll(safe, OWNERS.SNAPSHOT.value);
+      return { bmFrames, inPlaceFrames, safe };
+    });
+
+    const trampolinePfn = taken.safe[0]!;
+    const pbePagePfns = taken.safe.slice(1, 1 + plan.pbePages);
+    const dataSafe = taken.safe.slice(1 + plan.pbePages);
+
+    // 4. Load.
+    let pbeCount = 0;
+    await timer.time('load', () => {
+      const reader = new ImageReader(image, ctx.swap);
+      const ram = m.ram;
+      const ram32 = m.ram32;
+      const phase = progress.phase('load image', pfns.length);
+      let nextSafe = 0;
+      let prevPbeAddr = 0;
+      const chunk = new Uint8Array(CHUNK_PAGES * 4096);
+      const loadInPlace = new Uint8Array(frames);
+      for (const pfn of taken.inPlaceFrames) loadInPlace[pfn] = 1;
+      for (let first = 0; first < pfns.length; first += CHUNK_PAGES) {
+        const count = Math.min(CHUNK_PAGES, pfns.length - first);
+        const data = reader.readPages(first, count, chunk.subarray(0, count * 4096));
+        for (let k = 0; k < count; k++) {
+          const pfn = pfns[first + k]!;
+          const page = data.subarray(k * 4096, (k + 1) * 4096);
+          if (loadInPlace[pfn]) {
+            ram.set(page, pfn * 4096);
+            continue;
+          }
+          const copy = dataSafe[nextSafe++]!;
+          ram.set(page, copy * 4096);
+          const pbeAddr = pbePagePfns[Math.floor(pbeCount / PBES_PER_PAGE)]! * 4096 + (pbeCount % PBES_PER_PAGE) * PBE_BYTES;
+          ram32[pbeAddr >>> 2] = copy * 4096;
+          ram32[(pbeAddr >>> 2) + 1] = pfn * 4096;
+          ram32[(pbeAddr >>> 2) + 2] = 0;
+          if (prevPbeAddr) ram32[(prevPbeAddr >>> 2) + 2] = pbeAddr;
+          prevPbeAddr = pbeAddr;
+          pbeCount++;
+        }
+        phase.update(first + count);
+      }
+      phase.end();
+      if (pbeCount !== plan.pbes) throw new RestoreRefusedError(`internal: planned ${plan.pbes} PBEs, built ${pbeCount}`);
+      // 5. The trampoline, relocated into a safe page.
+      m.write(trampolinePfn * 4096, m.view(bi.trampoline_start, bi.trampoline_end - bi.trampoline_start).slice());
+      m.clearJitCache();
+      m.flushTlb();
+    });
+
+    const pbeHead = pbeCount > 0 ? pbePagePfns[0]! * 4096 : 0;
+    return {
+      decision: { resume: true, trampoline: trampolinePfn * 4096, pbeHead, context: bi.saved_context },
+      report: {
+        strategy: 'bitmap-pbe',
+        pagesLoaded: pfns.length,
+        inPlacePages: plan.inPlace,
+        pbes: pbeCount,
+        snapshotFrames: taken.bmFrames.length + taken.inPlaceFrames.length + taken.safe.length,
+        phasesMs: timer.phases,
+      },
+    };
+  },
+};
