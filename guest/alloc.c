@@ -6,6 +6,9 @@
  * and counters while the guest is stopped at a hypercall (the allocator never
  * makes one).
  *
+ * The guest's own calls run with interrupts off, so a hypercall by another
+ * task never finds an allocation half done.
+ *
  * Invariant: for every frame, its bit is set iff its owner is not 0, and
  * free_count is the number of clear bits. Frames below 1 MiB and every hole
  * in the memory map are OWNER_RESERVED and never freed.
@@ -25,6 +28,7 @@ uint32_t ram_bytes;
 #define BITMAP ((uint32_t *)alloc_state.bitmap)
 #define OWNERS ((uint8_t *)alloc_state.owner_map)
 
+/* Return 1 if frame pfn is in use (its bit is set). */
 static inline int frame_used(uint32_t pfn)
 {
     return (BITMAP[pfn / 32] >> (pfn % 32)) & 1;
@@ -70,6 +74,7 @@ static void for_each_ram_region(uint32_t mbi, void (*fn)(uint64_t base, uint64_t
     }
 }
 
+/* for_each_ram_region callback: raise ram_bytes to the end of this region. */
 static void note_top(uint64_t base, uint64_t end)
 {
     (void)base;
@@ -77,6 +82,7 @@ static void note_top(uint64_t base, uint64_t end)
         ram_bytes = PGROUNDDOWN((uint32_t)end);
 }
 
+/* for_each_ram_region callback: mark the whole frames of [base, end) above 1 MiB free. */
 static void free_region(uint64_t base, uint64_t end)
 {
     uint32_t pfn = (uint32_t)((base + PAGE_SIZE - 1) / PAGE_SIZE);
@@ -157,61 +163,75 @@ static uint32_t find_free(uint32_t start)
 /* Allocate one frame for owner; return its physical address, 0 if memory is exhausted. */
 uint32_t alloc_page(int owner)
 {
-    uint32_t pfn;
+    uint32_t pfn, f;
 
     if (owner == OWNER_FREE || owner > 0xFF)
         panic("alloc_page: bad owner");
-    if (alloc_state.free_count == 0)
+    f = irq_save();
+    if (alloc_state.free_count == 0) {
+        irq_restore(f);
         return 0;
+    }
     pfn = find_free(alloc_state.next_hint);
     if (pfn >= alloc_state.frame_count)
         panic("alloc_page: free_count says free, bitmap says full");
     frame_take(pfn, owner);
     alloc_state.next_hint = pfn + 1 < alloc_state.frame_count ? pfn + 1 : 0;
+    irq_restore(f);
     return pfn * PAGE_SIZE;
+}
+
+/* Return the first pfn of the lowest run of n free frames, or frame_count if there is none. */
+static uint32_t find_free_run(uint32_t n)
+{
+    uint32_t pfn, run = 0;
+
+    for (pfn = 0; pfn < alloc_state.frame_count; pfn++) {
+        if (pfn % 32 == 0 && BITMAP[pfn / 32] == 0xFFFFFFFFu) {
+            run = 0;
+            pfn += 31;                      /* skip a full word */
+            continue;
+        }
+        run = frame_used(pfn) ? 0 : run + 1;
+        if (run == n)
+            return pfn + 1 - n;
+    }
+    return alloc_state.frame_count;
 }
 
 /* Allocate n physically contiguous frames for owner (first fit); return the first address, 0 if none. */
 uint32_t alloc_contig(uint32_t n, int owner)
 {
-    uint32_t pfn, run = 0, i;
+    uint32_t first, i, f;
 
     if (owner == OWNER_FREE || owner > 0xFF || n == 0)
         panic("alloc_contig: bad argument");
-    if (alloc_state.free_count < n)
+    f = irq_save();
+    first = alloc_state.free_count >= n ? find_free_run(n) : alloc_state.frame_count;
+    if (first >= alloc_state.frame_count) {
+        irq_restore(f);
         return 0;
-    for (pfn = 0; pfn < alloc_state.frame_count; pfn++) {
-        if (pfn % 32 == 0 && BITMAP[pfn / 32] == 0xFFFFFFFFu) {
-            run = 0;
-            pfn += 31;
-            continue;
-        }
-        if (frame_used(pfn)) {
-            run = 0;
-            continue;
-        }
-        if (++run == n) {
-            uint32_t first = pfn + 1 - n;
-            for (i = first; i <= pfn; i++)
-                frame_take(i, owner);
-            return first * PAGE_SIZE;
-        }
     }
-    return 0;
+    for (i = first; i < first + n; i++)
+        frame_take(i, owner);
+    irq_restore(f);
+    return first * PAGE_SIZE;
 }
 
 /* Free the frame at addr; panic on a bad address, a double free or a reserved frame. */
 void free_page(uint32_t addr)
 {
-    uint32_t pfn = addr / PAGE_SIZE;
+    uint32_t pfn = addr / PAGE_SIZE, f;
 
     if (addr % PAGE_SIZE || pfn >= alloc_state.frame_count)
         panic("free_page: bad address");
+    f = irq_save();
     if (!frame_used(pfn))
         panic("free_page: double free");
     if (OWNERS[pfn] == OWNER_RESERVED || OWNERS[pfn] == OWNER_KERNEL || OWNERS[pfn] == OWNER_ALLOCATOR)
         panic("free_page: frame is not freeable");
     frame_release(pfn);
+    irq_restore(f);
 }
 
 /* Free n contiguous frames starting at addr. */

@@ -113,6 +113,7 @@ uint32_t fmix32(uint32_t h);
 /* pm.c */
 void pm_task(uint32_t arg);
 extern volatile uint32_t generation;
+extern int pm_crash_after_ready;
 extern uint8_t probe_buffer[PROBE_BUFFER_BYTES];
 
 /* swsusp.S */

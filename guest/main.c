@@ -13,7 +13,6 @@
 #define MULTIBOOT_BOOTLOADER_MAGIC 0x2BADB002
 
 struct boot_info boot_info;
-extern int pm_crash_after_ready;
 
 /* Body of task 0: halt until the next interrupt, forever; the timer switches away when work appears. */
 static void idle_task(uint32_t arg)

@@ -49,6 +49,7 @@ static inline uint32_t mix(uint32_t seed, uint32_t j, uint32_t n)
     return fmix32(seed ^ (j * 0x9E3779B9u) ^ (n * 0x85EBCA6Bu) ^ 0x5bd1e995u);
 }
 
+/* 2^perm_bits - 1. */
 static inline uint32_t perm_mask(const struct workload_header *h)
 {
     return h->perm_bits >= 32 ? 0xFFFFFFFFu : (1u << h->perm_bits) - 1;
@@ -92,6 +93,7 @@ static uint32_t div64_32(uint32_t hi, uint32_t lo, uint32_t d, uint32_t *rem)
     return q;
 }
 
+/* The data words, one page after the header. */
 static inline uint32_t *wl_data(struct workload_header *h)
 {
     return (uint32_t *)((uint32_t)h + PAGE_SIZE);

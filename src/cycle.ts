@@ -119,6 +119,8 @@ export interface CycleReport {
   readonly save: SaveReport;
   readonly restore?: RestoreReport;
   readonly resumeStatus: ResumeStatus;
+  /** The resumed kernel's generation (1 after the first resume of a lineage). */
+  readonly generation?: number;
   readonly oracle: { against: 'oracle' | 'image'; pagesCompared: number; differingPages: PageDifference[]; cpuDifferences: string[] };
   readonly verify: VerifyReport[];
   readonly phasesMs: Readonly<Record<string, number>>;
@@ -213,8 +215,12 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
           return plan.decision;
         } catch (err) {
           if (err instanceof ImageError || err instanceof RestoreRefusedError) {
+            // A failure during the load (the file changed after validation) has written only
+            // into frames the boot kernel had free: give them back and boot on.
+            const freed = g.freeSnapshotFrames();
+            if (freed) reason = `${err.message} (during the load; the ${freed} frames it had taken were freed)`;
             status = err instanceof ImageError && err.code === 'NO_SIGNATURE' ? 'no-image' : 'refused';
-            reason = err.message;
+            reason ??= err.message;
             errorCode = err instanceof ImageError ? err.code : 'RESTORE_REFUSED';
             if (before) untouched = Buffer.compare(before, g.machine.ram) === 0;
             return { resume: false };
@@ -326,6 +332,7 @@ export function judge(h: HibernateResult, r: ResumeResult, options: HibernateOpt
     save: h.save,
     restore: r.restore,
     resumeStatus: r.status,
+    generation: r.generation,
     oracle,
     verify: r.verify,
     phasesMs: phases,

@@ -539,6 +539,13 @@ describe('validation refuses, naming what and where, and never changes the file'
     expect(err.message).toBe(`the image header of ${file} claims frame_count 4294967295, outside 1..1048576`);
   });
 
+  it('BAD_METADATA when the header moves the data region elsewhere', () => {
+    const { file } = writeImage('swap.img', 4);
+    forge(file, (h) => h.setUint32(HEADER_LAYOUT.at.data_offset.offset, 1 << 30, true));
+    const err = expectRefusal(file, 'BAD_METADATA');
+    expect(err.message).toBe(`the image header of ${file} claims data_offset 1073741824, expected 12288 (the page after the metadata)`);
+  });
+
   it('BAD_METADATA when a metadata byte is flipped (metadata CRC)', () => {
     const { file } = writeImage('swap.img', 4);
     flipByte(file, imageExtent(4).metadataOffset + 20);

@@ -35,6 +35,8 @@
  * the validator and the tables in docs/IMAGE-FORMAT.md (checked by a test) use them.
  */
 
+import zlib from 'node:zlib';
+
 export const PAGE_SIZE = 4096;
 export const SECTOR_SIZE = 512;
 
@@ -316,7 +318,7 @@ export interface HeaderFields {
 }
 
 /** The header page (PAGE_SIZE bytes, zero after the header) and its CRC. */
-export function encodeHeader(h: HeaderFields, crc32: (data: Uint8Array) => number): { page: Uint8Array; headerCrc: number } {
+export function encodeHeader(h: HeaderFields): { page: Uint8Array; headerCrc: number } {
   const page = new Uint8Array(PAGE_SIZE);
   const view = viewOf(page);
   const f = HEADER_LAYOUT.at;
@@ -338,7 +340,7 @@ export function encodeHeader(h: HeaderFields, crc32: (data: Uint8Array) => numbe
   view.setUint32(f.context_size.offset, CONTEXT_BYTES, true);
   page.set(h.context.bytes, f.saved_context.offset);
   view.setUint32(f.metadata_crc.offset, h.metadataCrc >>> 0, true);
-  const headerCrc = crc32(page.subarray(0, HEADER_SIZE));
+  const headerCrc = zlib.crc32(page.subarray(0, HEADER_SIZE));
   view.setUint32(f.header_crc.offset, headerCrc, true);
   return { page, headerCrc };
 }
@@ -374,10 +376,10 @@ export function decodeHeader(bytes: Uint8Array): ImageHeader {
 }
 
 /** CRC32 of the first HEADER_SIZE bytes with the header_crc field taken as zero. */
-export function headerCrcOf(bytes: Uint8Array, crc32: (data: Uint8Array, seed?: number) => number): number {
+export function headerCrcOf(bytes: Uint8Array): number {
   const at = HEADER_LAYOUT.at.header_crc.offset;
   // header_crc is the last field: CRC the bytes before it, then four zero bytes.
-  return crc32(ZERO_U32, crc32(bytes.subarray(0, at)));
+  return zlib.crc32(ZERO_U32, zlib.crc32(bytes.subarray(0, at)));
 }
 
 const ZERO_U32 = new Uint8Array(4);

@@ -25,7 +25,7 @@ import zlib from 'node:zlib';
 import { ImageError, bytesText, hex, hex32, mibText, shortId } from './errors.ts';
 import {
   CONTEXT_BYTES, FORMAT_VERSION, HEADER_SIZE, IMAGE_MAGIC, MAX_FRAMES, METADATA_BYTES_PER_PAGE, PAGE_SIZE,
-  SWAP_SIGNATURE, decodeHeader, decodeMetadata, headerCrcOf, toHex,
+  SWAP_SIGNATURE, decodeHeader, decodeMetadata, headerCrcOf, roundUpToPage, toHex,
   type ImageHeader, type Signature,
 } from './layout.ts';
 import { SwapDevice } from './swap-device.ts';
@@ -120,7 +120,7 @@ export function checkHeader(page: Uint8Array, headerOffset: number, signatureCrc
   if (header.version !== FORMAT_VERSION) {
     throw new ImageError('UNSUPPORTED_VERSION', `the image on ${path} has format version ${header.version}; this build reads version ${FORMAT_VERSION}`, { path, offset: headerOffset, expected: FORMAT_VERSION, actual: header.version });
   }
-  const computed = headerCrcOf(page, (data, seed) => zlib.crc32(data, seed));
+  const computed = headerCrcOf(page);
   if (computed !== header.headerCrc) {
     throw new ImageError('BAD_HEADER_CRC', `the image header at offset ${headerOffset} of ${path} is corrupt: stored CRC ${hex32(header.headerCrc)}, computed ${hex32(computed)}`, { path, offset: headerOffset, expected: header.headerCrc, actual: computed });
   }
@@ -140,12 +140,15 @@ export function checkHeaderLimits(header: ImageHeader, headerOffset: number, pat
   if (header.contextSize !== CONTEXT_BYTES) throw bad(`context_size ${header.contextSize}, expected ${CONTEXT_BYTES}`, header.contextSize, CONTEXT_BYTES);
   if (header.frameCount < 1 || header.frameCount > MAX_FRAMES) throw bad(`frame_count ${header.frameCount}, outside 1..${MAX_FRAMES}`, header.frameCount, MAX_FRAMES);
   if (n > header.frameCount) throw bad(`page_count ${n}, more than frame_count ${header.frameCount}`, n, header.frameCount);
-  if (header.metadataOffset < headerOffset + PAGE_SIZE || header.metadataOffset % PAGE_SIZE !== 0) {
-    throw bad(`metadata_offset ${header.metadataOffset}, which is not a page boundary after the header`, header.metadataOffset);
+  // Version 1 has no gaps: the metadata follows the header page, the data follows the
+  // metadata's last page, so the layout is a function of page_count alone.
+  if (header.metadataOffset !== headerOffset + PAGE_SIZE) {
+    throw bad(`metadata_offset ${header.metadataOffset}, expected ${headerOffset + PAGE_SIZE} (the page after the header)`, header.metadataOffset, headerOffset + PAGE_SIZE);
   }
   if (header.metadataBytes !== n * METADATA_BYTES_PER_PAGE) throw bad(`metadata_bytes ${header.metadataBytes} for ${n} pages (expected ${n * METADATA_BYTES_PER_PAGE})`, header.metadataBytes, n * METADATA_BYTES_PER_PAGE);
-  if (header.dataOffset < header.metadataOffset + header.metadataBytes || header.dataOffset % PAGE_SIZE !== 0) {
-    throw bad(`data_offset ${header.dataOffset}, which is not a page boundary after the metadata`, header.dataOffset);
+  const dataOffset = header.metadataOffset + roundUpToPage(header.metadataBytes);
+  if (header.dataOffset !== dataOffset) {
+    throw bad(`data_offset ${header.dataOffset}, expected ${dataOffset} (the page after the metadata)`, header.dataOffset, dataOffset);
   }
   if (header.dataBytes !== n * PAGE_SIZE) throw bad(`data_bytes ${header.dataBytes} for ${n} pages (expected ${n * PAGE_SIZE})`, header.dataBytes, n * PAGE_SIZE);
 }

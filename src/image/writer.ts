@@ -230,7 +230,7 @@ export class ImageWriter {
         stats,
         context,
         metadataCrc,
-      }, (data) => zlib.crc32(data));
+      });
       this.#discardOldImage();
       this.device.writeAt(metadata, this.extent.metadataOffset);
       this.device.writeAt(headerPage, HEADER_OFFSET);

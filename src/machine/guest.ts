@@ -234,7 +234,7 @@ export class Guest {
         throw new ProtocolError(`waiting for VERIFY, the guest made ${call.name}`);
       }
     }
-    const reports = this.verifyReports;
+    const reports = this.verifyReports.sort((a, b) => a.taskId - b.taskId);
     this.verifyReports = [];
     return reports;
   }

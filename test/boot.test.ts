@@ -1,0 +1,129 @@
+import { describe, expect, it } from 'vitest';
+import { ABI_VERSION, OWNERS } from '../src/abi.ts';
+import { Guest } from '../src/machine/guest.ts';
+import { GuestExceptionError } from '../src/machine/errors.ts';
+import { PageTableWalker, PTE } from '../src/mmu/page-table.ts';
+import { guestImage, MiB } from './helpers.ts';
+
+async function withGuest<T>(opts: Partial<Parameters<typeof Guest.boot>[0]>, fn: (g: Guest) => Promise<T> | T): Promise<T> {
+  const g = await Guest.boot({ ramBytes: 32 * MiB, image: guestImage(), ...opts });
+  try {
+    return await fn(g);
+  } finally {
+    await g.machine.powerOff();
+  }
+}
+
+describe('the guest boots on v86', () => {
+  it('reports its boot info: ABI version, RAM, kernel, allocator, tasks, trampoline', async () => {
+    await withGuest({ workload: 'churn:1M@100,stream:2M,cache:1M', seed: 7 }, (g) => {
+      const bi = g.bootInfo;
+      expect(bi.abi_version).toBe(ABI_VERSION);
+      expect(bi.ram_bytes).toBe(32 * MiB);
+      expect(bi.frame_count).toBe(8192);
+      expect(bi.kernel_start).toBe(0x100000);
+      expect(bi.kernel_end).toBeGreaterThan(bi.kernel_start);
+      expect(bi.cr3).toBe(g.machine.cr(3));
+      expect(bi.trampoline_end - bi.trampoline_start).toBeGreaterThan(0);
+      expect(bi.trampoline_end - bi.trampoline_start).toBeLessThanOrEqual(4096);
+      expect(bi.cmdlineText).toContain('wl=churn:1048576@100,stream:2097152,cache:1048576');
+      const tasks = g.tasks();
+      expect(tasks.map((t) => t.kind)).toEqual(['idle', 'pm', 'churn', 'stream']);
+      expect(tasks.filter((t) => t.freezable).map((t) => t.kind)).toEqual(['churn', 'stream']);
+      const churn = tasks.find((t) => t.kind === 'churn')!;
+      expect(churn.bufBytes).toBe(1 * MiB + 4096); // header page + data
+      expect(g.cachePages).toBe(256);
+    });
+  });
+
+  it('keeps its allocator sound: bitmap, owner map and free count agree; owners are where the boot info says', async () => {
+    await withGuest({ workload: 'churn:1M@100,cache:1M' }, (g) => {
+      const a = g.allocator;
+      expect(a.checkInvariants()).toEqual([]);
+      expect(a.frameCount - a.countUsed()).toBe(a.freeCount);
+      const bi = g.bootInfo;
+      for (let pfn = bi.kernel_start >>> 12; pfn < bi.kernel_end >>> 12; pfn++) expect(a.owner(pfn)).toBe(OWNERS.KERNEL.value);
+      for (let pfn = 0; pfn < 256; pfn++) expect(a.owner(pfn)).toBe(OWNERS.RESERVED.value);
+      const churn = g.tasks().find((t) => t.kind === 'churn')!;
+      for (let a2 = churn.bufBase; a2 < churn.bufBase + churn.bufBytes; a2 += 4096) expect(a.owner(a2 >>> 12)).toBe(OWNERS.TASK_BASE.value + churn.id);
+      for (const t of g.tasks()) expect(a.owner(t.stackBase >>> 12)).toBe(OWNERS.KSTACK.value);
+      const counts = new Map<number, number>();
+      for (const o of a.owners) counts.set(o, (counts.get(o) ?? 0) + 1);
+      expect(counts.get(OWNERS.CACHE.value)).toBe(256);
+    });
+  });
+
+  it('identity-maps all of RAM with writable supervisor 4 KiB pages, tables owned by PAGETABLE, CR0.WP on', async () => {
+    await withGuest({}, (g) => {
+      const m = g.machine;
+      expect(m.cr(0) & 0x80010000).toBe(0x80010000 | 0); // PG and WP
+      const walker = new PageTableWalker(m);
+      let pages = 0;
+      for (const map of walker.mappings()) {
+        expect(map.size).toBe(4096);
+        expect(map.physical).toBe(map.linear);
+        expect(map.entry & (PTE.WRITABLE | PTE.USER)).toBe(PTE.WRITABLE);
+        pages++;
+      }
+      expect(pages).toBe(g.bootInfo.frame_count);
+      for (const f of walker.tableFrames()) expect(g.allocator.owner(f)).toBe(OWNERS.PAGETABLE.value);
+      expect(walker.translate(32 * MiB)).toBeUndefined();
+    });
+  });
+
+  it('maps RAM with 4 MiB pages when asked (pages=4m)', async () => {
+    await withGuest({ largePages: true }, (g) => {
+      expect(g.bootInfo.largePages).toBe(true);
+      expect(g.machine.cr(4) & 0x10).toBe(0x10); // PSE
+      const maps = [...new PageTableWalker(g.machine).mappings()];
+      expect(maps.length).toBe(8);
+      for (const map of maps) {
+        expect(map.size).toBe(4 * MiB);
+        expect(map.physical).toBe(map.linear);
+      }
+    });
+  });
+
+  it('workloads verify their own buffers while running', async () => {
+    await withGuest({ workload: 'churn:1M@500,stream:1M', seed: 3 }, async (g) => {
+      await g.runTicks(10);
+      const reports = await g.verifyNow();
+      expect(reports.map((r) => [r.taskId, r.wordsChecked, r.badWords])).toEqual([
+        [2, 262144, 0],
+        [3, 262144, 0],
+      ]);
+    });
+  });
+
+  it('a planted corruption is found by the workload verification', async () => {
+    await withGuest({ workload: 'stream:1M@100', seed: 3 }, async (g) => {
+      await g.runTicks(5);
+      const t = g.tasks().find((x) => x.kind === 'stream')!;
+      const addr = t.bufBase + 4096 + 4 * 1000;
+      g.machine.writeU32(addr, g.machine.readU32(addr) ^ 1);
+      const [r] = await g.verifyNow();
+      expect(r!.badWords).toBe(1);
+      expect(r!.firstBad).toBe(1000);
+    });
+  });
+
+  it('an unexpected exception in the guest ends the run with an error naming vector, EIP and CR2', async () => {
+    const err = await Guest.boot({ ramBytes: 32 * MiB, image: guestImage(), extraCmdline: 'crash=1' })
+      .then(async (g) => {
+        try {
+          await g.runTicks(50);
+          return undefined;
+        } catch (e) {
+          return e;
+        } finally {
+          await g.machine.powerOff();
+        }
+      });
+    expect(err).toBeInstanceOf(GuestExceptionError);
+    const e = err as GuestExceptionError;
+    expect(e.facts.vector).toBe(14);
+    expect(e.facts.cr2).toBe(0xdead0000);
+    expect(e.message).toMatch(/page fault \(#PF\) in task 1 at EIP 0x[0-9a-f]{8}, CR2 0xdead0000/);
+    expect(e.describe()).toContain('guest console');
+  });
+});

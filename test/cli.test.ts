@@ -1,0 +1,71 @@
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
+import { SwapDevice } from '../src/image/index.ts';
+import { MiB, sha256File, tempSwapPath } from './helpers.ts';
+
+const hiberlab = (...args: string[]) => execa('node', ['bin/hiberlab.mjs', ...args], { reject: false, env: { FORCE_COLOR: '0' } });
+
+describe('the hiberlab CLI', () => {
+  it('cycle --json prints one report with verdict pass and exits 0', async () => {
+    const r = await hiberlab('cycle', '--ram', '32M', '--workload', 'churn:1M@500,stream:1M', '--json');
+    expect(r.exitCode).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.verdict).toBe('pass');
+    expect(report.oracle.differingPages).toEqual([]);
+    expect(report.config.ramBytes).toBe(32 * MiB);
+    expect(report.save.strategy).toBe('swsusp');
+    expect(report.restore.strategy).toBe('bitmap-pbe');
+    expect(report.verify).toHaveLength(2);
+  });
+
+  it('cycle without --json prints the summary table', async () => {
+    const r = await hiberlab('cycle', '--ram', '32M', '--workload', 'stream:1M');
+    expect(r.exitCode).toBe(0);
+    for (const row of ['PASS', 'pages saved', 'image bytes', 'atomic-copy pages', 'in-place loads', 'PBEs', 'time: save.atomic']) expect(r.stdout).toContain(row);
+  });
+
+  it('hibernate and resume in separate processes; resume exits 0, then 2 when the image was consumed', async () => {
+    const image = tempSwapPath('cli');
+    const h = await hiberlab('hibernate', '--image', image, '--ram', '32M', '--workload', 'churn:1M@500', '--json');
+    expect(h.exitCode).toBe(0);
+    expect(JSON.parse(h.stdout).save.pagesSaved).toBeGreaterThan(0);
+    const insp = await hiberlab('inspect', image, '--json');
+    expect(insp.exitCode).toBe(0);
+    const r = await hiberlab('resume', '--image', image, '--ram', '32M', '--json');
+    expect(r.exitCode).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.status).toBe('resumed');
+    expect(report.verified).toBe(true);
+    expect(report.oracle.against).toBe('image');
+    const again = await hiberlab('resume', '--image', image, '--ram', '32M');
+    expect(again.exitCode).toBe(2);
+    expect(again.stdout).toMatch(/no image to resume/);
+  });
+
+  it('resume exits 3 with the reason for a refused image, leaving the file as it was', async () => {
+    const image = tempSwapPath('cli-refused');
+    expect((await hiberlab('hibernate', '--image', image, '--ram', '32M', '--workload', 'idle')).exitCode).toBe(0);
+    const before = sha256File(image);
+    const r = await hiberlab('resume', '--image', image, '--ram', '48M');
+    expect(r.exitCode).toBe(3);
+    expect(r.stdout).toMatch(/image refused: .*32 MiB.*48 MiB/);
+    expect(sha256File(image)).toBe(before);
+  });
+
+  it('inspect reports an empty swap device', async () => {
+    const p = tempSwapPath('empty');
+    SwapDevice.create(p, 4 * MiB).close();
+    const r = await hiberlab('inspect', p, '--json');
+    expect(r.exitCode).toBe(0);
+    expect(JSON.parse(r.stdout).signature.kind).toBe('swap');
+  });
+
+  it('bad options get a clear error and exit 1', async () => {
+    const r = await hiberlab('cycle', '--ram', '3G');
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/RAM must be between 16M and 2G-128K/);
+    const w = await hiberlab('cycle', '--workload', 'bogus:1M');
+    expect(w.exitCode).toBe(1);
+    expect(w.stderr).toMatch(/unknown workload kind "bogus"/);
+  });
+});

@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import { runCycle, runLineage, swapBytesFor, type CycleReport } from '../src/cycle.ts';
+import { SwapDevice } from '../src/image/index.ts';
+import { Guest } from '../src/machine/guest.ts';
+import { silentProgress } from '../src/metrics/progress.ts';
+import { swsusp } from '../src/save/swsusp.ts';
+import { HibernationRefusedError } from '../src/save/strategy.ts';
+import { guestImage, MiB, tempSwapPath } from './helpers.ts';
+
+function expectPass(r: CycleReport): void {
+  expect(r.failures).toEqual([]);
+  expect(r.verdict).toBe('pass');
+  expect(r.resumeStatus).toBe('resumed');
+  expect(r.oracle.against).toBe('oracle');
+  expect(r.oracle.differingPages).toEqual([]);
+  expect(r.oracle.pagesCompared).toBe(r.save.pagesSaved);
+  expect(r.restore!.pagesLoaded).toBe(r.save.pagesSaved);
+  expect(r.restore!.inPlacePages + r.restore!.pbes).toBe(r.save.pagesSaved);
+  for (const v of r.verify) expect(v.badWords).toBe(0);
+}
+
+describe('swsusp save + bitmap-pbe restore cycles pass the oracle', () => {
+  for (const [ram, workload, tasks] of [
+    [32, 'churn:4M@2000', 1],
+    [32, 'stream:8M', 1],
+    [128, 'churn:16M@5000,cache:8M', 1],
+    [128, 'stream:32M,churn:8M', 2],
+  ] as const) {
+    it(`${ram} MiB, ${workload}`, async () => {
+      const r = await runCycle({ ramBytes: ram * MiB, workload, seed: 11, image: guestImage(), imagePath: tempSwapPath() });
+      expectPass(r);
+      expect(r.verify.length).toBe(tasks);
+      expect(r.save.atomicCopyPages).toBe(r.save.pagesSaved);
+      // Every page in use was saved: the image covers all frames the guest had in use.
+      expect(r.save.pagesSaved).toBe(r.save.memory.usedAtAtomic - r.save.snapshotFrames);
+      // The trampoline copied what could not be loaded in place: at least the kernel's own frames.
+      expect(r.restore!.pbes).toBeGreaterThan(0);
+    });
+  }
+
+  it('4 MiB-page guests cycle too', async () => {
+    expectPass(await runCycle({ ramBytes: 32 * MiB, workload: 'churn:2M@1000', largePages: true, image: guestImage(), imagePath: tempSwapPath() }));
+  });
+
+  it('five cycles in a row of one guest lineage pass, each resumed kernel hibernated again', async () => {
+    const reports = await runLineage(5, { ramBytes: 32 * MiB, workload: 'churn:2M@1000,stream:2M', seed: 5, image: guestImage(), warmupMs: 50 });
+    expect(reports.length).toBe(5);
+    for (const r of reports) expectPass(r);
+    // Each cycle resumed the kernel hibernated by the one before: generations 1..5.
+    expect(reports.map((r) => r.generation)).toEqual([1, 2, 3, 4, 5]);
+  });
+});
+
+describe('the half-of-RAM limit emerges from the allocator', () => {
+  it('a guest using more than half of RAM, with nothing to drop, is refused with the numbers and keeps running', async () => {
+    const path = tempSwapPath();
+    const swap = SwapDevice.ensure(path, swapBytesFor(32 * MiB));
+    const guest = await Guest.boot({ ramBytes: 32 * MiB, workload: 'stream:18M', image: guestImage(), swapPath: path });
+    const err = await swsusp.save({ guest, swap, progress: silentProgress, onOracle: () => {} }).catch((e) => e);
+    // Nothing was lost: the tasks were thawed, run on and their data verifies; no image was written.
+    const ticks = guest.ticks;
+    await guest.runTicks(5);
+    expect(guest.ticks).toBeGreaterThanOrEqual(ticks + 5);
+    const [v] = await guest.verifyNow();
+    expect(v!.badWords).toBe(0);
+    expect(swap.readSignature().kind).toBe('swap');
+    expect(guest.allocator.checkInvariants()).toEqual([]);
+    swap.close();
+    await guest.machine.powerOff();
+    expect(err).toBeInstanceOf(HibernationRefusedError);
+    const e = err as HibernationRefusedError;
+    expect(e.message).toMatch(/^cannot hibernate: \d+ saveable pages need as many free frames for their atomic copies plus \d+ for the memory bitmaps \(\d+ in all\), but only \d+ of 8192 frames are free; swsusp can save at most about half of RAM \(32 MiB here\)$/);
+    expect(e.facts.needed).toBeGreaterThan(e.facts.free!);
+    expect(e.facts.saveable! + e.facts.free!).toBeLessThanOrEqual(8192);
+    expect(e.facts.saveable!).toBeGreaterThan(4096);
+  });
+
+  it('with a reclaimable cache, swsusp drops just enough cache pages and passes', async () => {
+    const r = await runCycle({ ramBytes: 32 * MiB, workload: 'stream:8M,cache:12M', image: guestImage(), imagePath: tempSwapPath() });
+    expectPass(r);
+    expect(r.save.cachePagesDropped).toBeGreaterThan(0);
+    expect(r.save.cachePagesDropped).toBeLessThan(3072);
+    // After dropping, the copies fit: used + copies <= frames.
+    expect(r.save.memory.usedAtAtomic).toBeLessThanOrEqual(8192);
+  });
+});
