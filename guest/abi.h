@@ -2,7 +2,7 @@
 #ifndef HIBERLAB_ABI_H
 #define HIBERLAB_ABI_H
 
-#define ABI_VERSION 1
+#define ABI_VERSION 2
 #define PORT_HYPERCALL 0x5e0
 #define PORT_PAGE_FAULT 0x5e1
 
@@ -65,8 +65,8 @@
 #define WORKLOAD_MAGIC 0x4b524f57u /* 'WORK' little-endian, first word of a workload header page. */
 #define HZ 100 /* Timer ticks per second (PIT channel 0). */
 #define BOOT_FLAG_LARGE_PAGES 1 /* boot_info.flags: RAM is identity-mapped with 4 MiB PSE pages. */
-#define PF_HANDLED 0 /* Page-fault port result: the harness fixed the cause, retry the access. */
-#define PF_NOT_MINE 1 /* Page-fault port result: not the harness's fault; the guest's own handling (report and halt). */
+#define PF_HANDLED 0x4b4f4650u /* Page-fault port result 'PFOK': the harness fixed the cause, retry the access. A magic value, so that a port nobody answers (EAX keeps the error code) never means retry. */
+#define PF_NOT_MINE 0 /* Page-fault port result: not the harness's fault; the guest's own handling (report and halt). Any value but PF_HANDLED means the same. */
 
 #ifndef __ASSEMBLER__
 #include <stdint.h>

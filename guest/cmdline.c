@@ -1,7 +1,7 @@
 /*
  * The kernel command line: copied out of the multiboot info first thing (the
  * harness owns low memory), then looked up by key. Options are space-separated
- * KEY=VALUE words: wl=SPEC,... seed=N pages=4m crash=1.
+ * KEY=VALUE words: wl=SPEC,... seed=N pages=4m crash=1|2|3 (planted failures, see pm.c).
  */
 #include "kernel.h"
 

@@ -76,6 +76,9 @@ void alloc_check(void);
 
 /* paging.c */
 void paging_init(int large_pages);
+uint32_t *paging_pte(uint32_t va);
+#define PTE_P 0x001
+#define PTE_W 0x002
 extern uint32_t kernel_cr3;
 
 /* ata.c */

@@ -85,7 +85,7 @@ void main(uint32_t magic, uint32_t mbi)
     }
     cmdline_u32("seed", &seed);
     cmdline_u32("crash", &crash);
-    pm_crash_after_ready = crash != 0;
+    pm_crash_after_ready = (int)crash;
 
     alloc_init(mbi);
     paging_init(flags & BOOT_FLAG_LARGE_PAGES);

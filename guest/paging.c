@@ -10,8 +10,6 @@
 #include "kernel.h"
 #include "x86.h"
 
-#define PTE_P 0x001
-#define PTE_W 0x002
 #define PDE_PS 0x080
 #define LARGE_PAGE 0x400000u
 
@@ -49,4 +47,13 @@ void paging_init(int large_pages)
     if (large_pages)
         lcr4(rcr4() | CR4_PSE);
     lcr0(rcr0() | CR0_PG | CR0_WP);
+}
+
+/* Return the PTE that maps va with a 4 KiB page, or 0 if va is unmapped or in a 4 MiB page. */
+uint32_t *paging_pte(uint32_t va)
+{
+    uint32_t pde = ((uint32_t *)kernel_cr3)[va >> 22];
+    if (!(pde & PTE_P) || (pde & PDE_PS))
+        return 0;
+    return &((uint32_t *)(pde & ~0xFFFu))[(va >> 12) & 0x3FF];
 }

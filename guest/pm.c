@@ -117,6 +117,34 @@ static void pm_loop(void)
     }
 }
 
+/*
+ * Planted failures for the harness's tests (cmdline crash=N), run after READY:
+ * 1 an unhandled page fault (a store to an unmapped address); 2 a triple fault
+ * (an empty IDT, then int3); 3 a fault while delivering a fault (the current stack
+ * page made read-only, then a push). Never returns.
+ */
+static void crash(int mode)
+{
+    kprintf("pm: crash=%d\n", mode);
+    if (mode == 2) {
+        struct { uint16_t limit; uint32_t base; } __attribute__((packed)) empty = { 0, 0 };
+        __asm__ volatile("lidt %0; int3" : : "m"(empty));
+    } else if (mode == 3) {
+        uint32_t esp;
+        __asm__ volatile("movl %%esp, %0" : "=r"(esp));
+        uint32_t *pte = paging_pte(esp - 64);
+        if (!pte)
+            panic("crash=3 needs 4 KiB pages");
+        *pte &= ~PTE_W;
+        __asm__ volatile("invlpg (%0)" : : "r"(esp - 64) : "memory");
+        __asm__ volatile("pushl $0; pushl $0; pushl $0; pushl $0; pushl $0; pushl $0; pushl $0; pushl $0;"
+                         "pushl $0; pushl $0; pushl $0; pushl $0; pushl $0; pushl $0; pushl $0; pushl $0;"
+                         "pushl $0; pushl $0; pushl $0; pushl $0" : : : "memory");
+    }
+    *(volatile uint32_t *)CRASH_ADDRESS = 0;
+    panic("crash: still alive");
+}
+
 /* Body of the pm task: wait for the workloads' first fill, say READY, then poll every tick. */
 void pm_task(uint32_t arg)
 {
@@ -125,10 +153,8 @@ void pm_task(uint32_t arg)
         sleep_ticks(1);
     kprintf("pm: ready, %u workload tasks, %u free frames\n", workload_count, alloc_state.free_count);
     hypercall(HC_READY, workload_count, 0, 0, 0);
-    if (pm_crash_after_ready) {
-        kprintf("pm: crash=1, writing to %p\n", (void *)CRASH_ADDRESS);
-        *(volatile uint32_t *)CRASH_ADDRESS = 0;
-    }
+    if (pm_crash_after_ready)
+        crash(pm_crash_after_ready);
     for (;;) {
         sleep_ticks(1);
         if (hypercall(HC_PM_POLL, 0, 0, 0, 0))

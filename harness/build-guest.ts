@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { dirSync } from 'tmp';
 import { ABI_VERSION, renderAbiHeader } from '../src/abi.ts';
+import { updateAbiDoc } from '../src/abi-docs.ts';
 import {
   DEFAULT_GUEST_IMAGE, GUEST_CFLAGS, GUEST_DIR, GUEST_DIR_PLACEHOLDER, GUEST_LDFLAGS,
   guestBuildFlags, guestSourceHash, sha256Hex, type GuestManifest,
@@ -30,6 +31,7 @@ export interface BuildGuestResult {
 export async function buildGuest(): Promise<BuildGuestResult> {
   const guestDir = GUEST_DIR.replace(/\/$/, '');
   writeIfChanged(join(guestDir, 'abi.h'), renderAbiHeader());
+  updateAbiDoc(join(guestDir, '..', 'docs', 'ABI.md'));
 
   const sources = readdirSync(guestDir).filter((f) => f.endsWith('.c') || f.endsWith('.S')).sort();
   const cflags = GUEST_CFLAGS.map((f) => f.replace(GUEST_DIR_PLACEHOLDER, guestDir));

@@ -16,7 +16,7 @@
  */
 
 /** Bumped whenever a number or a layout below changes meaning. */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 export const PORTS = {
   /** Hypercalls: EAX = function number. */
@@ -109,8 +109,8 @@ export const CONSTANTS = {
   WORKLOAD_MAGIC: { value: 0x4b524f57, doc: "'WORK' little-endian, first word of a workload header page." },
   HZ: { value: 100, doc: 'Timer ticks per second (PIT channel 0).' },
   BOOT_FLAG_LARGE_PAGES: { value: 1, doc: 'boot_info.flags: RAM is identity-mapped with 4 MiB PSE pages.' },
-  PF_HANDLED: { value: 0, doc: 'Page-fault port result: the harness fixed the cause, retry the access.' },
-  PF_NOT_MINE: { value: 1, doc: "Page-fault port result: not the harness's fault; the guest's own handling (report and halt)." },
+  PF_HANDLED: { value: 0x4b4f4650, doc: "Page-fault port result 'PFOK': the harness fixed the cause, retry the access. A magic value, so that a port nobody answers (EAX keeps the error code) never means retry." },
+  PF_NOT_MINE: { value: 0, doc: "Page-fault port result: not the harness's fault; the guest's own handling (report and halt). Any value but PF_HANDLED means the same." },
 } as const satisfies Record<string, AbiEntry>;
 
 /** A field of a structure in guest memory; all fields are little-endian u32 unless size says otherwise. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ABI_VERSION, OWNERS } from '../src/abi.ts';
 import { Guest } from '../src/machine/guest.ts';
-import { GuestExceptionError } from '../src/machine/errors.ts';
+import { EmulatorDiedError, GuestExceptionError } from '../src/machine/errors.ts';
 import { PageTableWalker, PTE } from '../src/mmu/page-table.ts';
 import { guestImage, MiB } from './helpers.ts';
 
@@ -107,18 +107,34 @@ describe('the guest boots on v86', () => {
     });
   });
 
+  async function crashWith(mode: number): Promise<unknown> {
+    const g = await Guest.boot({ ramBytes: 32 * MiB, image: guestImage(), extraCmdline: `crash=${mode}` });
+    try {
+      await g.runTicks(50, { maxMs: 30_000 });
+      return undefined;
+    } catch (e) {
+      return e;
+    } finally {
+      await g.machine.powerOff();
+    }
+  }
+
+  it('a triple fault (v86 panics) ends the run with an error that says so, and the process goes on', async () => {
+    const err = await crashWith(2);
+    expect(err).toBeInstanceOf(EmulatorDiedError);
+    expect((err as Error).message).toMatch(/^emulator died at EIP 0x[0-9a-f]{8}: .*unreachable.*triple fault/);
+    // A fresh machine boots fine afterwards.
+    await withGuest({}, (g) => expect(g.bootInfo.frame_count).toBe(8192));
+  });
+
+  it('a fault while delivering a fault (read-only stack) ends the run with an error that names the cause', async () => {
+    const err = await crashWith(3);
+    expect(err).toBeInstanceOf(EmulatorDiedError);
+    expect((err as Error).message).toMatch(/Maximum call stack.*a fault while delivering a fault/);
+  });
+
   it('an unexpected exception in the guest ends the run with an error naming vector, EIP and CR2', async () => {
-    const err = await Guest.boot({ ramBytes: 32 * MiB, image: guestImage(), extraCmdline: 'crash=1' })
-      .then(async (g) => {
-        try {
-          await g.runTicks(50);
-          return undefined;
-        } catch (e) {
-          return e;
-        } finally {
-          await g.machine.powerOff();
-        }
-      });
+    const err = await crashWith(1);
     expect(err).toBeInstanceOf(GuestExceptionError);
     const e = err as GuestExceptionError;
     expect(e.facts.vector).toBe(14);

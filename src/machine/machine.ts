@@ -387,6 +387,19 @@ export class Machine {
     r[REG.eax] = decision;
   }
 
+  /** v86's own whole-emulator snapshot (for comparison in benchmarks); the CPU must be stopped. */
+  async v86SaveState(): Promise<ArrayBuffer> {
+    this.assertAlive();
+    return this.emu.save_state();
+  }
+
+  /** Loads a snapshot made by v86SaveState into this emulator (same RAM size and devices). */
+  async v86RestoreState(state: ArrayBuffer): Promise<void> {
+    this.assertAlive();
+    await this.emu.restore_state(state);
+    this.refreshViews();
+  }
+
   /** Destroys the emulator and frees its memory: power off. Safe to call twice. */
   async powerOff(): Promise<void> {
     if (this.destroyed) return;
