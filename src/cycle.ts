@@ -42,6 +42,8 @@ export interface MachineChoice {
   readonly progress?: Progress | boolean;
   /** Every console line of the guest. */
   readonly onConsole?: (text: string) => void;
+  /** Touch all guest RAM at boot so the host commits it (benchmarks). Default false. */
+  readonly prefault?: boolean;
 }
 
 export interface HibernateOptions extends MachineChoice {
@@ -57,6 +59,8 @@ export interface HibernateOptions extends MachineChoice {
   readonly warmupMs?: number;
   /** Hibernate this running guest (e.g. one resumed earlier) instead of booting a new one. */
   readonly guest?: Guest;
+  /** Capture the oracle at the atomic point (a copy of all RAM). Default true. */
+  readonly oracle?: boolean;
 }
 
 export interface HibernateResult {
@@ -68,8 +72,8 @@ export interface HibernateResult {
   readonly save: SaveReport;
   /** Workload tasks (churn, stream) that must verify their data after the resume. */
   readonly workloadTasks: number;
-  /** Taken at the atomic point. */
-  readonly oracle: Oracle;
+  /** Taken at the atomic point (unless options.oracle was false). */
+  readonly oracle?: Oracle;
   readonly phasesMs: Readonly<Record<string, number>>;
   /** Guest console output. */
   readonly console: string;
@@ -153,7 +157,7 @@ export async function hibernate(options: HibernateOptions = {}): Promise<Hiberna
   let t = performance.now();
   const guest = options.guest ?? await Guest.boot({
     ramBytes, image, workload, seed, swapPath: imagePath,
-    deterministic: options.deterministic, largePages: options.largePages, onConsole: options.onConsole,
+    deterministic: options.deterministic, largePages: options.largePages, onConsole: options.onConsole, prefault: options.prefault,
   });
   phases.boot = options.guest ? 0 : performance.now() - t;
   let oracle: Oracle | undefined;
@@ -164,8 +168,9 @@ export async function hibernate(options: HibernateOptions = {}): Promise<Hiberna
     const console = () => guest.machine.console;
     const trace = guest.machine.trace;
     const tasksBefore = guest.tasks().filter((t) => t.kind === 'churn' || t.kind === 'stream').length;
-    const report = await strategy.save({ guest, swap, progress, onOracle: (o) => (oracle = o) });
-    if (!oracle) throw new Error(`save strategy ${strategy.name} defined no atomic point`);
+    const wantOracle = options.oracle ?? true;
+    const report = await strategy.save({ guest, swap, progress, onOracle: wantOracle ? (o) => (oracle = o) : undefined });
+    if (wantOracle && !oracle) throw new Error(`save strategy ${strategy.name} defined no atomic point`);
     return {
       imagePath, buildId: image.buildId, ramBytes: guest.machine.ramBytes, workload: formatWorkload(workload), seed,
       save: report, workloadTasks: tasksBefore,
@@ -196,7 +201,7 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
   let guest: Guest | undefined;
   try {
     guest = await Guest.boot(
-      { ramBytes, image, swapPath: options.imagePath, deterministic: options.deterministic, largePages: options.largePages, onConsole: options.onConsole },
+      { ramBytes, image, swapPath: options.imagePath, deterministic: options.deterministic, largePages: options.largePages, onConsole: options.onConsole, prefault: options.prefault },
       async (g) => {
         phases.boot = performance.now() - t;
         t = performance.now();

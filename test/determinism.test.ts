@@ -7,7 +7,7 @@ describe('deterministic mode (virtual clock, JIT off)', () => {
     const run = async () => {
       const path = tempSwapPath('det');
       const h = await hibernate({ ramBytes: 32 * MiB, workload: 'churn:1M@200,stream:1M@100,cache:1M', seed: 9, deterministic: true, warmupMs: 80, image: guestImage(), imagePath: path });
-      return { trace: h.trace, image: sha256File(path), instructions: h.oracle.instructions, pages: h.save.pagesSaved };
+      return { trace: h.trace, image: sha256File(path), instructions: h.oracle!.instructions, pages: h.save.pagesSaved };
     };
     const a = await run();
     const b = await run();

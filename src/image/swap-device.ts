@@ -8,6 +8,7 @@
  */
 
 import fs from 'node:fs';
+import { promisify } from 'node:util';
 
 import { ImageError, bytesText } from './errors.ts';
 import { SECTOR_SIZE, decodeSignature, encodeSwapSignature, imageExtent, maxPagesFor, type Signature } from './layout.ts';
@@ -22,6 +23,7 @@ export const MIN_DEVICE_BYTES = imageExtent(1).imageBytes;
 
 /** Largest single read or write handed to the kernel (Linux caps one call near 2 GiB). */
 const MAX_IO_BYTES = 1 << 30;
+const writeAsync = promisify(fs.write) as unknown as (fd: number, buffer: Uint8Array, offset: number, length: number, position: number) => Promise<{ bytesWritten: number }>;
 
 export class SwapDevice {
   /**
@@ -109,6 +111,16 @@ export class SwapDevice {
     return fs.fstatSync(this.fd).size;
   }
 
+  /**
+   * Identity of the file's current contents as the file system sees them (inode,
+   * size, modification and change times in ns). Any write changes it, so an equal
+   * version means nobody wrote the file in between.
+   */
+  version(): string {
+    const st = fs.fstatSync(this.fd, { bigint: true });
+    return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+  }
+
   /** How many pages an image on this device can hold. */
   maxPages(): number {
     return maxPagesFor(this.bytes);
@@ -138,6 +150,16 @@ export class SwapDevice {
     let done = 0;
     while (done < data.length) {
       done += fs.writeSync(this.fd, data, done, Math.min(data.length - done, MAX_IO_BYTES), offset + done);
+    }
+  }
+
+  /** Like writeAt, on libuv's thread pool: the caller's thread is free meanwhile. `data` must not change until it settles. */
+  async writeAtAsync(data: Uint8Array, offset: number): Promise<void> {
+    if (!this.writable) throw new Error(`swap device ${this.path} was opened read-only`);
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await writeAsync(this.fd, data, done, Math.min(data.length - done, MAX_IO_BYTES), offset + done);
+      done += bytesWritten;
     }
   }
 

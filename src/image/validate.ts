@@ -55,6 +55,8 @@ export interface ValidatedImage {
   readonly dataOffset: number;
   /** Bytes from the start of the device to the end of the data. */
   readonly imageBytes: number;
+  /** SwapDevice.version() of the file the checks read; a reader re-checks CRCs only if it changed. */
+  readonly fileVersion: string;
 }
 
 export const DEFAULT_CHUNK_BYTES = 8 << 20;
@@ -66,6 +68,7 @@ export function validateImage(target: SwapDevice | string, expect: ImageExpectat
   const dev = typeof target === 'string' ? SwapDevice.open(target) : target;
   try {
     const path = dev.path;
+    const fileVersion = dev.version();
     const { headerOffset, headerCrc } = checkSignature(dev.readSignature(), path);
     const fileBytes = dev.bytes;
     const page = readHeaderPage(dev, headerOffset, fileBytes);
@@ -76,7 +79,9 @@ export function validateImage(target: SwapDevice | string, expect: ImageExpectat
     checkExpectations(header, expect, path);
     const scan = scanPages(dev, header, pfns, crcs, chunkBytes);
     if (scan.badPages > 0) throw pageCrcError(path, header, pfns, scan);
-    return { path, header, pfns, crcs, dataOffset: header.dataOffset, imageBytes: header.dataOffset + header.dataBytes };
+    // Written while we read? Then what we checked may not be what is there: check again.
+    if (dev.version() !== fileVersion) return validateImage(dev, expect, options);
+    return { path, header, pfns, crcs, dataOffset: header.dataOffset, imageBytes: header.dataOffset + header.dataBytes, fileVersion };
   } finally {
     if (typeof target === 'string') dev.close();
   }

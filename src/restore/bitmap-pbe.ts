@@ -21,6 +21,7 @@
  * The guest then jumps to the trampoline, which (paging off) copies every PBE's page
  * to its original frame and loads the saved context: the point of no return.
  */
+import zlib from 'node:zlib';
 import { OWNERS, STRUCTS } from '../abi.ts';
 import { ImageReader } from '../image/index.ts';
 import { bitmapPages, GuestBitmap } from '../metrics/bitmap.ts';
@@ -87,6 +88,7 @@ export const bitmapPbe: RestoreStrategy = {
       const safe: number[] = [];
       const safeWanted = plan.safeNeeded - plan.bmPages;
       const bm = alloc.bitmap;
+      const isUnsafe = unsafeBm.tester();
       for (let w = 0; w < bm.length; w++) {
         let freeBits = ~bm[w]! >>> 0;
         while (freeBits !== 0) {
@@ -94,7 +96,7 @@ export const bitmapPbe: RestoreStrategy = {
           freeBits = (freeBits & (freeBits - 1)) >>> 0;
           const pfn = w * 32 + b;
           if (pfn >= frames) break;
-          if (unsafeBm.test(pfn)) inPlaceFrames.push(pfn);
+          if (isUnsafe(pfn)) inPlaceFrames.push(pfn);
           else if (safe.length < safeWanted) safe.push(pfn);
         }
       }
@@ -119,27 +121,49 @@ export const bitmapPbe: RestoreStrategy = {
       const chunk = new Uint8Array(CHUNK_PAGES * 4096);
       const loadInPlace = new Uint8Array(frames);
       for (const pfn of taken.inPlaceFrames) loadInPlace[pfn] = 1;
-      for (let first = 0; first < pfns.length; first += CHUNK_PAGES) {
-        const count = Math.min(CHUNK_PAGES, pfns.length - first);
-        const data = reader.readPages(first, count, chunk.subarray(0, count * 4096));
-        for (let k = 0; k < count; k++) {
-          const pfn = pfns[first + k]!;
-          const page = data.subarray(k * 4096, (k + 1) * 4096);
-          if (loadInPlace[pfn]) {
-            ram.set(page, pfn * 4096);
-            continue;
+      // Runs of in-place pages go from the file straight into their frames when the file
+      // is provably the one validated; everything else through the checking reader.
+      const direct = ctx.swap.version() === image.fileVersion;
+      let i = 0;
+      while (i < pfns.length) {
+        const pfn = pfns[i]!;
+        let n = 1;
+        if (loadInPlace[pfn] && direct) {
+          while (n < CHUNK_PAGES && i + n < pfns.length && pfns[i + n] === pfn + n && loadInPlace[pfn + n]) n++;
+          const into = ram.subarray(pfn * 4096, (pfn + n) * 4096);
+          if (ctx.swap.readAt(into, image.dataOffset + i * 4096) !== into.length) throw new RestoreRefusedError(`image on ${ctx.swap.path} ended while loading page ${i}`);
+        } else {
+          while (n < CHUNK_PAGES && i + n < pfns.length && !(loadInPlace[pfns[i + n]!] && direct)) n++;
+          const data = reader.readPages(i, n, chunk.subarray(0, n * 4096));
+          for (let k = 0; k < n; k++) {
+            const p = pfns[i + k]!;
+            const page = data.subarray(k * 4096, (k + 1) * 4096);
+            if (loadInPlace[p]) {
+              ram.set(page, p * 4096);
+              continue;
+            }
+            const copy = dataSafe[nextSafe++]!;
+            ram.set(page, copy * 4096);
+            const pbeAddr = pbePagePfns[Math.floor(pbeCount / PBES_PER_PAGE)]! * 4096 + (pbeCount % PBES_PER_PAGE) * PBE_BYTES;
+            ram32[pbeAddr >>> 2] = copy * 4096;
+            ram32[(pbeAddr >>> 2) + 1] = p * 4096;
+            ram32[(pbeAddr >>> 2) + 2] = 0;
+            if (prevPbeAddr) ram32[(prevPbeAddr >>> 2) + 2] = pbeAddr;
+            prevPbeAddr = pbeAddr;
+            pbeCount++;
           }
-          const copy = dataSafe[nextSafe++]!;
-          ram.set(page, copy * 4096);
-          const pbeAddr = pbePagePfns[Math.floor(pbeCount / PBES_PER_PAGE)]! * 4096 + (pbeCount % PBES_PER_PAGE) * PBE_BYTES;
-          ram32[pbeAddr >>> 2] = copy * 4096;
-          ram32[(pbeAddr >>> 2) + 1] = pfn * 4096;
-          ram32[(pbeAddr >>> 2) + 2] = 0;
-          if (prevPbeAddr) ram32[(prevPbeAddr >>> 2) + 2] = pbeAddr;
-          prevPbeAddr = pbeAddr;
-          pbeCount++;
         }
-        phase.update(first + count);
+        i += n;
+        phase.update(i);
+      }
+      // Written while we loaded? Then the direct reads are checked against the CRCs now.
+      if (direct && ctx.swap.version() !== image.fileVersion) {
+        for (let k = 0; k < pfns.length; k++) {
+          const p = pfns[k]!;
+          if (loadInPlace[p] && (zlib.crc32(ram.subarray(p * 4096, p * 4096 + 4096)) >>> 0) !== image.crcs[k]) {
+            throw new RestoreRefusedError(`page ${k} (PFN 0x${p.toString(16)}) changed on ${ctx.swap.path} while it was being loaded`);
+          }
+        }
       }
       phase.end();
       if (pbeCount !== plan.pbes) throw new RestoreRefusedError(`internal: planned ${plan.pbes} PBEs, built ${pbeCount}`);

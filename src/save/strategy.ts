@@ -12,8 +12,11 @@ export interface SaveContext {
   /** The swap device the image goes to (the guest's IDE disk, written by the harness). */
   readonly swap: SwapDevice;
   readonly progress: Progress;
-  /** Called at the atomic point with the oracle the cycle will be judged against. */
-  readonly onOracle: (oracle: Oracle) => void;
+  /**
+   * Called at the atomic point with the oracle the cycle will be judged against.
+   * Without it no oracle is captured (the resume then checks pages against the image).
+   */
+  readonly onOracle?: (oracle: Oracle) => void;
 }
 
 export interface SaveReport {
@@ -29,7 +32,11 @@ export interface SaveReport {
   readonly tasksFrozen: number;
   /** Frames of RAM, used and free when the image was defined. */
   readonly memory: { readonly frames: number; readonly usedAtAtomic: number; readonly freeAtAtomic: number };
-  /** Milliseconds per phase (freeze, prepare, atomic, write, power-off). */
+  /**
+   * Milliseconds per phase (freeze, prepare, atomic, write, power-off). "oracle" is the
+   * harness's own capture of the atomic point, inside the atomic section but not part
+   * of the algorithm: it is timed apart and not included in "atomic".
+   */
   readonly phasesMs: Readonly<Record<string, number>>;
 }
 

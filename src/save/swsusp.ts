@@ -17,7 +17,8 @@
  * guest using more than about half of its RAM has no room for them, and the refusal
  * follows from the allocator running short.
  */
-import { OWNERS } from '../abi.ts';
+import { OWNERS, STRUCTS } from '../abi.ts';
+import { performance } from 'node:perf_hooks';
 import { ImageWriter } from '../image/index.ts';
 import { ProtocolError } from '../machine/errors.ts';
 import type { GuestAllocator } from '../machine/allocator.ts';
@@ -114,18 +115,25 @@ export const swsusp: SaveStrategy = {
     const origBm = new GuestBitmap(m, meta!.subarray(0, bmPages), frames);
     const copyBm = new GuestBitmap(m, meta!.subarray(bmPages, 2 * bmPages), frames);
     let oracle: Oracle | undefined;
+    let savedContext: Uint8Array | undefined;
     let usedAtAtomic = 0;
 
+    let oracleMs = 0;
     await timer.time('atomic', () =>
       guest.atomic(() => {
-        oracle = captureOracle(m, guest.bootInfo, alloc.layout.ownerMap);
-        ctx.onOracle(oracle);
+        if (ctx.onOracle) {
+          const t0 = performance.now();
+          oracle = captureOracle(m, guest.bootInfo, alloc.layout.ownerMap);
+          ctx.onOracle(oracle);
+          oracleMs = performance.now() - t0;
+        }
         // Nothing may have been allocated or freed since the preallocation.
         const now = saveablePfns(alloc);
         if (now.length !== saveable.length || now.some((p, i) => p !== saveable[i])) {
           throw new ProtocolError(`the set of saveable pages changed between preallocation (${saveable.length}) and the atomic point (${now.length})`);
         }
         usedAtAtomic = frames - alloc.freeCount;
+        savedContext = m.view(guest.bootInfo.saved_context, STRUCTS.saved_context.size).slice();
         origBm.clear();
         origBm.setAll(saveable);
         copyBm.clear();
@@ -153,15 +161,21 @@ export const swsusp: SaveStrategy = {
         ramBytes: m.ramBytes,
         frameCount: frames,
         strategy: 'swsusp',
-        context: { address: guest.bootInfo.saved_context, bytes: oracle!.ram.slice(guest.bootInfo.saved_context, guest.bootInfo.saved_context + 84) },
+        context: { address: guest.bootInfo.saved_context, bytes: savedContext! },
         stats: { atomicCopyPages: pfns.length, frozenTasks: tasksFrozen },
       });
-      return commitImage(writer, pfns.length, progress, (write) => {
-        forEachRun(copyPfns, copyPfns, (i, copy, _d, n) => write(i, m.view(copy * 4096, n * 4096)));
+      return commitImage(writer, pfns.length, progress, async (write) => {
+        const runs: Array<[number, number, number]> = [];
+        forEachRun(copyPfns, copyPfns, (i, copy, _d, n) => runs.push([i, copy, n]));
+        for (const [i, copy, n] of runs) await write(i, m.view(copy * 4096, n * 4096));
       });
     });
 
     await timer.time('power-off', () => guest.powerOff());
+    if (oracle) {
+      timer.phases.atomic! -= oracleMs;
+      timer.phases.oracle = oracleMs;
+    }
 
     return {
       strategy: 'swsusp',

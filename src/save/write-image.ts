@@ -9,12 +9,12 @@ export async function commitImage(
   writer: ImageWriter,
   pageCount: number,
   progress: Progress,
-  produce: (write: (firstIndex: number, bytes: Uint8Array) => void) => void | Promise<void>,
+  produce: (write: (firstIndex: number, bytes: Uint8Array) => Promise<void>) => void | Promise<void>,
 ): Promise<CommitResult> {
   const phase = progress.phase('write image', pageCount);
   let done = 0;
-  await produce((first, bytes) => {
-    writer.writePages(first, bytes);
+  await produce(async (first, bytes) => {
+    await writer.writePagesAsync(first, bytes);
     done += bytes.length / 4096;
     phase.update(done);
   });
