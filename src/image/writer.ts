@@ -177,12 +177,7 @@ export class ImageWriter {
    * A run of at least the staging size goes to the file in one write from `data` itself.
    */
   writePages(firstIndex: number, data: Uint8Array): void {
-    this.#checkOpen();
-    const count = data.length / PAGE_SIZE;
-    if (!Number.isInteger(count)) throw new RangeError(`writePages: ${data.length} bytes is not a whole number of ${PAGE_SIZE}-byte pages`);
-    if (!Number.isInteger(firstIndex) || firstIndex < 0 || firstIndex + count > this.pageCount) {
-      throw new RangeError(`writePages: pages ${firstIndex}..${firstIndex + count - 1} are outside the image (${this.pageCount} pages)`);
-    }
+    this.#checkRun('writePages', firstIndex, data);
     this.#guard(() => {
       this.#recordCrcs(firstIndex, data);
       this.#pageBytesWritten += data.length;
@@ -200,12 +195,7 @@ export class ImageWriter {
       this.writePages(firstIndex, data);
       return;
     }
-    this.#checkOpen();
-    const count = data.length / PAGE_SIZE;
-    if (!Number.isInteger(count)) throw new RangeError(`writePagesAsync: ${data.length} bytes is not a whole number of ${PAGE_SIZE}-byte pages`);
-    if (!Number.isInteger(firstIndex) || firstIndex < 0 || firstIndex + count > this.pageCount) {
-      throw new RangeError(`writePagesAsync: pages ${firstIndex}..${firstIndex + count - 1} are outside the image (${this.pageCount} pages)`);
-    }
+    this.#checkRun('writePagesAsync', firstIndex, data);
     this.#guard(() => {
       this.#flushStage();
       this.#discardOldImage();
@@ -224,6 +214,16 @@ export class ImageWriter {
       throw err;
     }
     this.#pageBytesWritten += data.length;
+  }
+
+  /** The writer is open and data is whole pages that lie inside the image. */
+  #checkRun(what: string, firstIndex: number, data: Uint8Array): void {
+    this.#checkOpen();
+    const count = data.length / PAGE_SIZE;
+    if (!Number.isInteger(count)) throw new RangeError(`${what}: ${data.length} bytes is not a whole number of ${PAGE_SIZE}-byte pages`);
+    if (!Number.isInteger(firstIndex) || firstIndex < 0 || firstIndex + count > this.pageCount) {
+      throw new RangeError(`${what}: pages ${firstIndex}..${firstIndex + count - 1} are outside the image (${this.pageCount} pages)`);
+    }
   }
 
   #recordCrcs(firstIndex: number, data: Uint8Array): void {
