@@ -38,6 +38,42 @@ export interface SaveReport {
    * of the algorithm: it is timed apart and not included in "atomic".
    */
   readonly phasesMs: Readonly<Record<string, number>>;
+  /**
+   * From the freeze until the guest could run again: thawed (cow) or, for saves that
+   * power off, the image committed. Wall ms (the oracle capture excluded) and guest
+   * instructions retired between the freeze and the atomic point.
+   */
+  readonly downtime: { readonly ms: number; readonly instructions: number };
+  /** The largest image this algorithm could have saved on this machine, as a fraction of RAM. */
+  readonly largestImageFraction: number;
+  /** Saves that write while the guest runs (wp-full, cow). */
+  readonly live?: LiveSaveStats;
+}
+
+export interface PrecopyRound {
+  readonly round: number;
+  /** Pages written in this round (round 0 = the full pass). */
+  readonly pagesWritten: number;
+  /** Pages that faulted (are dirty again) when the round ended. */
+  readonly dirtyAfter: number;
+  /** Guest timer ticks the round took under the I/O model. */
+  readonly ticks: number;
+}
+
+export interface LiveSaveStats {
+  readonly faults: number;
+  readonly pagesFaulted: number;
+  /** Pages copied atomically because they faulted. */
+  readonly flaggedPages: number;
+  /** Pages copied atomically because they can never be protected (page tables, stacks, descriptor tables). */
+  readonly unprotectablePages: number;
+  readonly rounds: readonly PrecopyRound[];
+  readonly stopReason: string;
+  /** Page bytes written to the image, rewrites included. */
+  readonly pageBytesWritten: number;
+  readonly liveTicks: number;
+  /** cow: pages the writer saved early because the reserve pool was exhausted. */
+  readonly savedEarly?: number;
 }
 
 export interface SaveStrategy {

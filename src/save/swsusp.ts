@@ -69,6 +69,9 @@ export const swsusp: SaveStrategy = {
     let tasksFrozen = 0;
     let cachePagesDropped = 0;
 
+    const downtimeStart = performance.now();
+    const instructionsAtFreeze = m.instructions;
+    let instructionsAtAtomic = 0;
     await timer.time('freeze', async () => {
       await guest.enterPm();
       tasksFrozen = await guest.pm('FREEZE');
@@ -132,6 +135,7 @@ export const swsusp: SaveStrategy = {
         if (now.length !== saveable.length || now.some((p, i) => p !== saveable[i])) {
           throw new ProtocolError(`the set of saveable pages changed between preallocation (${saveable.length}) and the atomic point (${now.length})`);
         }
+        instructionsAtAtomic = m.instructions;
         usedAtAtomic = frames - alloc.freeCount;
         savedContext = m.view(guest.bootInfo.saved_context, STRUCTS.saved_context.size).slice();
         origBm.clear();
@@ -171,6 +175,7 @@ export const swsusp: SaveStrategy = {
       });
     });
 
+    const downtimeMs = performance.now() - downtimeStart - oracleMs;
     await timer.time('power-off', () => guest.powerOff());
     if (oracle) {
       timer.phases.atomic! -= oracleMs;
@@ -187,6 +192,9 @@ export const swsusp: SaveStrategy = {
       tasksFrozen,
       memory: { frames, usedAtAtomic, freeAtAtomic: frames - usedAtAtomic },
       phasesMs: timer.phases,
+      downtime: { ms: downtimeMs, instructions: instructionsAtAtomic - instructionsAtFreeze },
+      // Every saved page needs a free frame for its copy: at most half of what the bitmaps leave.
+      largestImageFraction: Math.floor((frames - metaPages) / 2) / frames,
     };
   },
 };
