@@ -26,6 +26,16 @@ function saveRows(s: SaveReport): Array<[string, string | number]> {
     ['cache pages dropped', s.cachePagesDropped],
     ['tasks frozen', s.tasksFrozen],
     ['RAM frames used / free at the atomic point', `${s.memory.usedAtAtomic} / ${s.memory.freeAtAtomic} of ${s.memory.frames}`],
+    ['downtime (freeze → running again or image committed)', `${ms(s.downtime.ms)}, ${s.downtime.instructions} guest instructions to the atomic point`],
+    ['largest image possible', `${(s.largestImageFraction * 100).toFixed(1)} % of RAM`],
+    ...(s.live
+      ? ([
+          ['faults (pages faulted)', `${s.live.faults} (${s.live.pagesFaulted})`],
+          ['atomic copy: faulted + unprotectable pages', `${s.live.flaggedPages} + ${s.live.unprotectablePages}`],
+          ['rounds (pages written, dirty after)', s.live.rounds.map((r) => `${r.round}: ${r.pagesWritten}/${r.dirtyAfter}`).join(', ') + ` — ${s.live.stopReason}`],
+          ...(s.live.savedEarly !== undefined ? [['saved early (pool exhausted)', s.live.savedEarly] as [string, number]] : []),
+        ] as Array<[string, string | number]>)
+      : []),
   ];
 }
 
