@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --json] [-- --sizes 128,512] [-- --no-write]`
+ * `npm run bench [-- --json] [-- --sizes 128,512] [-- --no-write] [-- --only hibernate|faults]`
  *
  * Side by side in one run, on the same guest and data (RAM filled by a `stream`
  * workload — hash output, incompressible — up to what swsusp can save):
@@ -9,7 +9,10 @@
  *     restore_state() into a fresh instance;
  *   - the raw limit: writing the same number of image bytes to a file (+ fsync) and
  *     reading them back, and a host memcpy of them.
- * Prints a table and writes docs/BENCHMARKS.md (unless --no-write).
+ * and, as a separate section, fault round trips per second through the whole
+ * write-protection fault handler (bench/faults.ts).
+ * Prints the tables and writes docs/BENCHMARKS.md (unless --no-write); with --only,
+ * the other section of the file is kept as it was.
  */
 import { closeSync, fsyncSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import os from 'node:os';
@@ -23,6 +26,7 @@ import { loadGuestImage } from '../src/machine/guest-image.ts';
 import { Machine } from '../src/machine/machine.ts';
 import { silentProgress } from '../src/metrics/progress.ts';
 import { swsusp } from '../src/save/swsusp.ts';
+import { benchFaults, faultsMarkdown, type FaultBenchRow } from './faults.ts';
 
 const MiB = 1024 * 1024;
 
@@ -175,7 +179,8 @@ function render(rows: Row[]): string {
   return t.toString();
 }
 
-function markdown(rows: Row[]): string {
+/** The document's head (title, run line). */
+function head(): string {
   const lines = [
     '# Benchmarks',
     '',
@@ -184,7 +189,13 @@ function markdown(rows: Row[]): string {
     'machine; compare columns within one run, not across runs.',
     '',
     `Run: ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 1024 ** 3)} GiB.`,
-    '',
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** The swsusp / v86 / raw-file section. */
+function hibernateMarkdown(rows: Row[]): string {
+  const lines = [
     '## swsusp save + bitmap-pbe restore against v86 snapshots and the raw limit',
     '',
     'Guest RAM filled by a `stream` workload (hash output: incompressible) to 45 % of RAM, about',
@@ -212,19 +223,51 @@ function markdown(rows: Row[]): string {
   return `${lines.join('\n')}\n`;
 }
 
+function renderFaults(rows: FaultBenchRow[]): string {
+  const t = new Table({ head: ['mode', 'handler', 'median M faults/s', 'best', 'ns/fault', 'protect 8192 pages'], style: { head: [], border: [] } });
+  for (const r of rows) t.push([r.mode, r.handler, r.medianM.toFixed(2), r.bestM.toFixed(2), r.nsPerFault.toFixed(0), `${r.protectMs.toFixed(2)} ms`]);
+  return t.toString();
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const json = args.includes('--json');
   const sizesArg = args.find((a) => a.startsWith('--sizes='))?.slice(8) ?? (args.includes('--sizes') ? args[args.indexOf('--sizes') + 1] : undefined);
+  const only = args.find((a) => a.startsWith('--only='))?.slice(7) ?? (args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined);
+  if (only !== undefined && only !== 'hibernate' && only !== 'faults') throw new Error(`--only takes hibernate or faults, not ${only}`);
   const sizes = (sizesArg ?? '128,512').split(',').map(Number);
   const rows: Row[] = [];
-  for (const size of sizes) {
-    if (!json) process.stderr.write(`bench: ${size} MiB…\n`);
-    rows.push(await benchSize(size));
+  if (only !== 'faults') {
+    for (const size of sizes) {
+      if (!json) process.stderr.write(`bench: ${size} MiB…\n`);
+      rows.push(await benchSize(size));
+    }
   }
-  if (json) process.stdout.write(`${JSON.stringify({ rows }, null, 2)}\n`);
-  else process.stdout.write(`${render(rows)}\n`);
-  if (!args.includes('--no-write')) writeFileSync(new URL('../docs/BENCHMARKS.md', import.meta.url), markdown(rows) + (existingExtra()));
+  let faultRows: FaultBenchRow[] = [];
+  if (only !== 'hibernate') {
+    if (!json) process.stderr.write('bench: fault round trips…\n');
+    faultRows = await benchFaults();
+  }
+  if (json) process.stdout.write(`${JSON.stringify({ rows, faults: faultRows }, null, 2)}\n`);
+  else process.stdout.write(`${[rows.length ? render(rows) : '', faultRows.length ? renderFaults(faultRows) : ''].filter(Boolean).join('\n\n')}\n`);
+  if (!args.includes('--no-write')) {
+    const hib = rows.length ? hibernateMarkdown(rows) : existingSection('## swsusp save');
+    const flt = faultRows.length ? faultsMarkdown(faultRows) : existingSection('## Fault round trips');
+    writeFileSync(new URL('../docs/BENCHMARKS.md', import.meta.url), [head(), hib, flt].filter(Boolean).join('\n') + existingExtra());
+  }
+}
+
+/** A generated section of the current docs/BENCHMARKS.md (from its heading to the next), kept when it was not rerun. */
+function existingSection(heading: string): string {
+  try {
+    const text = readFileSync(new URL('../docs/BENCHMARKS.md', import.meta.url), 'utf8');
+    const i = text.indexOf(`\n${heading}`);
+    if (i < 0) return '';
+    const j = text.indexOf('\n## ', i + 1);
+    return `${text.slice(i + 1, j < 0 ? undefined : j).trimEnd()}\n`;
+  } catch {
+    return '';
+  }
 }
 
 /** Sections of docs/BENCHMARKS.md written by hand (after the generated table) are kept. */

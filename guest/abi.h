@@ -2,7 +2,7 @@
 #ifndef HIBERLAB_ABI_H
 #define HIBERLAB_ABI_H
 
-#define ABI_VERSION 2
+#define ABI_VERSION 3
 #define PORT_HYPERCALL 0x5e0
 #define PORT_PAGE_FAULT 0x5e1
 
@@ -36,6 +36,7 @@
 #define PROBE_REP_MOVS 4 /* rep movsl of ESI bytes from a kernel buffer to ECX. */
 #define PROBE_STRADDLE 5 /* One 32-bit store at ECX (expected to cross a page boundary). */
 #define PROBE_READ_ONLY 6 /* ESI bytes of 32-bit loads from ECX, no store. */
+#define PROBE_WRITE_PAGES 7 /* One 32-bit store at the first word of every page in [ECX, ECX + ESI), ascending (ECX page aligned). */
 
 #define OWNER_FREE 0 /* Free frame. */
 #define OWNER_RESERVED 1 /* Below 1 MiB, or not RAM: firmware, multiboot info, VGA hole. */
@@ -97,8 +98,9 @@ struct boot_info {
     uint32_t probe_buffer; /* kernel source buffer used by PROBES.REP_MOVS */
     uint32_t probe_buffer_bytes; /* its size */
     uint32_t cache_pages; /* &cache_pages (u32: pages currently held by the reclaimable cache) */
+    uint32_t current_task; /* &current (u32: address of the running task's task_struct, 0 before the scheduler starts) */
 } __attribute__((packed));
-_Static_assert(sizeof(struct boot_info) == 92, "boot_info size");
+_Static_assert(sizeof(struct boot_info) == 96, "boot_info size");
 _Static_assert(offsetof(struct boot_info, magic) == 0, "boot_info.magic");
 _Static_assert(offsetof(struct boot_info, abi_version) == 4, "boot_info.abi_version");
 _Static_assert(offsetof(struct boot_info, ram_bytes) == 8, "boot_info.ram_bytes");
@@ -122,6 +124,7 @@ _Static_assert(offsetof(struct boot_info, generation) == 76, "boot_info.generati
 _Static_assert(offsetof(struct boot_info, probe_buffer) == 80, "boot_info.probe_buffer");
 _Static_assert(offsetof(struct boot_info, probe_buffer_bytes) == 84, "boot_info.probe_buffer_bytes");
 _Static_assert(offsetof(struct boot_info, cache_pages) == 88, "boot_info.cache_pages");
+_Static_assert(offsetof(struct boot_info, current_task) == 92, "boot_info.current_task");
 
 /* The page-frame allocator. The harness allocates through the same fields while the guest is stopped at a hypercall. */
 struct alloc_state {
@@ -311,7 +314,8 @@ _Static_assert(offsetof(struct pbe, next) == 8, "pbe.next");
 #define OFF_BOOT_INFO_PROBE_BUFFER 80
 #define OFF_BOOT_INFO_PROBE_BUFFER_BYTES 84
 #define OFF_BOOT_INFO_CACHE_PAGES 88
-#define SIZEOF_BOOT_INFO 92
+#define OFF_BOOT_INFO_CURRENT_TASK 92
+#define SIZEOF_BOOT_INFO 96
 #define OFF_ALLOC_STATE_BITMAP 0
 #define OFF_ALLOC_STATE_OWNER_MAP 4
 #define OFF_ALLOC_STATE_FRAME_COUNT 8

@@ -58,6 +58,7 @@ static void boot_info_init(uint32_t flags)
     b->probe_buffer = (uint32_t)probe_buffer;
     b->probe_buffer_bytes = PROBE_BUFFER_BYTES;
     b->cache_pages = (uint32_t)&cache_pages;
+    b->current_task = (uint32_t)&current;
 }
 
 /* Called by entry.S on the boot stack with interrupts off. Never returns. */

@@ -40,6 +40,12 @@ static void probe(uint32_t pattern, uint32_t addr, uint32_t len)
         count = len / 4;
         __asm__ volatile("cld; rep movsl" : "+S"(src), "+D"(dst), "+c"(count) : : "memory");
         break;
+    case PROBE_WRITE_PAGES:
+        if (addr % PAGE_SIZE)
+            panic("probe: WRITE_PAGES address must be page aligned");
+        for (count = 0; count < len; count += PAGE_SIZE)
+            __asm__ volatile("movl %1, (%0)" : : "r"(addr + count), "r"(v) : "memory");
+        break;
     case PROBE_READ_ONLY:
         for (count = 0; count < len / 4; count++, addr += 4)
             __asm__ volatile("movl (%1), %0" : "=r"(v) : "r"(addr) : "memory");

@@ -3,7 +3,7 @@
  * (src/index.ts): parse options, run, print a summary table or one JSON report.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
 import {
   DEFAULT_RAM_BYTES, DEFAULT_WARMUP_MS, DEFAULT_WORKLOAD, hibernate, judge, resume, runCycle,
   type CycleReport, type HibernateOptions, type HibernateResult, type ResumeResult,
@@ -12,8 +12,11 @@ import { formatInspection, inspectImage } from '../src/image/index.ts';
 import { MAX_RAM_BYTES, MIN_RAM_BYTES } from '../src/machine/machine.ts';
 import { parseSize } from '../src/machine/workload.ts';
 import { RESTORE_STRATEGIES, SAVE_STRATEGIES } from '../src/strategies.ts';
+import { DEFAULT_FAULTS_WORKLOAD, runFaults, type FaultRunReport } from '../src/mmu/fault-run.ts';
+import type { FaultTraceEvent } from '../src/mmu/faults.ts';
+import { POLICY_NAMES } from '../src/mmu/policies/index.ts';
 import { describeError } from './errors.ts';
-import { cycleSummary, hibernateSummary, resumeSummary } from './report.ts';
+import { cycleSummary, faultsSummary, hibernateSummary, resumeSummary } from './report.ts';
 
 /** Exit codes of `hiberlab resume`. */
 export const RESUME_EXIT = { resumed: 0, failed: 1, 'no-image': 2, refused: 3 } as const;
@@ -148,6 +151,41 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('faults')
+    .description('run a workload under write protection with a fault policy; report faults, faults per page and per second, and the slowdown against the same run unprotected (exit 0 when the workloads verified their data)')
+    .addOption(ramOpt())
+    .option('--workload <spec>', 'workloads: KIND[:SIZE][@RATE],... with KIND churn|stream|cache|idle', DEFAULT_FAULTS_WORKLOAD)
+    .option('--seed <n>', 'seed of the workload data', intOption, 1)
+    .addOption(new Option('--policy <name>', 'fault policy').choices([...POLICY_NAMES]).default('dirty-track'))
+    .option('--duration <ms>', 'guest milliseconds measured under protection', intOption, 1000)
+    .option('--interval <ms>', 'guest milliseconds between re-protections of the written pages (0 = protect once)', intOption, 100)
+    .option('--warmup <ms>', 'guest milliseconds the workloads run before protection starts', intOption, 200)
+    .addOption(new Option('--scope <what>', 'pages to protect: every protectable page in use, or the workload buffers').choices(['all', 'workload']).default('all'))
+    .option('--pool <pages>', 'copy-before-write reserve pool in frames (default: one per protected page, at most half the free frames)', intOption)
+    .option('--no-baseline', 'skip the unprotected run (no slowdown)')
+    .option('--trace <file>', 'write every fault as a JSON line: guest time (ms since boot), PFN, EIP, CR2, error code, task, decision, instructions')
+    .addOption(detOpt())
+    .addOption(largeOpt())
+    .addOption(jsonOpt())
+    .addOption(verboseOpt())
+    .action(async (flags: CommonFlags & { workload: string; seed: number; policy: string; duration: number; interval: number; warmup: number; scope: 'all' | 'workload'; pool?: number; baseline: boolean; trace?: string }) => {
+      const trace = flags.trace ? new TraceFile(flags.trace) : undefined;
+      let report: FaultRunReport;
+      try {
+        report = await runFaults({
+          ramBytes: flags.ram, workload: flags.workload, seed: flags.seed, policy: flags.policy, durationMs: flags.duration,
+          intervalMs: flags.interval, warmupMs: flags.warmup, scope: flags.scope, poolPages: flags.pool, baseline: flags.baseline,
+          deterministic: flags.deterministic, largePages: flags.largePages, onFault: trace ? (e) => trace.write(e) : undefined,
+          onConsole: flags.verbose ? (line) => process.stderr.write(`guest| ${line}`) : undefined,
+        });
+      } finally {
+        trace?.close();
+      }
+      print(flags.json, report, () => faultsSummary(report));
+      process.exitCode = report.verify.every((v) => v.badWords === 0) ? 0 : 1;
+    });
+
+  program
     .command('inspect')
     .description('show an image: signature, header, page counts, checksum status')
     .argument('<file>', 'swap device file')
@@ -158,6 +196,27 @@ export function buildProgram(): Command {
     });
 
   return program;
+}
+
+/** Fault trace as JSON lines, written in chunks (the faults arrive inside the guest's #PF). */
+class TraceFile {
+  private readonly fd: number;
+  private lines: string[] = [];
+  constructor(path: string) {
+    this.fd = openSync(path, 'w');
+  }
+  write(e: FaultTraceEvent): void {
+    this.lines.push(JSON.stringify({ t: Math.round(e.timeMs * 1000) / 1000, pfn: e.pfn, eip: e.eip, cr2: e.cr2, err: e.errorCode, task: e.taskId, decision: e.decision, instructions: e.instructions }));
+    if (this.lines.length >= 4096) this.flush();
+  }
+  close(): void {
+    this.flush();
+    closeSync(this.fd);
+  }
+  private flush(): void {
+    if (this.lines.length) writeSync(this.fd, `${this.lines.join('\n')}\n`);
+    this.lines = [];
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -6,6 +6,7 @@ import Table from 'cli-table3';
 import type { CycleReport, HibernateResult, ResumeResult } from '../src/cycle.ts';
 import type { SaveReport } from '../src/save/strategy.ts';
 import type { RestoreReport } from '../src/restore/strategy.ts';
+import type { FaultRunReport } from '../src/mmu/fault-run.ts';
 
 const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(bytes % (1024 * 1024) ? 1 : 0)} MiB`;
 const ms = (v: number | undefined) => (v === undefined ? '-' : `${v.toFixed(1)} ms`);
@@ -93,4 +94,34 @@ export function resumeSummary(r: ResumeResult): string {
     ['tasks verified', r.verify.map((v) => `task ${v.taskId}: ${v.badWords ? `${v.badWords} bad` : 'ok'}`).join(', ') || 'none'],
     ...phaseRows(r.phasesMs),
   ]);
+}
+
+export function faultsSummary(r: FaultRunReport): string {
+  const f = r.faults;
+  const c = r.config;
+  const ok = r.verify.every((v) => v.badWords === 0);
+  const rate = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : n.toFixed(0));
+  const rows: Array<[string, string | number]> = [
+    ['verdict', ok ? 'PASS (workloads verified their data under protection)' : 'FAIL (a workload found bad data)'],
+    ['RAM', mib(c.ramBytes)],
+    ['workload', `${c.workload} (seed ${c.seed})`],
+    ['mode', `${c.deterministic ? 'deterministic' : 'fast'}${c.largePages ? ', 4 MiB pages' : ''}`],
+    ['policy', c.policy],
+    ['protection', `${r.protectedPages} pages (${c.scope}), ${r.forbiddenPages} never protectable, ${r.splits} 4 MiB pages split`],
+    ['rounds', `${r.rounds} (${c.intervalMs ? `re-protected every ${c.intervalMs} ms` : 'protected once'}) over ${c.durationMs} guest ms`],
+    ['faults', `${f.total} (${f.handled} handled, ${f.notMine} not mine)`],
+    ['pages faulted', `${f.pagesFaulted}, ${f.meanPerPage.toFixed(2)} faults per page on average, at most ${f.maxPerPage}`],
+    ['faults per page', Object.entries(f.histogram).map(([k, v]) => `${k}: ${v} pages`).join(', ') || '-'],
+    ['faults per second', `${rate(f.perGuestSecond)}/s of guest time, ${rate(f.perWallSecond)}/s of host time`],
+    ['TLB', `${r.tlb.fullFlushes} full flushes, ${r.tlb.pagesInvalidated} single-page invalidations in ${r.tlb.batches} batches`],
+    ['protected run', `${ms(r.protectedRun.wallMs)} host, ${r.protectedRun.steps} workload steps, ${r.protectedRun.instructions} instructions`],
+  ];
+  if (r.baselineRun) {
+    rows.push(['unprotected run', `${ms(r.baselineRun.wallMs)} host, ${r.baselineRun.steps} workload steps, ${r.baselineRun.instructions} instructions`]);
+    rows.push(['guest slowdown', `${r.slowdown!.toFixed(2)}× (workload steps per host second, unprotected / protected)`]);
+  }
+  rows.push(['tasks verified', r.verify.map((v) => `task ${v.taskId}: ${v.badWords ? `${v.badWords} bad` : 'ok'}`).join(', ') || 'none']);
+  const lines = [table(rows)];
+  if (f.topPages.length) lines.push(`most-faulted pages: ${f.topPages.map((p) => `0x${p.pfn.toString(16)} (${p.owner}) ${p.faults}`).join(', ')}`);
+  return lines.join('\n');
 }

@@ -16,7 +16,7 @@
  */
 
 /** Bumped whenever a number or a layout below changes meaning. */
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 
 export const PORTS = {
   /** Hypercalls: EAX = function number. */
@@ -68,6 +68,7 @@ export const PROBES = {
   REP_MOVS: { value: 4, doc: 'rep movsl of ESI bytes from a kernel buffer to ECX.' },
   STRADDLE: { value: 5, doc: 'One 32-bit store at ECX (expected to cross a page boundary).' },
   READ_ONLY: { value: 6, doc: 'ESI bytes of 32-bit loads from ECX, no store.' },
+  WRITE_PAGES: { value: 7, doc: 'One 32-bit store at the first word of every page in [ECX, ECX + ESI), ascending (ECX page aligned).' },
 } as const satisfies Record<string, AbiEntry>;
 
 /** Frame-owner codes in the owner byte map (one byte per frame; 0 = free). */
@@ -167,6 +168,7 @@ export const STRUCTS = {
     ['probe_buffer', 'kernel source buffer used by PROBES.REP_MOVS'],
     ['probe_buffer_bytes', 'its size'],
     ['cache_pages', '&cache_pages (u32: pages currently held by the reclaimable cache)'],
+    ['current_task', '&current (u32: address of the running task\'s task_struct, 0 before the scheduler starts)'],
   ]),
   alloc_state: struct('alloc_state', 'The page-frame allocator. The harness allocates through the same fields while the guest is stopped at a hypercall.', [
     ['bitmap', 'physical address of the bitmap: bit (pfn % 32) of word (pfn / 32) is 1 when the frame is in use'],

@@ -1,7 +1,9 @@
 /**
  * hiberlab's library API. Start with `runCycle()`; go lower with `hibernate()` /
  * `resume()`, `Guest` (a booted guest kernel and its power-management protocol) and
- * `Machine` (one v86 instance, hypercalls, memory, registers).
+ * `Machine` (one v86 instance, hypercalls, memory, registers). Write protection:
+ * `WriteProtector`, `FaultHandler` and the fault policies; `runFaults()` runs a
+ * workload under protection (`hiberlab faults`).
  */
 export {
   runCycle, runLineage, hibernate, resume, judge, swapBytesFor,
@@ -9,7 +11,7 @@ export {
   type CycleReport, type HibernateOptions, type HibernateResult, type ResumeOptions, type ResumeResult, type ResumeStatus, type MachineChoice,
 } from './cycle.ts';
 export { Guest, type GuestOptions, type VerifyReport, type ResumeDecision } from './machine/guest.ts';
-export { Machine, MIN_RAM_BYTES, MAX_RAM_BYTES, type MachineOptions, type Hypercall, type HypercallResult, type TraceEvent } from './machine/machine.ts';
+export { Machine, MIN_RAM_BYTES, MAX_RAM_BYTES, type MachineOptions, type Hypercall, type HypercallResult, type TraceEvent, type PageFaultHook } from './machine/machine.ts';
 export { GuestAllocator } from './machine/allocator.ts';
 export { loadGuestImage, checkGuestImageFresh } from './machine/guest-image.ts';
 export { parseWorkloadSpec, parseSize, type WorkloadSpec } from './machine/workload.ts';
@@ -19,4 +21,5 @@ export { HibernationRefusedError, type SaveStrategy, type SaveContext, type Save
 export { RestoreRefusedError, type RestoreStrategy, type RestoreContext, type RestoreReport } from './restore/strategy.ts';
 export { captureOracle, comparePages, type Oracle, type PageDifference } from './oracle/oracle.ts';
 export { SwapDevice, ImageWriter, ImageReader, validateImage, inspectImage, resetSignature, ImageError, type ValidatedImage } from './image/index.ts';
+export * from './mmu/index.ts';
 export * as abi from './abi.ts';

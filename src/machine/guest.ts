@@ -7,7 +7,7 @@
  * filled its buffer. Hibernation is requested through PM_POLL (answered inline every
  * tick); the pm task then asks PM_NEXT for commands one by one.
  */
-import { ABI_VERSION, HYPERCALLS, OWNERS, PM_COMMANDS, type HypercallName, type PmCommandName } from '../abi.ts';
+import { ABI_VERSION, HYPERCALLS, OWNERS, PM_COMMANDS, STRUCTS, type HypercallName, type PmCommandName } from '../abi.ts';
 import { GuestAllocator } from './allocator.ts';
 import { ProtocolError } from './errors.ts';
 import { fieldAddr, readBootInfo, readTasks, type BootInfo, type TaskInfo } from './guest-structs.ts';
@@ -115,6 +115,16 @@ export class Guest {
 
   tasks(): TaskInfo[] {
     return readTasks(this.machine, this.bootInfo);
+  }
+
+  /**
+   * Id of the task running now (the kernel's `current`, read through
+   * boot_info.current_task), or -1 before the scheduler started. Inside a page-fault
+   * handler this is the task that made the faulting access.
+   */
+  currentTaskId(): number {
+    const ptr = this.machine.readU32(this.bootInfo.current_task);
+    return ptr ? Math.floor((ptr - this.bootInfo.task_table) / STRUCTS.task_struct.size) : -1;
   }
 
   /** Lets the guest run for `ticks` timer ticks of guest time (stops at no hypercall but errors). */

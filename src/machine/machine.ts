@@ -87,6 +87,9 @@ export interface HypercallResult {
 
 export type InlineHandler = (call: Hypercall, m: Machine) => HypercallResult | void;
 
+/** The page-fault hook: (error code, CR2, faulting EIP) → PF_HANDLED (retry) or anything else (not mine). */
+export type PageFaultHook = (errorCode: number, cr2: number, eip: number) => number;
+
 export interface TraceEvent {
   readonly kind: 'hypercall' | 'irq';
   /** Guest instructions retired before the event (as v86 counts them). */
@@ -138,12 +141,15 @@ export class Machine {
   private maskedIf = false;
   private flagsI32!: Int32Array;
   private inline = new Map<number, InlineHandler>();
-  private pageFaultHandler: ((errorCode: number, cr2: number, eip: number) => number) | undefined;
+  private pageFaultHandler: PageFaultHook | undefined;
   private consoleText = '';
   private consoleBytes: number[] = [];
   private lastCounter = 0;
   private idleMs = 0;
-  private dead: MachineError | undefined;
+  private dead: Error | undefined;
+  /** v86's INVLPG (instr32_0F01_7_mem, see docs/V86.md), looked up once. */
+  private invlpg: ((linear: number) => void) | undefined;
+  private readonly bootWallMs = performance.now();
   private destroyed = false;
 
   /** Guest instructions retired so far (64-bit safe; updated after each main_loop). */
@@ -164,6 +170,8 @@ export class Machine {
     const det = typeof options.deterministic === 'object' ? options.deterministic : {};
     this.instructionsPerMs = det.instructionsPerMs ?? 1_000_000;
     this.refreshViews();
+    const invlpg = this.cpu.wm.exports.instr32_0F01_7_mem;
+    if (typeof invlpg === 'function') this.invlpg = invlpg as (linear: number) => void;
     this.ramBytes = this.cpu.memory_size[0]! >>> 0;
     this.lastCounter = this.counter[0]!;
   }
@@ -254,6 +262,7 @@ export class Machine {
    */
   async run(options: RunOptions = {}): Promise<Hypercall> {
     this.assertAlive();
+    this.checkBufferIdentity();
     const maxMs = options.maxMs ?? 120_000;
     this.release();
     const start = performance.now();
@@ -267,6 +276,7 @@ export class Machine {
           throw this.die(new EmulatorDiedError(err, this.eip));
         }
         this.accountInstructions();
+        if (this.dead) throw this.dead;
         if (this.pending) break;
         const now = performance.now();
         if (this.inHltView()[0] && this.deterministic) {
@@ -332,10 +342,13 @@ export class Machine {
 
   /**
    * Installs the page-fault handler: called inside the guest's #PF stub with the
-   * error code, CR2 and EIP; returns PF_HANDLED (retry) or PF_NOT_MINE.
+   * error code, CR2 and EIP; returns PF_HANDLED (retry) or PF_NOT_MINE. Returns the
+   * handler it replaces (so that a layer can put it back when it is uninstalled).
    */
-  setPageFaultHandler(handler: ((errorCode: number, cr2: number, eip: number) => number) | undefined): void {
+  setPageFaultHandler(handler: PageFaultHook | undefined): PageFaultHook | undefined {
+    const previous = this.pageFaultHandler;
     this.pageFaultHandler = handler;
+    return previous;
   }
 
   /**
@@ -352,6 +365,26 @@ export class Machine {
       throw this.die(new ProtocolError(`hypercall ${call.name} at 0x${call.eip.toString(16)} arrived while ${this.pending.name} was still pending`));
     }
     this.pending = call;
+    this.haltCpu();
+  }
+
+  /**
+   * Ends the run with `error`, also from inside an inline or page-fault handler: the
+   * machine is marked dead with it and the CPU stops right after the current `out`
+   * (as stopAt does, IF masked so that no pending IRQ runs the guest on), so the
+   * pending `run()` throws `error` as soon as `main_loop` returns; every later
+   * `run()` throws it too. The first error wins. The emulator still has to be
+   * powered off.
+   */
+  abort(error: Error): void {
+    if (this.destroyed || this.dead) return;
+    if (error instanceof MachineError && !error.consoleTail) error.consoleTail = this.consoleTail();
+    this.dead = error;
+    if (!this.pending) this.haltCpu();
+  }
+
+  /** HLT state with IF masked (see stopAt); undone by release(). */
+  private haltCpu(): void {
     const flags = this.flagsView();
     this.maskedIf = (flags[0]! & EFLAGS_IF) !== 0;
     if (this.maskedIf) flags[0] = flags[0]! & ~EFLAGS_IF;
@@ -495,6 +528,21 @@ export class Machine {
     this.cpu.full_clear_tlb();
   }
 
+  /**
+   * Drops the TLB entry of the 4 KiB page holding `linear` (the guest's INVLPG,
+   * through v86's exported instruction handler; the guest runs in ring 0, which the
+   * handler checks). Cheaper than flushTlb() for a few pages: the other entries stay.
+   */
+  invalidatePage(linear: number): void {
+    if (this.invlpg) this.invlpg(linear | 0);
+    else this.cpu.full_clear_tlb();
+  }
+
+  /** Whether invalidatePage() is a real per-page invalidation (false: it flushes everything). */
+  get hasInvalidatePage(): boolean {
+    return this.invlpg !== undefined;
+  }
+
   // ---------------------------------------------------------------- CPU state
 
   reg(name: RegisterName): number {
@@ -554,7 +602,23 @@ export class Machine {
     return this.instructionsNow() / this.instructionsPerMs + this.idleMs;
   }
 
-  private instructionsNow(): number {
+  /**
+   * The guest clock in milliseconds since boot: the virtual clock in deterministic
+   * mode (so two runs give the same readings at the same instruction), else host
+   * wall time since the machine was made. Usable inside handlers.
+   */
+  guestTimeMs(): number {
+    return this.deterministic ? this.virtualNow() : performance.now() - this.bootWallMs;
+  }
+
+  /**
+   * Guest instructions retired so far, read live from v86's counter: usable inside
+   * inline and page-fault handlers, where `instructions` lags. Exact and reproducible
+   * in deterministic mode (JIT off: identical counts at every fault in identical runs);
+   * with the JIT on it is as current as v86 keeps its counter (not checked for
+   * exactness).
+   */
+  instructionsNow(): number {
     const c = this.counter[0]!;
     return this.instructions + ((c - this.lastCounter) >>> 0);
   }
@@ -599,7 +663,17 @@ export class Machine {
     }
   }
 
+  /**
+   * Rebuilds the views if v86's wasm memory was replaced. v86's memory is not shared,
+   * so growing it detaches the old buffer, which empties every view on it: checking a
+   * view's length is enough here and much cheaper than the `buffer` getter (this runs
+   * on every access, page-fault handlers included). run() does the full identity check.
+   */
   private checkBuffer(): void {
+    if (this.regs.length === 0 && this.cpu) this.refreshViews();
+  }
+
+  private checkBufferIdentity(): void {
     if (this.cpu && this.cpu.wasm_memory.buffer !== this.buffer) this.refreshViews();
   }
 

@@ -39,6 +39,8 @@ export interface V86Cpu {
   jit_dirty_cache(start: number, end: number): void;
   device_raise_irq(irq: number): void;
   set_jit_config(index: number, value: number): void;
+  /** The wasm instance; `exports` holds every exported CPU function (see docs/V86.md). */
+  wm: { exports: Record<string, unknown> };
 }
 
 export interface V86Emulator {

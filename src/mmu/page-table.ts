@@ -17,6 +17,37 @@ export const PTE = {
   GLOBAL: 1 << 8,
 } as const;
 
+/** The bits of a PTE (or PDE) that hiberlab reads, by name. */
+export interface EntryFlags {
+  readonly present: boolean;
+  readonly writable: boolean;
+  readonly user: boolean;
+  readonly accessed: boolean;
+  readonly dirty: boolean;
+  /** PS: a PDE that maps a 4 MiB page. */
+  readonly pageSize: boolean;
+  readonly global: boolean;
+}
+
+export function entryFlags(entry: number): EntryFlags {
+  return {
+    present: (entry & PTE.PRESENT) !== 0,
+    writable: (entry & PTE.WRITABLE) !== 0,
+    user: (entry & PTE.USER) !== 0,
+    accessed: (entry & PTE.ACCESSED) !== 0,
+    dirty: (entry & PTE.DIRTY) !== 0,
+    pageSize: (entry & PTE.PAGE_SIZE) !== 0,
+    global: (entry & PTE.GLOBAL) !== 0,
+  };
+}
+
+/** "P RW A D" style: the set bits of an entry, for messages. */
+export function describeEntry(entry: number, isPde = false): string {
+  const names: Array<[number, string]> = [[PTE.PRESENT, 'P'], [PTE.WRITABLE, 'RW'], [PTE.USER, 'US'], [PTE.ACCESSED, 'A'], [PTE.DIRTY, 'D'], [PTE.PAGE_SIZE, isPde ? 'PS' : 'PAT'], [PTE.GLOBAL, 'G']];
+  const set = names.filter(([bit]) => entry & bit).map(([, n]) => n);
+  return `0x${(entry >>> 0).toString(16).padStart(8, '0')} (frame 0x${(entry >>> 12).toString(16)}${set.length ? `, ${set.join(' ')}` : ''})`;
+}
+
 export interface Mapping {
   /** Linear address of the page's first byte. */
   readonly linear: number;
@@ -49,6 +80,19 @@ export class PageTableWalker {
     const pte = this.m.readU32(pteAddr);
     if (!(pte & PTE.PRESENT)) return undefined;
     return { linear: (linear & ~0xfff) >>> 0, physical: (pte & ~0xfff) >>> 0, entryAddr: pteAddr, entry: pte, size: 4096 };
+  }
+
+  /**
+   * Sets and clears bits of the entry that maps `linear` (the PTE, or the PDE of a
+   * 4 MiB page) and returns the mapping as it was, or undefined if nothing maps it.
+   * Removing rights (R/W, P, U/S) needs a TLB flush or INVLPG before the guest runs
+   * again: WriteProtector does that; this does not.
+   */
+  updateEntry(linear: number, set: number, clear: number): Mapping | undefined {
+    const map = this.translate(linear);
+    if (!map) return undefined;
+    this.m.ram32[map.entryAddr >>> 2] = ((map.entry | set) & ~clear) >>> 0;
+    return map;
   }
 
   /** Frames holding the page directory and every present page table. */

@@ -1,0 +1,93 @@
+/**
+ * dirty-track: remember that the page was written, unprotect it, retry.
+ *
+ * The fault bitmap (one bit per frame, set = written since the last clear()) lives in
+ * guest frames taken from the guest's allocator (owner SNAPSHOT), as a kernel would
+ * keep it in RAM; those frames are registered with the protector as forbidden (the
+ * handler writes them). The frames need not be contiguous: word w of the bitmap is
+ * word (w mod 1024) of frame `frames[w / 1024]`.
+ */
+import { OWNERS } from '../../abi.ts';
+import type { Guest } from '../../machine/guest.ts';
+import type { FaultContext, FaultDecision, FaultPolicy, PageFault } from '../faults.ts';
+import type { WriteProtector } from '../protect.ts';
+
+const BITS_PER_FRAME = 4096 * 8;
+
+export class DirtyTrackPolicy implements FaultPolicy {
+  readonly name = 'dirty-track';
+  /** The guest frames holding the fault bitmap. */
+  readonly frames: Uint32Array;
+  /** Pages marked since the last clear(). */
+  dirtyCount = 0;
+  private readonly frameCount: number;
+  /** u32 index in guest RAM of the first word of each bitmap frame. */
+  private readonly wordBase: Uint32Array;
+  private disposed = false;
+
+  constructor(readonly guest: Guest, readonly protector: WriteProtector) {
+    this.frameCount = guest.allocator.frameCount;
+    const pages = Math.ceil(this.frameCount / BITS_PER_FRAME);
+    const frames = guest.allocator.allocFrames(pages, OWNERS.SNAPSHOT.value);
+    if (!frames) throw new Error(`dirty-track: the fault bitmap needs ${pages} free frames, the guest has ${guest.allocator.freeCount}`);
+    this.frames = frames;
+    this.wordBase = frames.map((pfn) => pfn * 1024);
+    protector.forbid(frames, 'the fault bitmap of dirty-track: the fault handler writes it');
+    this.clear();
+  }
+
+  onFault(fault: PageFault, ctx: FaultContext): FaultDecision {
+    this.mark(fault.pfn);
+    ctx.protector.unprotectOne(fault.pfn);
+    return 'retry';
+  }
+
+  /** Sets the frame's bit in the fault bitmap. */
+  mark(pfn: number): void {
+    const ram32 = this.guest.machine.ram32;
+    const w = pfn >>> 5;
+    const a = this.wordBase[w >>> 10]! + (w & 1023);
+    const bit = 1 << (pfn & 31);
+    const word = ram32[a]!;
+    if (!(word & bit)) {
+      ram32[a] = (word | bit) >>> 0;
+      this.dirtyCount++;
+    }
+  }
+
+  isDirty(pfn: number): boolean {
+    const w = pfn >>> 5;
+    return ((this.guest.machine.ram32[this.wordBase[w >>> 10]! + (w & 1023)]! >>> (pfn & 31)) & 1) === 1;
+  }
+
+  /** Every frame marked since the last clear(), ascending, read from the bitmap in guest memory. */
+  dirtyPfns(): Uint32Array {
+    const ram32 = this.guest.machine.ram32;
+    const words = Math.ceil(this.frameCount / 32);
+    const out: number[] = [];
+    for (let w = 0; w < words; w++) {
+      let word = ram32[this.wordBase[w >>> 10]! + (w & 1023)]!;
+      while (word !== 0) {
+        const pfn = w * 32 + (31 - Math.clz32(word & -word));
+        if (pfn < this.frameCount) out.push(pfn);
+        word = (word & (word - 1)) >>> 0;
+      }
+    }
+    return Uint32Array.from(out);
+  }
+
+  /** Zeroes the fault bitmap. */
+  clear(): void {
+    const ram32 = this.guest.machine.ram32;
+    for (const base of this.wordBase) ram32.fill(0, base, base + 1024);
+    this.dirtyCount = 0;
+  }
+
+  /** Gives the bitmap frames back to the allocator. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.protector.unforbid(this.frames);
+    this.guest.allocator.freeFrames(this.frames);
+  }
+}

@@ -1,0 +1,38 @@
+import { readFileSync } from 'node:fs';
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
+import { tempSwapPath } from './helpers.ts';
+
+const hiberlab = (...args: string[]) => execa('node', ['bin/hiberlab.mjs', ...args], { reject: false, env: { FORCE_COLOR: '0' } });
+
+describe('hiberlab faults', () => {
+  it('--json reports faults, faults per page and per second and the slowdown; --trace writes one JSON line per fault', async () => {
+    const trace = tempSwapPath('trace');
+    const r = await hiberlab('faults', '--ram', '32M', '--workload', 'churn:1M@1000,stream:1M@1000', '--duration', '100', '--warmup', '30', '--interval', '50', '--json', '--trace', trace);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.config).toMatchObject({ policy: 'dirty-track', durationMs: 100, intervalMs: 50, scope: 'all' });
+    expect(report.rounds).toBe(2);
+    expect(report.faults.total).toBeGreaterThan(0);
+    expect(report.faults.handled).toBe(report.faults.total);
+    expect(report.faults.perGuestSecond).toBeGreaterThan(0);
+    expect(report.slowdown).toBeGreaterThan(0);
+    expect(report.verify.map((v: { badWords: number }) => v.badWords)).toEqual([0, 0]);
+    const lines = readFileSync(trace, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(report.faults.total);
+    expect(Object.keys(lines[0])).toEqual(['t', 'pfn', 'eip', 'cr2', 'err', 'task', 'decision', 'instructions']);
+  });
+
+  it('prints a summary table', async () => {
+    const r = await hiberlab('faults', '--ram', '32M', '--workload', 'stream:1M@1000', '--duration', '50', '--warmup', '20', '--policy', 'count', '--no-baseline');
+    expect(r.exitCode, r.stderr).toBe(0);
+    for (const row of ['PASS', 'policy', 'count', 'faults per page', 'faults per second', 'tasks verified']) expect(r.stdout).toContain(row);
+    expect(r.stdout).not.toContain('guest slowdown');
+  });
+
+  it('--policy deny stops at the first write with the page, EIP and task, and exits 1', async () => {
+    const r = await hiberlab('faults', '--ram', '32M', '--workload', 'stream:1M@1000', '--duration', '50', '--warmup', '20', '--policy', 'deny', '--scope', 'workload');
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/denied write to a protected page: PFN 0x[0-9a-f]+ \(address 0x[0-9a-f]{8}, protected as "faults:deny"\) at EIP 0x[0-9a-f]{8} by task 2 \(stream2\)/);
+  });
+});
