@@ -58,6 +58,10 @@ interface HibernateFlags extends CommonFlags {
   save: string;
   image?: string;
   warmup: number;
+  precopyRounds?: number;
+  stopThreshold?: number;
+  io?: number;
+  pool?: number;
 }
 
 function hibernateOptions(flags: HibernateFlags): HibernateOptions {
@@ -68,6 +72,12 @@ function hibernateOptions(flags: HibernateFlags): HibernateOptions {
     save: flags.save,
     imagePath: flags.image,
     warmupMs: flags.warmup,
+    saveOptions: {
+      precopyRounds: flags.precopyRounds,
+      stopThreshold: flags.stopThreshold,
+      bytesPerMs: flags.io === undefined ? undefined : flags.io * 1024,
+      poolPages: flags.pool,
+    },
     deterministic: flags.deterministic,
     largePages: flags.largePages,
     progress: !flags.json || process.stderr.isTTY,
@@ -82,6 +92,10 @@ function addHibernateOptions(cmd: Command): Command {
     .option('--seed <n>', 'seed of the workload data', intOption, 1)
     .addOption(new Option('--save <name>', 'save strategy').choices([...SAVE_STRATEGIES.keys()]).default('swsusp'))
     .option('--warmup <ms>', 'guest milliseconds the workloads run before hibernating', intOption, DEFAULT_WARMUP_MS)
+    .option('--precopy-rounds <n>', 'wp-full: pre-copy rounds after the first pass (default 0)', intOption)
+    .option('--stop-threshold <pages>', 'wp-full: stop pre-copying once a round leaves at most this many dirty pages (default 64)', intOption)
+    .option('--io <KiB/ms>', 'wp-full, cow: swap device speed in KiB per guest millisecond while the guest runs (default 256)', intOption)
+    .option('--pool <pages>', 'cow: frames in the copy-before-write reserve pool (default 5 % of RAM)', intOption)
     .addOption(detOpt())
     .addOption(largeOpt())
     .addOption(jsonOpt())

@@ -19,10 +19,10 @@ import type { GuestImageRef } from './machine/machine.ts';
 import { consoleProgress, silentProgress, type Progress } from './metrics/progress.ts';
 import { round1 } from './metrics/timer.ts';
 import { captureCpu, compareCpu, comparePages, type Oracle, type PageDifference } from './oracle/oracle.ts';
-import { restoreStrategy, saveStrategy } from './strategies.ts';
+import { restoreStrategy, saveStrategy, type SaveStrategyOptions } from './strategies.ts';
 import type { RestoreReport } from './restore/strategy.ts';
 import { RestoreRefusedError } from './restore/strategy.ts';
-import type { SaveReport } from './save/strategy.ts';
+import type { SaveReport, SaveStrategy } from './save/strategy.ts';
 import { formatWorkload, parseWorkloadSpec } from './machine/workload.ts';
 
 export const DEFAULT_RAM_BYTES = 64 * 1024 * 1024;
@@ -51,8 +51,10 @@ export interface HibernateOptions extends MachineChoice {
   readonly workload?: string;
   /** Seed of the workloads. Default 1. */
   readonly seed?: number;
-  /** Save strategy name. Default "swsusp". */
-  readonly save?: string;
+  /** Save strategy: a name (default "swsusp") or a strategy object of your own. */
+  readonly save?: string | SaveStrategy;
+  /** Options for wp-full / cow (pre-copy rounds, I/O rate, reserve pool). */
+  readonly saveOptions?: SaveStrategyOptions;
   /** Swap device file; created if missing. Default: a temporary file. */
   readonly imagePath?: string;
   /** Guest milliseconds the workloads run after READY before the hibernation. Default 200. */
@@ -118,7 +120,7 @@ export interface ResumeResult {
 export interface CycleReport {
   readonly verdict: 'pass' | 'fail';
   readonly failures: string[];
-  readonly config: { ramBytes: number; workload: string; seed: number; save: string; restore: string; deterministic: boolean; largePages: boolean; imagePath: string };
+  readonly config: { ramBytes: number; workload: string; seed: number; save: string; saveOptions?: SaveStrategyOptions; restore: string; deterministic: boolean; largePages: boolean; imagePath: string };
   readonly buildId: string;
   readonly save: SaveReport;
   readonly restore?: RestoreReport;
@@ -146,7 +148,7 @@ export function swapBytesFor(ramBytes: number): number {
 export async function hibernate(options: HibernateOptions = {}): Promise<HibernateResult> {
   const ramBytes = options.ramBytes ?? DEFAULT_RAM_BYTES;
   const image = options.image ?? loadGuestImage();
-  const strategy = saveStrategy(options.save ?? 'swsusp');
+  const strategy = typeof options.save === 'object' ? options.save : saveStrategy(options.save ?? 'swsusp', options.saveOptions);
   const workloadText = options.workload ?? DEFAULT_WORKLOAD;
   const workload = parseWorkloadSpec(workloadText, ramBytes);
   const seed = options.seed ?? 1;
@@ -330,7 +332,7 @@ export function judge(h: HibernateResult, r: ResumeResult, options: HibernateOpt
     verdict: failures.length ? 'fail' : 'pass',
     failures,
     config: {
-      ramBytes: h.ramBytes, workload: h.workload, seed: h.seed, save: h.save.strategy, restore: r.restore?.strategy ?? options.restore ?? 'bitmap-pbe',
+      ramBytes: h.ramBytes, workload: h.workload, seed: h.seed, save: h.save.strategy, saveOptions: options.saveOptions, restore: r.restore?.strategy ?? options.restore ?? 'bitmap-pbe',
       deterministic: !!options.deterministic, largePages: !!options.largePages, imagePath: h.imagePath,
     },
     buildId: h.buildId,

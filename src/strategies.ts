@@ -5,14 +5,24 @@
 import { bitmapPbe } from './restore/bitmap-pbe.ts';
 import type { RestoreStrategy } from './restore/strategy.ts';
 import type { SaveStrategy } from './save/strategy.ts';
+import { cow, type CowOptions } from './save/cow.ts';
 import { swsusp } from './save/swsusp.ts';
+import { wpFull, type WpFullOptions } from './save/wp-full.ts';
 
-export const SAVE_STRATEGIES: ReadonlyMap<string, SaveStrategy> = new Map([[swsusp.name, swsusp]]);
+export const SAVE_STRATEGIES: ReadonlyMap<string, SaveStrategy> = new Map(
+  [swsusp, wpFull(), cow()].map((s) => [s.name, s] as const),
+);
 export const RESTORE_STRATEGIES: ReadonlyMap<string, RestoreStrategy> = new Map([[bitmapPbe.name, bitmapPbe]]);
 
 export class UnknownStrategyError extends Error {}
 
-export function saveStrategy(name: string): SaveStrategy {
+/** Options of the save strategies that take any (wp-full, cow); ignored by the others. */
+export type SaveStrategyOptions = WpFullOptions & CowOptions;
+
+/** The save strategy `name`, configured with `options` when it takes options. */
+export function saveStrategy(name: string, options?: SaveStrategyOptions): SaveStrategy {
+  if (options && name === 'wp-full') return wpFull(options);
+  if (options && name === 'cow') return cow(options);
   const s = SAVE_STRATEGIES.get(name);
   if (!s) throw new UnknownStrategyError(`unknown save strategy "${name}" (known: ${[...SAVE_STRATEGIES.keys()].join(', ')})`);
   return s;

@@ -224,6 +224,27 @@ export class WriteProtector {
    * new reason.
    */
   protect(pfns: ArrayLike<number>, reason: string): void {
+    const largePdes = this.checkAndSplit(pfns);
+    this.clearWritable(pfns, reason, largePdes);
+  }
+
+  /**
+   * The checks and 4 MiB splits of protect(), without protecting anything: a save
+   * calls it before it fixes the image's page set, so the page-table frames a split
+   * takes from the allocator are allocated (and saved) like any other. Flushes the
+   * TLB if it split anything. Returns the number of 4 MiB pages split.
+   */
+  prepare(pfns: ArrayLike<number>): number {
+    const largePdes = this.checkAndSplit(pfns);
+    if (largePdes) {
+      this.machine.flushTlb();
+      this.tlb.fullFlushes++;
+    }
+    return largePdes?.size ?? 0;
+  }
+
+  /** Step 1 and 2 of protect(): check every frame, then split the 4 MiB pages that hold any. */
+  private checkAndSplit(pfns: ArrayLike<number>): Set<number> | undefined {
     const owners = this.guest.allocator.owners;
     const ram32 = this.machine.ram32;
     // 1. Check everything before changing anything.
@@ -253,6 +274,12 @@ export class WriteProtector {
       let k = 0;
       for (const pdeAddr of largePdes) this.split(pdeAddr, tableFrames[k++]!);
     }
+    return largePdes;
+  }
+
+  /** Step 3 of protect(): clear R/W and invalidate (a full flush if anything was split). */
+  private clearWritable(pfns: ArrayLike<number>, reason: string, largePdes: Set<number> | undefined): void {
+    const ram32 = this.machine.ram32;
     // 3. Clear R/W.
     const idx = this.internReason(reason);
     const limit = largePdes ? 0 : this.invlpgLimit;

@@ -1,0 +1,173 @@
+/**
+ * cow: copy-on-write snapshot (seeds 003, 004; Kyle Moffett's freezer/COW design).
+ *
+ *   freeze → atomic section, only for what must be atomic: the oracle, a copy of the
+ *   pages that can never be write-protected (page tables, stacks, descriptor tables)
+ *   and write protection of every other saveable page (copy-before-write) → thaw:
+ *   the guest runs on while the image is written, at the I/O model's speed
+ *   → a page the guest writes is first copied to a frame of the reserve pool; the
+ *     writer takes the copy if there is one, else the (still protected, so unchanged)
+ *     page itself, and then drops the page's protection: it is saved.
+ *
+ * The image is the state at the snapshot start. When the reserve pool runs out, the
+ * faulting write waits while the harness writes that page to the image first
+ * ("the writer saves the faulting page first"), then the page is unprotected and the
+ * write goes on: the guest is stalled for one page write, never given a wrong image.
+ */
+import { performance } from 'node:perf_hooks';
+import { OWNERS, STRUCTS } from '../abi.ts';
+import { ImageWriter } from '../image/index.ts';
+import { ProtocolError } from '../machine/errors.ts';
+import { FaultHandler } from '../mmu/faults.ts';
+import { CopyBeforeWritePolicy } from '../mmu/policies/index.ts';
+import { WriteProtector } from '../mmu/protect.ts';
+import { PhaseTimer } from '../metrics/timer.ts';
+import { captureOracle } from '../oracle/oracle.ts';
+import { writeWhileRunning, type LiveIoOptions } from './live-io.ts';
+import { forEachRun, saveablePfns } from './swsusp.ts';
+import type { SaveContext, SaveReport, SaveStrategy } from './strategy.ts';
+
+export interface CowOptions extends LiveIoOptions {
+  /** Frames in the reserve pool for copy-before-write. Default: 5 % of RAM, at least 64. */
+  readonly poolPages?: number;
+}
+
+export function cow(options: CowOptions = {}): SaveStrategy {
+  return {
+    name: 'cow',
+    description: 'atomic only for page tables and stacks; copy-before-write snapshot; write the image while the guest runs',
+    save: (ctx) => saveCow(ctx, options),
+  };
+}
+
+async function saveCow(ctx: SaveContext, options: CowOptions): Promise<SaveReport> {
+  const { guest, swap, progress } = ctx;
+  const m = guest.machine;
+  const alloc = guest.allocator;
+  const frames = alloc.frameCount;
+  const timer = new PhaseTimer();
+  const protector = new WriteProtector(guest);
+
+  let writer: ImageWriter | undefined;
+  const indexOf = new Map<number, number>();
+  const saved = new Set<number>();
+  let savedEarly = 0;
+  // Pool exhausted: save the faulting page (unchanged since the snapshot: it is protected) first.
+  const policy = new CopyBeforeWritePolicy(guest, protector, {
+    poolPages: options.poolPages ?? Math.max(64, Math.floor(frames * 0.05)),
+    onPoolExhausted: (fault) => {
+      const index = indexOf.get(fault.pfn);
+      if (!writer || index === undefined) return { stop: new ProtocolError(`copy-before-write pool exhausted on PFN 0x${fault.pfn.toString(16)}, which is not in the image`) };
+      writer.writePages(index, m.view(fault.pfn * 4096, 4096));
+      saved.add(fault.pfn);
+      savedEarly++;
+      protector.unprotect([fault.pfn]);
+      return 'retry';
+    },
+  });
+  const handler = new FaultHandler(guest, protector, policy);
+  handler.install();
+  try {
+    const downtimeStart = performance.now();
+    const instructionsAtFreeze = m.instructions;
+    let tasksFrozen = 0;
+    await timer.time('freeze', async () => {
+      await guest.enterPm();
+      tasksFrozen = await guest.pm('FREEZE');
+    });
+    // Split 4 MiB pages now, before the snapshot: their new page tables are allocated
+    // (and saved) like any other page, not inside the atomic section.
+    const before = saveablePfns(alloc);
+    protector.prepare(before.filter((p) => !protector.forbidden().has(p)));
+    const pfns = saveablePfns(alloc);
+    pfns.forEach((p, i) => indexOf.set(p, i));
+    const forbidden = protector.forbidden();
+    const mustCopy = pfns.filter((p) => forbidden.has(p));
+    const atomicCopies = alloc.allocFrames(mustCopy.length + 64, OWNERS.SNAPSHOT.value);
+    if (!atomicCopies) throw new ProtocolError(`cow needs ${mustCopy.length + 64} free frames for the atomic part, only ${alloc.freeCount} are free`);
+    writer = new ImageWriter(swap, { pfns, buildId: m.options.image.buildId, ramBytes: m.ramBytes, frameCount: frames, strategy: 'cow' });
+
+    let savedContext: Uint8Array | undefined;
+    let usedAtAtomic = 0;
+    let oracleMs = 0;
+    let instructionsAtAtomic = 0;
+    await timer.time('atomic', () =>
+      guest.atomic(() => {
+        if (ctx.onOracle) {
+          const t0 = performance.now();
+          ctx.onOracle(captureOracle(m, guest.bootInfo, alloc.layout.ownerMap));
+          oracleMs = performance.now() - t0;
+        }
+        instructionsAtAtomic = m.instructions;
+        const now = saveablePfns(alloc);
+        if (now.length !== pfns.length || now.some((p, i) => p !== pfns[i])) throw new ProtocolError('the set of saveable pages changed between the freeze and the atomic point');
+        forEachRun(mustCopy, atomicCopies, (_i, src, dst, n) => m.ram.copyWithin(dst * 4096, src * 4096, (src + n) * 4096));
+        protector.protect(pfns.filter((p) => !forbidden.has(p)), 'cow');
+        usedAtAtomic = frames - alloc.freeCount;
+        savedContext = m.view(guest.bootInfo.saved_context, STRUCTS.saved_context.size).slice();
+      }),
+    );
+    await timer.time('thaw', async () => {
+      await guest.pm('THAW', 0xffffffff);
+      await guest.pm('DONE');
+    });
+    const downtimeMs = performance.now() - downtimeStart - oracleMs;
+
+    // The atomic part first, then everything else while the guest runs.
+    const copyIndex = new Map<number, number>();
+    mustCopy.forEach((p, i) => copyIndex.set(p, atomicCopies[i]!));
+    let liveTicks = 0;
+    await timer.time('live', async () => {
+      const { ticks } = await writeWhileRunning(guest, pfns.length, options, progress, 'write (live, cow)', (first, n) => {
+        for (let i = first; i < first + n; i++) {
+          const pfn = pfns[i]!;
+          if (saved.has(pfn)) continue;
+          const atomic = copyIndex.get(pfn);
+          const copy = atomic ?? policy.copyOf(pfn);
+          writer!.writePages(i, m.view((copy ?? pfn) * 4096, 4096));
+          if (copy !== undefined && atomic === undefined) policy.release(pfn);
+          if (protector.isProtected(pfn)) protector.unprotect([pfn]);
+          saved.add(pfn);
+        }
+      });
+      liveTicks = ticks;
+    });
+    const written = await timer.time('commit', () =>
+      writer!.commit({
+        context: { address: guest.bootInfo.saved_context, bytes: savedContext! },
+        stats: { atomicCopyPages: mustCopy.length, liveWrittenPages: pfns.length, wpFaults: handler.stats.faults, frozenTasks: tasksFrozen },
+      }),
+    );
+    const faults = handler.stats.faults;
+    const pagesFaulted = handler.stats.perPage.size;
+    // The handler stays until the guest is off: pages are still protected while it shuts down.
+    await timer.time('power-off', () => guest.powerOff());
+    handler.uninstall();
+    if (oracleMs) {
+      timer.phases.atomic! -= oracleMs;
+      timer.phases.oracle = oracleMs;
+    }
+    const bookkeeping = policy.frames.length + atomicCopies.length;
+    return {
+      strategy: 'cow',
+      pagesSaved: written.pageCount,
+      imageBytes: written.imageBytes,
+      atomicCopyPages: mustCopy.length,
+      snapshotFrames: bookkeeping,
+      cachePagesDropped: 0,
+      tasksFrozen,
+      memory: { frames, usedAtAtomic, freeAtAtomic: frames - usedAtAtomic },
+      phasesMs: timer.phases,
+      downtime: { ms: downtimeMs, instructions: instructionsAtAtomic - instructionsAtFreeze },
+      // Only the unprotectable pages and the pool need frames beside the image.
+      largestImageFraction: (frames - bookkeeping) / frames,
+      live: {
+        faults, pagesFaulted, flaggedPages: pagesFaulted, unprotectablePages: mustCopy.length,
+        rounds: [{ round: 0, pagesWritten: pfns.length, dirtyAfter: 0, ticks: liveTicks }],
+        stopReason: 'single pass', pageBytesWritten: written.pageBytesWritten, liveTicks, savedEarly,
+      },
+    };
+  } finally {
+    handler.uninstall();
+  }
+}

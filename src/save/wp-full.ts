@@ -1,0 +1,195 @@
+/**
+ * wp-full: Nigel Cunningham's "write everything while running, copy only what
+ * faulted" (seed 002), with optional pre-copy rounds as QEMU and Xen do.
+ *
+ *   fix the image's page set S (every saveable page now)
+ *   → write-protect every page of S that #PF delivery does not need (one TLB flush)
+ *   → write all of S to the image while the guest runs, at the I/O model's speed;
+ *     a write to a protected page faults: dirty-track marks it in the fault bitmap
+ *     (guest frames) and unprotects it
+ *   → optional pre-copy rounds: re-protect the dirty pages and write them again,
+ *     until few are left, the round limit is hit, or a round makes no progress
+ *   → freeze; atomic section: copy every page of S that is not protected now — the
+ *     dirty ones and the ones that could never be protected (page tables, stacks,
+ *     descriptor tables) — into free guest frames, after lifting the protection so
+ *     the image's page tables carry no read-only bits of the tracker
+ *   → write those copies over their earlier versions, commit the signature, power off.
+ *
+ * A protected page has not changed since it was written (else it would have
+ * faulted), so the image equals memory at the atomic point; the oracle checks it.
+ */
+import { performance } from 'node:perf_hooks';
+import { OWNERS, STRUCTS } from '../abi.ts';
+import { ImageWriter } from '../image/index.ts';
+import { ProtocolError } from '../machine/errors.ts';
+import { FaultHandler } from '../mmu/faults.ts';
+import { DirtyTrackPolicy } from '../mmu/policies/index.ts';
+import { WriteProtector } from '../mmu/protect.ts';
+import { PhaseTimer } from '../metrics/timer.ts';
+import { captureOracle } from '../oracle/oracle.ts';
+import { writeWhileRunning, type LiveIoOptions } from './live-io.ts';
+import { forEachRun, saveablePfns } from './swsusp.ts';
+import type { PrecopyRound, SaveContext, SaveReport, SaveStrategy } from './strategy.ts';
+
+export interface WpFullOptions extends LiveIoOptions {
+  /** Pre-copy rounds after the first full pass (0 = none). Default 0. */
+  readonly precopyRounds?: number;
+  /** Stop pre-copying once a round leaves at most this many dirty pages. Default 64. */
+  readonly stopThreshold?: number;
+}
+
+/** Copy frames reserved beyond the pages already unprotected at the freeze (pages first written between freeze and atomic point). */
+const ATOMIC_MARGIN = 256;
+
+export function wpFull(options: WpFullOptions = {}): SaveStrategy {
+  return {
+    name: 'wp-full',
+    description: 'write-protect everything, write all memory while running, atomically copy only the pages that faulted (+ page tables)',
+    save: (ctx) => saveWpFull(ctx, options),
+  };
+}
+
+async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<SaveReport> {
+  const { guest, swap, progress } = ctx;
+  const m = guest.machine;
+  const alloc = guest.allocator;
+  const frames = alloc.frameCount;
+  const timer = new PhaseTimer();
+
+  const protector = new WriteProtector(guest);
+  const policy = new DirtyTrackPolicy(guest, protector);
+  const handler = new FaultHandler(guest, protector, policy);
+  handler.install();
+  try {
+    // Split 4 MiB pages first (their new page tables come from the allocator and are
+    // saved too), then fix the image's page set: the guest does not allocate while its
+    // workloads run, and the atomic section checks that.
+    const before = saveablePfns(alloc);
+    protector.prepare(before.filter((p) => !protector.forbidden().has(p)));
+    const pfns = saveablePfns(alloc);
+    const forbidden = protector.forbidden();
+    const protectable = pfns.filter((p) => !forbidden.has(p));
+    const writer = new ImageWriter(swap, {
+      pfns, buildId: m.options.image.buildId, ramBytes: m.ramBytes, frameCount: frames, strategy: 'wp-full',
+    });
+    const indexOf = new Map<number, number>();
+    pfns.forEach((p, i) => indexOf.set(p, i));
+    const writeRuns = (list: ArrayLike<number>) => {
+      forEachRun(list, list, (_i, pfn, _d, n) => writer.writePages(indexOf.get(pfn)!, m.view(pfn * 4096, n * 4096)));
+    };
+
+    await timer.time('protect', () => protector.protect(protectable, 'wp-full'));
+
+    // Full pass, then pre-copy rounds, all while the guest runs.
+    const rounds: PrecopyRound[] = [];
+    let liveTicks = 0;
+    await timer.time('live', async () => {
+      let list: Uint32Array = pfns;
+      for (let round = 0; ; round++) {
+        const { ticks } = await writeWhileRunning(guest, list.length, options, progress, round === 0 ? 'write (live)' : `pre-copy round ${round}`, (first, n) => writeRuns(list.subarray(first, first + n)));
+        liveTicks += ticks;
+        const dirty = protectable.filter((p) => !protector.isProtected(p));
+        rounds.push({ round, pagesWritten: list.length, dirtyAfter: dirty.length, ticks });
+        const limit = options.precopyRounds ?? 0;
+        const threshold = options.stopThreshold ?? 64;
+        if (round >= limit) break;
+        if (dirty.length <= threshold) break;
+        if (round > 0 && dirty.length >= rounds[round - 1]!.dirtyAfter) break;
+        policy.clear();
+        protector.protect(dirty, 'wp-full');
+        list = dirty;
+      }
+    });
+    const last = rounds.at(-1)!;
+    const limit = options.precopyRounds ?? 0;
+    const stopReason = limit === 0 ? 'no pre-copy rounds asked' : last.dirtyAfter <= (options.stopThreshold ?? 64) ? 'threshold' : last.round >= limit ? 'round limit' : 'no progress';
+
+    // Freeze → atomic copy of what is not protected.
+    const downtimeStart = performance.now();
+    const instructionsAtFreeze = m.instructions;
+    let tasksFrozen = 0;
+    await timer.time('freeze', async () => {
+      await guest.enterPm();
+      tasksFrozen = await guest.pm('FREEZE');
+    });
+    const reserve = pfns.filter((p) => !protector.isProtected(p)).length + ATOMIC_MARGIN;
+    const copies = alloc.allocFrames(reserve, OWNERS.SNAPSHOT.value);
+    if (!copies) throw new ProtocolError(`wp-full needs ${reserve} free frames for the atomic copy, only ${alloc.freeCount} are free`);
+    // The harness's own writes (here: the allocator's free count, in a kernel page that may
+    // be protected and already written to the image) do not fault: mark that page dirty.
+    policy.mark(alloc.layout.state >>> 12);
+    protector.unprotect([alloc.layout.state >>> 12]);
+    let toCopy: Uint32Array = new Uint32Array(0);
+    let usedAtAtomic = 0;
+    let savedContext: Uint8Array | undefined;
+    let instructionsAtAtomic = 0;
+    let oracleMs = 0;
+    await timer.time('atomic', () =>
+      guest.atomic(() => {
+        // What to copy is what is not protected now; then the protection is lifted
+        // before anything is recorded, so that neither the image's page tables nor the
+        // oracle carry the tracker's read-only bits (the guest is stopped here: nothing
+        // is written between the two steps).
+        toCopy = pfns.filter((p) => !protector.isProtected(p));
+        protector.unprotectAll();
+        if (ctx.onOracle) {
+          const t0 = performance.now();
+          ctx.onOracle(captureOracle(m, guest.bootInfo, alloc.layout.ownerMap));
+          oracleMs = performance.now() - t0;
+        }
+        instructionsAtAtomic = m.instructions;
+        const now = saveablePfns(alloc);
+        const added = now.filter((p) => !indexOf.has(p));
+        if (added.length) throw new ProtocolError(`the guest started using ${added.length} pages during the save (first PFN 0x${added[0]!.toString(16)}): they are not in the image`);
+        if (toCopy.length > copies.length) throw new ProtocolError(`${toCopy.length} pages to copy atomically, ${copies.length} frames reserved`);
+        const ram = m.ram;
+        forEachRun(toCopy, copies, (_i, src, dst, n) => ram.copyWithin(dst * 4096, src * 4096, (src + n) * 4096));
+        usedAtAtomic = frames - alloc.freeCount;
+        savedContext = m.view(guest.bootInfo.saved_context, STRUCTS.saved_context.size).slice();
+      }),
+    );
+    const written = await timer.time('write', () => {
+      for (let i = 0; i < toCopy.length; i++) writer.writePages(indexOf.get(toCopy[i]!)!, m.view(copies[i]! * 4096, 4096));
+      return writer.commit({
+        context: { address: guest.bootInfo.saved_context, bytes: savedContext! },
+        stats: { atomicCopyPages: toCopy.length, liveWrittenPages: rounds.reduce((a, r) => a + r.pagesWritten, 0), wpFaults: handler.stats.faults, precopyRounds: rounds.length - 1, frozenTasks: tasksFrozen },
+      });
+    });
+    const downtimeMs = performance.now() - downtimeStart - oracleMs;
+    const flagged = toCopy.filter((p) => !forbidden.has(p)).length;
+    const bookkeeping = policy.frames.length;
+    // The handler stays until the guest is off: pages are still protected while it shuts down.
+    await timer.time('power-off', () => guest.powerOff());
+    handler.uninstall();
+    if (oracleMs) {
+      timer.phases.atomic! -= oracleMs;
+      timer.phases.oracle = oracleMs;
+    }
+    return {
+      strategy: 'wp-full',
+      pagesSaved: written.pageCount,
+      imageBytes: written.imageBytes,
+      atomicCopyPages: toCopy.length,
+      snapshotFrames: copies.length + bookkeeping,
+      cachePagesDropped: 0,
+      tasksFrozen,
+      memory: { frames, usedAtAtomic, freeAtAtomic: frames - usedAtAtomic },
+      phasesMs: timer.phases,
+      downtime: { ms: downtimeMs, instructions: instructionsAtAtomic - instructionsAtFreeze },
+      // The atomic copy needs frames only for what is not protected at the atomic point.
+      largestImageFraction: (frames - toCopy.length - bookkeeping) / frames,
+      live: {
+        faults: handler.stats.faults,
+        pagesFaulted: handler.stats.perPage.size,
+        flaggedPages: flagged,
+        unprotectablePages: toCopy.length - flagged,
+        rounds,
+        stopReason,
+        pageBytesWritten: written.pageBytesWritten,
+        liveTicks,
+      },
+    };
+  } finally {
+    handler.uninstall();
+  }
+}

@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import { hibernate, runCycle, type CycleReport } from '../src/cycle.ts';
+import { HibernationRefusedError } from '../src/save/strategy.ts';
+import { guestImage, MiB, tempSwapPath } from './helpers.ts';
+
+function expectPass(r: CycleReport): void {
+  expect(r.failures).toEqual([]);
+  expect(r.verdict).toBe('pass');
+  expect(r.oracle.against).toBe('oracle');
+  expect(r.oracle.differingPages).toEqual([]);
+  expect(r.oracle.pagesCompared).toBe(r.save.pagesSaved);
+}
+
+const cycle = (save: string, ramMiB: number, workload: string, seed: number, extra: object = {}) =>
+  runCycle({ ramBytes: ramMiB * MiB, workload, seed, save, image: guestImage(), imagePath: tempSwapPath(save), warmupMs: 50, ...extra });
+
+describe('wp-full and cow cycles pass the oracle (restore: bitmap-pbe)', () => {
+  for (const save of ['wp-full', 'cow']) {
+    for (const [ram, workload, seed] of [
+      [32, 'churn:2M@1000', 1],
+      [32, 'churn:2M@1000', 2],
+      [32, 'stream:2M@500', 3],
+      [32, 'idle', 4],
+      [64, 'churn:4M@2000,stream:4M@1000,cache:4M', 5],
+    ] as const) {
+      it(`${save}: ${ram} MiB, ${workload}, seed ${seed}`, async () => {
+        const r = await cycle(save, ram, workload, seed);
+        expectPass(r);
+        expect(r.save.strategy).toBe(save);
+        const live = r.save.live!;
+        // Writes during the save were caught: a running churn/stream faults, and every faulted page was copied atomically.
+        if (workload !== 'idle') expect(live.faults).toBeGreaterThan(0);
+        // wp-full copies what faulted plus what can never be protected; cow only the latter.
+        expect(r.save.atomicCopyPages).toBe(save === 'wp-full' ? live.flaggedPages + live.unprotectablePages : live.unprotectablePages);
+        expect(r.save.atomicCopyPages).toBeLessThan(r.save.pagesSaved);
+      });
+    }
+    it(`${save}: a 4 MiB-page guest (pages split for tracking)`, async () => {
+      expectPass(await cycle(save, 32, 'churn:2M@1000', 6, { largePages: true }));
+    });
+  }
+});
+
+describe('wp-full', () => {
+  it('saves an image larger than half of RAM, which swsusp refuses', async () => {
+    const workload = 'stream:18M@50';
+    const refused = await hibernate({ ramBytes: 32 * MiB, workload, image: guestImage(), imagePath: tempSwapPath('half') }).catch((e) => e);
+    expect(refused).toBeInstanceOf(HibernationRefusedError);
+    const r = await cycle('wp-full', 32, workload, 7);
+    expectPass(r);
+    expect(r.save.pagesSaved).toBeGreaterThan(4096);
+    expect(r.save.largestImageFraction).toBeGreaterThan(0.9);
+  });
+
+  it('pre-copy rounds re-protect the dirty pages and stop at the threshold', async () => {
+    // A slow disk (40 pages per tick) and a slow churn (20 writes per tick) over 256 pages: the
+    // first pass takes many ticks and leaves many dirty pages; each round of those is shorter.
+    const r = await cycle('wp-full', 32, 'churn:1M@2', 8, { saveOptions: { precopyRounds: 8, stopThreshold: 70, bytesPerMs: 16 * 1024 } });
+    expectPass(r);
+    const live = r.save.live!;
+    expect(live.rounds.length).toBeGreaterThanOrEqual(2);
+    expect(live.rounds[0]!.pagesWritten).toBe(r.save.pagesSaved);
+    for (const round of live.rounds.slice(1)) expect(round.pagesWritten).toBe(live.rounds[round.round - 1]!.dirtyAfter);
+    expect(live.stopReason).toBe('threshold');
+    expect(live.rounds[0]!.dirtyAfter).toBeGreaterThan(70);
+    expect(live.rounds.at(-1)!.dirtyAfter).toBeLessThanOrEqual(70);
+  });
+
+  it('with no pre-copy rounds asked, one pass and the reason says so', async () => {
+    const r = await cycle('wp-full', 32, 'churn:256K@5', 9);
+    expectPass(r);
+    expect(r.save.live!.rounds.length).toBe(1);
+    expect(r.save.live!.stopReason).toBe('no pre-copy rounds asked');
+  });
+});
+
+describe('cow', () => {
+  it('with a working set larger than the reserve pool, the writer saves faulting pages first and the image is still exact', async () => {
+    const r = await cycle('cow', 32, 'churn:2M@3000', 10, { saveOptions: { poolPages: 16, bytesPerMs: 64 * 1024 } });
+    expectPass(r);
+    expect(r.save.live!.savedEarly).toBeGreaterThan(0);
+  });
+
+  it('with a pool large enough, nothing is saved early', async () => {
+    const r = await cycle('cow', 32, 'churn:256K@100', 11, { saveOptions: { poolPages: 512 } });
+    expectPass(r);
+    expect(r.save.live!.savedEarly).toBe(0);
+  });
+
+  it('the guest runs on while the image is written: one timer tick per tick\'s worth of pages', async () => {
+    const r = await cycle('cow', 32, 'churn:2M@1000', 12, { saveOptions: { bytesPerMs: 64 * 1024 } });
+    expectPass(r);
+    // 64 KiB per guest ms = 160 pages per 10 ms tick.
+    expect(r.save.live!.liveTicks).toBe(Math.ceil(r.save.pagesSaved / 160));
+  });
+});
