@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --json] [-- --sizes 128,512] [-- --no-write] [-- --only hibernate|faults]`
+ * `npm run bench [-- --json] [-- --sizes 128,512] [-- --no-write] [-- --only hibernate|faults|live]`
  *
  * Side by side in one run, on the same guest and data (RAM filled by a `stream`
  * workload — hash output, incompressible — up to what swsusp can save):
@@ -26,6 +26,7 @@ import { loadGuestImage } from '../src/machine/guest-image.ts';
 import { Machine } from '../src/machine/machine.ts';
 import { silentProgress } from '../src/metrics/progress.ts';
 import { swsusp } from '../src/save/swsusp.ts';
+import { benchLive, liveMarkdown, renderLive, type LiveBenchRow } from './live.ts';
 import { benchFaults, faultsMarkdown, type FaultBenchRow } from './faults.ts';
 
 const MiB = 1024 * 1024;
@@ -234,26 +235,32 @@ async function main(): Promise<void> {
   const json = args.includes('--json');
   const sizesArg = args.find((a) => a.startsWith('--sizes='))?.slice(8) ?? (args.includes('--sizes') ? args[args.indexOf('--sizes') + 1] : undefined);
   const only = args.find((a) => a.startsWith('--only='))?.slice(7) ?? (args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined);
-  if (only !== undefined && only !== 'hibernate' && only !== 'faults') throw new Error(`--only takes hibernate or faults, not ${only}`);
+  if (only !== undefined && only !== 'hibernate' && only !== 'faults' && only !== 'live') throw new Error(`--only takes hibernate, faults or live, not ${only}`);
   const sizes = (sizesArg ?? '128,512').split(',').map(Number);
   const rows: Row[] = [];
-  if (only !== 'faults') {
+  if (only === undefined || only === 'hibernate') {
     for (const size of sizes) {
       if (!json) process.stderr.write(`bench: ${size} MiB…\n`);
       rows.push(await benchSize(size));
     }
   }
   let faultRows: FaultBenchRow[] = [];
-  if (only !== 'hibernate') {
+  if (only === undefined || only === 'faults') {
     if (!json) process.stderr.write('bench: fault round trips…\n');
     faultRows = await benchFaults();
   }
-  if (json) process.stdout.write(`${JSON.stringify({ rows, faults: faultRows }, null, 2)}\n`);
-  else process.stdout.write(`${[rows.length ? render(rows) : '', faultRows.length ? renderFaults(faultRows) : ''].filter(Boolean).join('\n\n')}\n`);
+  let liveRows: LiveBenchRow[] = [];
+  if (only === undefined || only === 'live') {
+    if (!json) process.stderr.write('bench: saving while running…\n');
+    for (const size of sizes) liveRows.push(...(await benchLive(size)));
+  }
+  if (json) process.stdout.write(`${JSON.stringify({ rows, faults: faultRows, live: liveRows }, null, 2)}\n`);
+  else process.stdout.write(`${[rows.length ? render(rows) : '', faultRows.length ? renderFaults(faultRows) : '', liveRows.length ? renderLive(liveRows) : ''].filter(Boolean).join('\n\n')}\n`);
   if (!args.includes('--no-write')) {
     const hib = rows.length ? hibernateMarkdown(rows) : existingSection('## swsusp save');
     const flt = faultRows.length ? faultsMarkdown(faultRows) : existingSection('## Fault round trips');
-    writeFileSync(new URL('../docs/BENCHMARKS.md', import.meta.url), [head(), hib, flt].filter(Boolean).join('\n') + existingExtra());
+    const live = liveRows.length ? liveMarkdown(liveRows) : existingSection('## Saving while running');
+    writeFileSync(new URL('../docs/BENCHMARKS.md', import.meta.url), [head(), hib, flt, live].filter(Boolean).join('\n') + existingExtra());
   }
 }
 

@@ -68,17 +68,21 @@ async function saveCow(ctx: SaveContext, options: CowOptions): Promise<SaveRepor
   const handler = new FaultHandler(guest, protector, policy);
   handler.install();
   try {
-    const downtimeStart = performance.now();
-    const instructionsAtFreeze = m.instructions;
+    let downtimeStart = 0;
+    let instructionsAtFreeze = 0;
     let tasksFrozen = 0;
     await timer.time('freeze', async () => {
       await guest.enterPm();
+      // Downtime starts with the freeze; until then the tasks run.
+      downtimeStart = performance.now();
+      instructionsAtFreeze = m.instructions;
       tasksFrozen = await guest.pm('FREEZE');
     });
     // Split 4 MiB pages now, before the snapshot: their new page tables are allocated
     // (and saved) like any other page, not inside the atomic section.
     const before = saveablePfns(alloc);
-    protector.prepare(before.filter((p) => !protector.forbidden().has(p)));
+    const forbiddenBefore = protector.forbidden();
+    protector.prepare(before.filter((p) => !forbiddenBefore.has(p)));
     const pfns = saveablePfns(alloc);
     pfns.forEach((p, i) => indexOf.set(p, i));
     const forbidden = protector.forbidden();

@@ -74,6 +74,8 @@ export interface LiveSaveStats {
   readonly liveTicks: number;
   /** cow: pages the writer saved early because the reserve pool was exhausted. */
   readonly savedEarly?: number;
+  /** wp-full with measureWrites: protected pages whose contents changed before the atomic point. */
+  readonly pagesChanged?: number;
 }
 
 export interface SaveStrategy {

@@ -69,11 +69,14 @@ export const swsusp: SaveStrategy = {
     let tasksFrozen = 0;
     let cachePagesDropped = 0;
 
-    const downtimeStart = performance.now();
-    const instructionsAtFreeze = m.instructions;
+    let downtimeStart = 0;
+    let instructionsAtFreeze = 0;
     let instructionsAtAtomic = 0;
     await timer.time('freeze', async () => {
       await guest.enterPm();
+      // Downtime starts with the freeze; until then the tasks run.
+      downtimeStart = performance.now();
+      instructionsAtFreeze = m.instructions;
       tasksFrozen = await guest.pm('FREEZE');
     });
 

@@ -36,6 +36,13 @@ export interface WpFullOptions extends LiveIoOptions {
   readonly precopyRounds?: number;
   /** Stop pre-copying once a round leaves at most this many dirty pages. Default 64. */
   readonly stopThreshold?: number;
+  /**
+   * Measure the ground truth for the handler: keep a host copy of every protected page
+   * when protection starts and count, at the atomic point, the pages whose contents
+   * changed (live.pagesChanged) — a flagged page that did not change was written with
+   * the same bytes, or is a false positive. Costs a copy of the image. Default false.
+   */
+  readonly measureWrites?: boolean;
 }
 
 /** Copy frames reserved beyond the pages already unprotected at the freeze (pages first written between freeze and atomic point). */
@@ -65,7 +72,8 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
     // saved too), then fix the image's page set: the guest does not allocate while its
     // workloads run, and the atomic section checks that.
     const before = saveablePfns(alloc);
-    protector.prepare(before.filter((p) => !protector.forbidden().has(p)));
+    const forbiddenBefore = protector.forbidden();
+    protector.prepare(before.filter((p) => !forbiddenBefore.has(p)));
     const pfns = saveablePfns(alloc);
     const forbidden = protector.forbidden();
     const protectable = pfns.filter((p) => !forbidden.has(p));
@@ -79,6 +87,8 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
     };
 
     await timer.time('protect', () => protector.protect(protectable, 'wp-full'));
+    const baseline = options.measureWrites ? snapshotPages(m.ram, protectable) : undefined;
+    let pagesChanged: number | undefined;
 
     // Full pass, then pre-copy rounds, all while the guest runs.
     const rounds: PrecopyRound[] = [];
@@ -104,12 +114,19 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
     const limit = options.precopyRounds ?? 0;
     const stopReason = limit === 0 ? 'no pre-copy rounds asked' : last.dirtyAfter <= (options.stopThreshold ?? 64) ? 'threshold' : last.round >= limit ? 'round limit' : 'no progress';
 
+    // What was written while running is made durable while the guest still runs: the
+    // downtime's fsync then covers only the atomic copy, metadata and header.
+    await timer.time('flush', () => swap.sync());
+
     // Freeze → atomic copy of what is not protected.
-    const downtimeStart = performance.now();
-    const instructionsAtFreeze = m.instructions;
+    let downtimeStart = 0;
+    let instructionsAtFreeze = 0;
     let tasksFrozen = 0;
     await timer.time('freeze', async () => {
       await guest.enterPm();
+      // Downtime starts with the freeze; until then the tasks run.
+      downtimeStart = performance.now();
+      instructionsAtFreeze = m.instructions;
       tasksFrozen = await guest.pm('FREEZE');
     });
     const reserve = pfns.filter((p) => !protector.isProtected(p)).length + ATOMIC_MARGIN;
@@ -132,6 +149,7 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
         // is written between the two steps).
         toCopy = pfns.filter((p) => !protector.isProtected(p));
         protector.unprotectAll();
+        if (baseline) pagesChanged = countChanged(m.ram, protectable, baseline);
         if (ctx.onOracle) {
           const t0 = performance.now();
           ctx.onOracle(captureOracle(m, guest.bootInfo, alloc.layout.ownerMap));
@@ -187,9 +205,28 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
         stopReason,
         pageBytesWritten: written.pageBytesWritten,
         liveTicks,
+        ...(pagesChanged === undefined ? {} : { pagesChanged }),
       },
     };
   } finally {
     handler.uninstall();
   }
+}
+
+/** A host copy of the listed pages, back to back. */
+function snapshotPages(ram: Uint8Array, pfns: Uint32Array): Uint8Array {
+  const out = new Uint8Array(pfns.length * 4096);
+  for (let i = 0; i < pfns.length; i++) out.set(ram.subarray(pfns[i]! * 4096, pfns[i]! * 4096 + 4096), i * 4096);
+  return out;
+}
+
+/** How many of the listed pages differ from their snapshot. */
+function countChanged(ram: Uint8Array, pfns: Uint32Array, snapshot: Uint8Array): number {
+  const now = Buffer.from(ram.buffer, ram.byteOffset, ram.byteLength);
+  const then = Buffer.from(snapshot.buffer, snapshot.byteOffset, snapshot.byteLength);
+  let n = 0;
+  for (let i = 0; i < pfns.length; i++) {
+    if (now.compare(then, i * 4096, i * 4096 + 4096, pfns[i]! * 4096, pfns[i]! * 4096 + 4096) !== 0) n++;
+  }
+  return n;
 }
