@@ -7,10 +7,10 @@
  * filled its buffer. Hibernation is requested through PM_POLL (answered inline every
  * tick); the pm task then asks PM_NEXT for commands one by one.
  */
-import { ABI_VERSION, HYPERCALLS, OWNERS, PM_COMMANDS, STRUCTS, type HypercallName, type PmCommandName } from '../abi.ts';
+import { ABI_VERSION, OWNERS, PM_COMMANDS, STRUCTS, type PmCommandName } from '../abi.ts';
 import { GuestAllocator } from './allocator.ts';
 import { ProtocolError } from './errors.ts';
-import { fieldAddr, readBootInfo, readTasks, type BootInfo, type TaskInfo } from './guest-structs.ts';
+import { readBootInfo, readTasks, type BootInfo, type TaskInfo } from './guest-structs.ts';
 import { Machine, type Hypercall, type HypercallResult, type MachineOptions, type RunOptions } from './machine.ts';
 import { parseWorkloadSpec, workloadCmdline, type WorkloadSpec } from './workload.ts';
 
@@ -281,9 +281,3 @@ export class Guest {
     if (!this.inPmLoop) throw new ProtocolError(`PM ${command}: the pm task is not in its pm loop (call enterPm first)`);
   }
 }
-
-export function hypercallValue(name: HypercallName): number {
-  return HYPERCALLS[name].value;
-}
-
-export { fieldAddr };

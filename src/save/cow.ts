@@ -14,7 +14,6 @@
  * ("the writer saves the faulting page first"), then the page is unprotected and the
  * write goes on: the guest is stalled for one page write, never given a wrong image.
  */
-import { performance } from 'node:perf_hooks';
 import { OWNERS, STRUCTS } from '../abi.ts';
 import { ImageWriter } from '../image/index.ts';
 import { ProtocolError } from '../machine/errors.ts';
@@ -22,9 +21,8 @@ import { FaultHandler } from '../mmu/faults.ts';
 import { CopyBeforeWritePolicy } from '../mmu/policies/index.ts';
 import { WriteProtector } from '../mmu/protect.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
-import { captureOracle } from '../oracle/oracle.ts';
 import { writeWhileRunning, type LiveIoOptions } from './live-io.ts';
-import { forEachRun, saveablePfns } from './swsusp.ts';
+import { DowntimeClock, fixPageSet, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint, saveablePfns } from './common.ts';
 import type { SaveContext, SaveReport, SaveStrategy } from './strategy.ts';
 
 export interface CowOptions extends LiveIoOptions {
@@ -68,22 +66,9 @@ async function saveCow(ctx: SaveContext, options: CowOptions): Promise<SaveRepor
   const handler = new FaultHandler(guest, protector, policy);
   handler.install();
   try {
-    let downtimeStart = 0;
-    let instructionsAtFreeze = 0;
-    let tasksFrozen = 0;
-    await timer.time('freeze', async () => {
-      await guest.enterPm();
-      // Downtime starts with the freeze; until then the tasks run.
-      downtimeStart = performance.now();
-      instructionsAtFreeze = m.instructions;
-      tasksFrozen = await guest.pm('FREEZE');
-    });
-    // Split 4 MiB pages now, before the snapshot: their new page tables are allocated
-    // (and saved) like any other page, not inside the atomic section.
-    const before = saveablePfns(alloc);
-    const forbiddenBefore = protector.forbidden();
-    protector.prepare(before.filter((p) => !forbiddenBefore.has(p)));
-    const pfns = saveablePfns(alloc);
+    const clock = new DowntimeClock(guest);
+    const tasksFrozen = await freezeTasks(guest, timer, clock);
+    const pfns = fixPageSet(guest, protector);
     pfns.forEach((p, i) => indexOf.set(p, i));
     const forbidden = protector.forbidden();
     const mustCopy = pfns.filter((p) => forbidden.has(p));
@@ -94,15 +79,9 @@ async function saveCow(ctx: SaveContext, options: CowOptions): Promise<SaveRepor
     let savedContext: Uint8Array | undefined;
     let usedAtAtomic = 0;
     let oracleMs = 0;
-    let instructionsAtAtomic = 0;
     await timer.time('atomic', () =>
       guest.atomic(() => {
-        if (ctx.onOracle) {
-          const t0 = performance.now();
-          ctx.onOracle(captureOracle(m, guest.bootInfo, alloc.layout.ownerMap));
-          oracleMs = performance.now() - t0;
-        }
-        instructionsAtAtomic = m.instructions;
+        oracleMs = recordAtomicPoint(ctx, clock);
         const now = saveablePfns(alloc);
         if (now.length !== pfns.length || now.some((p, i) => p !== pfns[i])) throw new ProtocolError('the set of saveable pages changed between the freeze and the atomic point');
         forEachRun(mustCopy, atomicCopies, (_i, src, dst, n) => m.ram.copyWithin(dst * 4096, src * 4096, (src + n) * 4096));
@@ -115,7 +94,7 @@ async function saveCow(ctx: SaveContext, options: CowOptions): Promise<SaveRepor
       await guest.pm('THAW', 0xffffffff);
       await guest.pm('DONE');
     });
-    const downtimeMs = performance.now() - downtimeStart - oracleMs;
+    const downtime = clock.finish();
 
     // The atomic part first, then everything else while the guest runs.
     const copyIndex = new Map<number, number>();
@@ -147,10 +126,7 @@ async function saveCow(ctx: SaveContext, options: CowOptions): Promise<SaveRepor
     // The handler stays until the guest is off: pages are still protected while it shuts down.
     await timer.time('power-off', () => guest.powerOff());
     handler.uninstall();
-    if (oracleMs) {
-      timer.phases.atomic! -= oracleMs;
-      timer.phases.oracle = oracleMs;
-    }
+    moveOracleTime(timer, oracleMs);
     const bookkeeping = policy.frames.length + atomicCopies.length;
     return {
       strategy: 'cow',
@@ -162,7 +138,7 @@ async function saveCow(ctx: SaveContext, options: CowOptions): Promise<SaveRepor
       tasksFrozen,
       memory: { frames, usedAtAtomic, freeAtAtomic: frames - usedAtAtomic },
       phasesMs: timer.phases,
-      downtime: { ms: downtimeMs, instructions: instructionsAtAtomic - instructionsAtFreeze },
+      downtime,
       // Only the unprotectable pages and the pool need frames beside the image.
       largestImageFraction: (frames - bookkeeping) / frames,
       live: {

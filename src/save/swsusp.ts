@@ -18,44 +18,15 @@
  * follows from the allocator running short.
  */
 import { OWNERS, STRUCTS } from '../abi.ts';
-import { performance } from 'node:perf_hooks';
 import { ImageWriter } from '../image/index.ts';
 import { ProtocolError } from '../machine/errors.ts';
-import type { GuestAllocator } from '../machine/allocator.ts';
 import { bitmapPages, GuestBitmap } from '../metrics/bitmap.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
-import { captureOracle, type Oracle } from '../oracle/oracle.ts';
 import { HibernationRefusedError, type SaveContext, type SaveReport, type SaveStrategy } from './strategy.ts';
 import { commitImage } from './write-image.ts';
+import { DowntimeClock, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint, saveablePfns } from './common.ts';
 
-/** Frames whose contents the image must hold: in use and not taken by the hibernation itself. */
-export function saveablePfns(alloc: GuestAllocator): Uint32Array {
-  const bm = alloc.bitmap;
-  const owners = alloc.owners;
-  const out = new Uint32Array(alloc.frameCount);
-  let n = 0;
-  for (let w = 0; w < bm.length; w++) {
-    let word = bm[w]!;
-    while (word !== 0) {
-      const b = 31 - Math.clz32(word & -word);
-      const pfn = w * 32 + b;
-      if (pfn < alloc.frameCount && owners[pfn] !== OWNERS.SNAPSHOT.value) out[n++] = pfn;
-      word = (word & (word - 1)) >>> 0;
-    }
-  }
-  return out.slice(0, n);
-}
-
-/** Calls fn(start, dst, count) for maximal runs where both src[i] and dst[i] ascend by one. */
-export function forEachRun(src: ArrayLike<number>, dst: ArrayLike<number>, fn: (index: number, srcPfn: number, dstPfn: number, count: number) => void): void {
-  let i = 0;
-  while (i < src.length) {
-    let n = 1;
-    while (i + n < src.length && src[i + n] === src[i]! + n && dst[i + n] === dst[i]! + n) n++;
-    fn(i, src[i]!, dst[i]!, n);
-    i += n;
-  }
-}
+export { forEachRun, saveablePfns } from './common.ts';
 
 export const swsusp: SaveStrategy = {
   name: 'swsusp',
@@ -69,16 +40,8 @@ export const swsusp: SaveStrategy = {
     let tasksFrozen = 0;
     let cachePagesDropped = 0;
 
-    let downtimeStart = 0;
-    let instructionsAtFreeze = 0;
-    let instructionsAtAtomic = 0;
-    await timer.time('freeze', async () => {
-      await guest.enterPm();
-      // Downtime starts with the freeze; until then the tasks run.
-      downtimeStart = performance.now();
-      instructionsAtFreeze = m.instructions;
-      tasksFrozen = await guest.pm('FREEZE');
-    });
+    const clock = new DowntimeClock(guest);
+    tasksFrozen = await freezeTasks(guest, timer, clock);
 
     // Preallocation (hibernate_preallocate_memory): copies + orig_bm + copy_bm + one buffer page.
     const metaPages = 2 * bitmapPages(frames) + 1;
@@ -120,25 +83,18 @@ export const swsusp: SaveStrategy = {
     const bmPages = bitmapPages(frames);
     const origBm = new GuestBitmap(m, meta!.subarray(0, bmPages), frames);
     const copyBm = new GuestBitmap(m, meta!.subarray(bmPages, 2 * bmPages), frames);
-    let oracle: Oracle | undefined;
     let savedContext: Uint8Array | undefined;
     let usedAtAtomic = 0;
 
     let oracleMs = 0;
     await timer.time('atomic', () =>
       guest.atomic(() => {
-        if (ctx.onOracle) {
-          const t0 = performance.now();
-          oracle = captureOracle(m, guest.bootInfo, alloc.layout.ownerMap);
-          ctx.onOracle(oracle);
-          oracleMs = performance.now() - t0;
-        }
+        oracleMs = recordAtomicPoint(ctx, clock);
         // Nothing may have been allocated or freed since the preallocation.
         const now = saveablePfns(alloc);
         if (now.length !== saveable.length || now.some((p, i) => p !== saveable[i])) {
           throw new ProtocolError(`the set of saveable pages changed between preallocation (${saveable.length}) and the atomic point (${now.length})`);
         }
-        instructionsAtAtomic = m.instructions;
         usedAtAtomic = frames - alloc.freeCount;
         savedContext = m.view(guest.bootInfo.saved_context, STRUCTS.saved_context.size).slice();
         origBm.clear();
@@ -178,12 +134,9 @@ export const swsusp: SaveStrategy = {
       });
     });
 
-    const downtimeMs = performance.now() - downtimeStart - oracleMs;
+    const downtime = clock.finish();
     await timer.time('power-off', () => guest.powerOff());
-    if (oracle) {
-      timer.phases.atomic! -= oracleMs;
-      timer.phases.oracle = oracleMs;
-    }
+    moveOracleTime(timer, oracleMs);
 
     return {
       strategy: 'swsusp',
@@ -195,7 +148,7 @@ export const swsusp: SaveStrategy = {
       tasksFrozen,
       memory: { frames, usedAtAtomic, freeAtAtomic: frames - usedAtAtomic },
       phasesMs: timer.phases,
-      downtime: { ms: downtimeMs, instructions: instructionsAtAtomic - instructionsAtFreeze },
+      downtime,
       // Every saved page needs a free frame for its copy: at most half of what the bitmaps leave.
       largestImageFraction: Math.floor((frames - metaPages) / 2) / frames,
     };

@@ -18,7 +18,6 @@
  * A protected page has not changed since it was written (else it would have
  * faulted), so the image equals memory at the atomic point; the oracle checks it.
  */
-import { performance } from 'node:perf_hooks';
 import { OWNERS, STRUCTS } from '../abi.ts';
 import { ImageWriter } from '../image/index.ts';
 import { ProtocolError } from '../machine/errors.ts';
@@ -26,9 +25,8 @@ import { FaultHandler } from '../mmu/faults.ts';
 import { DirtyTrackPolicy } from '../mmu/policies/index.ts';
 import { WriteProtector } from '../mmu/protect.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
-import { captureOracle } from '../oracle/oracle.ts';
 import { writeWhileRunning, type LiveIoOptions } from './live-io.ts';
-import { forEachRun, saveablePfns } from './swsusp.ts';
+import { DowntimeClock, fixPageSet, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint, saveablePfns } from './common.ts';
 import type { PrecopyRound, SaveContext, SaveReport, SaveStrategy } from './strategy.ts';
 
 export interface WpFullOptions extends LiveIoOptions {
@@ -68,13 +66,8 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
   const handler = new FaultHandler(guest, protector, policy);
   handler.install();
   try {
-    // Split 4 MiB pages first (their new page tables come from the allocator and are
-    // saved too), then fix the image's page set: the guest does not allocate while its
-    // workloads run, and the atomic section checks that.
-    const before = saveablePfns(alloc);
-    const forbiddenBefore = protector.forbidden();
-    protector.prepare(before.filter((p) => !forbiddenBefore.has(p)));
-    const pfns = saveablePfns(alloc);
+    // The guest does not allocate while its workloads run; the atomic section checks that.
+    const pfns = fixPageSet(guest, protector);
     const forbidden = protector.forbidden();
     const protectable = pfns.filter((p) => !forbidden.has(p));
     const writer = new ImageWriter(swap, {
@@ -119,16 +112,8 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
     await timer.time('flush', () => swap.sync());
 
     // Freeze → atomic copy of what is not protected.
-    let downtimeStart = 0;
-    let instructionsAtFreeze = 0;
-    let tasksFrozen = 0;
-    await timer.time('freeze', async () => {
-      await guest.enterPm();
-      // Downtime starts with the freeze; until then the tasks run.
-      downtimeStart = performance.now();
-      instructionsAtFreeze = m.instructions;
-      tasksFrozen = await guest.pm('FREEZE');
-    });
+    const clock = new DowntimeClock(guest);
+    const tasksFrozen = await freezeTasks(guest, timer, clock);
     const reserve = pfns.filter((p) => !protector.isProtected(p)).length + ATOMIC_MARGIN;
     const copies = alloc.allocFrames(reserve, OWNERS.SNAPSHOT.value);
     if (!copies) throw new ProtocolError(`wp-full needs ${reserve} free frames for the atomic copy, only ${alloc.freeCount} are free`);
@@ -139,7 +124,6 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
     let toCopy: Uint32Array = new Uint32Array(0);
     let usedAtAtomic = 0;
     let savedContext: Uint8Array | undefined;
-    let instructionsAtAtomic = 0;
     let oracleMs = 0;
     await timer.time('atomic', () =>
       guest.atomic(() => {
@@ -150,12 +134,7 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
         toCopy = pfns.filter((p) => !protector.isProtected(p));
         protector.unprotectAll();
         if (baseline) pagesChanged = countChanged(m.ram, protectable, baseline);
-        if (ctx.onOracle) {
-          const t0 = performance.now();
-          ctx.onOracle(captureOracle(m, guest.bootInfo, alloc.layout.ownerMap));
-          oracleMs = performance.now() - t0;
-        }
-        instructionsAtAtomic = m.instructions;
+        oracleMs = recordAtomicPoint(ctx, clock);
         const now = saveablePfns(alloc);
         const added = now.filter((p) => !indexOf.has(p));
         if (added.length) throw new ProtocolError(`the guest started using ${added.length} pages during the save (first PFN 0x${added[0]!.toString(16)}): they are not in the image`);
@@ -173,16 +152,13 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
         stats: { atomicCopyPages: toCopy.length, liveWrittenPages: rounds.reduce((a, r) => a + r.pagesWritten, 0), wpFaults: handler.stats.faults, precopyRounds: rounds.length - 1, frozenTasks: tasksFrozen },
       });
     });
-    const downtimeMs = performance.now() - downtimeStart - oracleMs;
+    const downtime = clock.finish();
     const flagged = toCopy.filter((p) => !forbidden.has(p)).length;
     const bookkeeping = policy.frames.length;
     // The handler stays until the guest is off: pages are still protected while it shuts down.
     await timer.time('power-off', () => guest.powerOff());
     handler.uninstall();
-    if (oracleMs) {
-      timer.phases.atomic! -= oracleMs;
-      timer.phases.oracle = oracleMs;
-    }
+    moveOracleTime(timer, oracleMs);
     return {
       strategy: 'wp-full',
       pagesSaved: written.pageCount,
@@ -193,7 +169,7 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
       tasksFrozen,
       memory: { frames, usedAtAtomic, freeAtAtomic: frames - usedAtAtomic },
       phasesMs: timer.phases,
-      downtime: { ms: downtimeMs, instructions: instructionsAtAtomic - instructionsAtFreeze },
+      downtime,
       // The atomic copy needs frames only for what is not protected at the atomic point.
       largestImageFraction: (frames - toCopy.length - bookkeeping) / frames,
       live: {

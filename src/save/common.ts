@@ -1,0 +1,112 @@
+/**
+ * Steps every save strategy takes the same way: the freeze (which starts the downtime
+ * clock), the oracle capture at the atomic point (timed apart: it is the harness's
+ * instrumentation, not the algorithm), and fixing the image's page set after any
+ * 4 MiB splits the write protection will need.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Guest } from '../machine/guest.ts';
+import type { PhaseTimer } from '../metrics/timer.ts';
+import type { WriteProtector } from '../mmu/protect.ts';
+import { captureOracle } from '../oracle/oracle.ts';
+import type { SaveContext } from './strategy.ts';
+import { OWNERS } from '../abi.ts';
+import type { GuestAllocator } from '../machine/allocator.ts';
+
+/** Downtime: from the FREEZE command until the guest runs again or the image is committed. */
+export class DowntimeClock {
+  private startMs = 0;
+  private startInstructions = 0;
+  private atomicInstructions = 0;
+  /** Milliseconds inside the downtime that belong to the harness, not the algorithm. */
+  excludedMs = 0;
+
+  constructor(private readonly guest: Guest) {}
+
+  start(): void {
+    this.startMs = performance.now();
+    this.startInstructions = this.guest.machine.instructions;
+  }
+
+  /** Call at the atomic point: the instructions count from the freeze to here. */
+  atAtomicPoint(): void {
+    this.atomicInstructions = this.guest.machine.instructions;
+  }
+
+  finish(): { ms: number; instructions: number } {
+    return { ms: performance.now() - this.startMs - this.excludedMs, instructions: this.atomicInstructions - this.startInstructions };
+  }
+}
+
+/** Asks for hibernation, then freezes the tasks (timed as "freeze"); the downtime starts at FREEZE. */
+export async function freezeTasks(guest: Guest, timer: PhaseTimer, clock: DowntimeClock): Promise<number> {
+  return timer.time('freeze', async () => {
+    await guest.enterPm();
+    // Waiting for the pm task to notice the request is not downtime: the tasks still run.
+    clock.start();
+    return guest.pm('FREEZE');
+  });
+}
+
+/**
+ * At the atomic point: hands the oracle to the context if it wants one, marks the
+ * atomic point on the clock and excludes the capture from the downtime. Returns the ms
+ * the capture took (subtract it from the "atomic" phase with moveOracleTime).
+ */
+export function recordAtomicPoint(ctx: SaveContext, clock: DowntimeClock): number {
+  const { guest } = ctx;
+  clock.atAtomicPoint();
+  if (!ctx.onOracle) return 0;
+  const t0 = performance.now();
+  ctx.onOracle(captureOracle(guest.machine, guest.bootInfo, guest.allocator.layout.ownerMap));
+  const ms = performance.now() - t0;
+  clock.excludedMs += ms;
+  return ms;
+}
+
+/** Reports the oracle capture as its own phase instead of part of "atomic". */
+export function moveOracleTime(timer: PhaseTimer, oracleMs: number): void {
+  if (!oracleMs) return;
+  timer.phases.atomic = (timer.phases.atomic ?? 0) - oracleMs;
+  timer.phases.oracle = oracleMs;
+}
+
+/**
+ * Splits the 4 MiB pages that protecting the saveable pages will need (their new page
+ * tables are allocated and saved like any other page), then returns the image's page
+ * set, fixed from here on.
+ */
+export function fixPageSet(guest: Guest, protector: WriteProtector): Uint32Array {
+  const forbidden = protector.forbidden();
+  protector.prepare(saveablePfns(guest.allocator).filter((p) => !forbidden.has(p)));
+  return saveablePfns(guest.allocator);
+}
+
+/** Frames whose contents the image must hold: in use and not taken by the hibernation itself. */
+export function saveablePfns(alloc: GuestAllocator): Uint32Array {
+  const bm = alloc.bitmap;
+  const owners = alloc.owners;
+  const out = new Uint32Array(alloc.frameCount);
+  let n = 0;
+  for (let w = 0; w < bm.length; w++) {
+    let word = bm[w]!;
+    while (word !== 0) {
+      const b = 31 - Math.clz32(word & -word);
+      const pfn = w * 32 + b;
+      if (pfn < alloc.frameCount && owners[pfn] !== OWNERS.SNAPSHOT.value) out[n++] = pfn;
+      word = (word & (word - 1)) >>> 0;
+    }
+  }
+  return out.slice(0, n);
+}
+
+/** Calls fn(start, dst, count) for maximal runs where both src[i] and dst[i] ascend by one. */
+export function forEachRun(src: ArrayLike<number>, dst: ArrayLike<number>, fn: (index: number, srcPfn: number, dstPfn: number, count: number) => void): void {
+  let i = 0;
+  while (i < src.length) {
+    let n = 1;
+    while (i + n < src.length && src[i + n] === src[i]! + n && dst[i + n] === dst[i]! + n) n++;
+    fn(i, src[i]!, dst[i]!, n);
+    i += n;
+  }
+}
