@@ -5,13 +5,14 @@
  * 4 MiB splits the write protection will need.
  */
 import { performance } from 'node:perf_hooks';
+import type { GuestAllocator } from '../machine/allocator.ts';
 import type { Guest } from '../machine/guest.ts';
 import type { PhaseTimer } from '../metrics/timer.ts';
 import type { WriteProtector } from '../mmu/protect.ts';
 import { captureOracle } from '../oracle/oracle.ts';
 import type { SaveContext } from './strategy.ts';
 import { OWNERS } from '../abi.ts';
-import type { GuestAllocator } from '../machine/allocator.ts';
+import { ProtocolError } from '../machine/errors.ts';
 
 /** Downtime: from the FREEZE command until the guest runs again or the image is committed. */
 export class DowntimeClock {
@@ -108,5 +109,13 @@ export function forEachRun(src: ArrayLike<number>, dst: ArrayLike<number>, fn: (
     while (i + n < src.length && src[i + n] === src[i]! + n && dst[i + n] === dst[i]! + n) n++;
     fn(i, src[i]!, dst[i]!, n);
     i += n;
+  }
+}
+
+/** At the atomic point: the saveable pages must be exactly those fixed `since` (nothing allocated or freed). */
+export function assertPageSetUnchanged(alloc: GuestAllocator, expected: Uint32Array, since: string): void {
+  const now = saveablePfns(alloc);
+  if (now.length !== expected.length || now.some((p, i) => p !== expected[i])) {
+    throw new ProtocolError(`the set of saveable pages changed between ${since} (${expected.length} pages) and the atomic point (${now.length})`);
   }
 }

@@ -22,7 +22,7 @@ import { CopyBeforeWritePolicy } from '../mmu/policies/index.ts';
 import { WriteProtector } from '../mmu/protect.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { writeWhileRunning, type LiveIoOptions } from './live-io.ts';
-import { DowntimeClock, fixPageSet, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint, saveablePfns } from './common.ts';
+import { assertPageSetUnchanged, DowntimeClock, fixPageSet, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint } from './common.ts';
 import type { SaveContext, SaveReport, SaveStrategy } from './strategy.ts';
 
 export interface CowOptions extends LiveIoOptions {
@@ -82,8 +82,7 @@ async function saveCow(ctx: SaveContext, options: CowOptions): Promise<SaveRepor
     await timer.time('atomic', () =>
       guest.atomic(() => {
         oracleMs = recordAtomicPoint(ctx, clock);
-        const now = saveablePfns(alloc);
-        if (now.length !== pfns.length || now.some((p, i) => p !== pfns[i])) throw new ProtocolError('the set of saveable pages changed between the freeze and the atomic point');
+        assertPageSetUnchanged(alloc, pfns, 'the freeze');
         forEachRun(mustCopy, atomicCopies, (_i, src, dst, n) => m.ram.copyWithin(dst * 4096, src * 4096, (src + n) * 4096));
         protector.protect(pfns.filter((p) => !forbidden.has(p)), 'cow');
         usedAtAtomic = frames - alloc.freeCount;

@@ -24,7 +24,7 @@ import { bitmapPages, GuestBitmap } from '../metrics/bitmap.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { HibernationRefusedError, type SaveContext, type SaveReport, type SaveStrategy } from './strategy.ts';
 import { commitImage } from './write-image.ts';
-import { DowntimeClock, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint, saveablePfns } from './common.ts';
+import { assertPageSetUnchanged, DowntimeClock, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint, saveablePfns } from './common.ts';
 
 export { forEachRun, saveablePfns } from './common.ts';
 
@@ -90,11 +90,7 @@ export const swsusp: SaveStrategy = {
     await timer.time('atomic', () =>
       guest.atomic(() => {
         oracleMs = recordAtomicPoint(ctx, clock);
-        // Nothing may have been allocated or freed since the preallocation.
-        const now = saveablePfns(alloc);
-        if (now.length !== saveable.length || now.some((p, i) => p !== saveable[i])) {
-          throw new ProtocolError(`the set of saveable pages changed between preallocation (${saveable.length}) and the atomic point (${now.length})`);
-        }
+        assertPageSetUnchanged(alloc, saveable, 'the preallocation');
         usedAtAtomic = frames - alloc.freeCount;
         savedContext = m.view(guest.bootInfo.saved_context, STRUCTS.saved_context.size).slice();
         origBm.clear();
