@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Guest } from '../src/machine/guest.ts';
 import { GuestExceptionError } from '../src/machine/errors.ts';
 import { FaultHandler, FaultLoopError, FaultPolicyError, type FaultPolicy } from '../src/mmu/faults.ts';
@@ -7,7 +7,7 @@ import {
   CopyBeforeWritePolicy, CountPolicy, DenyPolicy, DirtyTrackPolicy, FREE_SLOT, PoolExhaustedError, WriteDeniedError, policyByName,
 } from '../src/mmu/policies/index.ts';
 import { guestImage, MiB } from './helpers.ts';
-import { bootFrozen, probe, PROBE_VALUE, type Frozen, type ProbeName } from './mmu-helpers.ts';
+import { bootFrozen, useFrozenGuest, probe, PROBE_VALUE, type Frozen, type ProbeName } from './mmu-helpers.ts';
 
 /** [pattern, byte offset into the first protected page, length, protected pages, expected faults] */
 const PATTERNS: ReadonlyArray<[ProbeName, number, number, number, number]> = [
@@ -21,14 +21,11 @@ const PATTERNS: ReadonlyArray<[ProbeName, number, number, number, number]> = [
 
 for (const largePages of [false, true]) {
   describe(`exact fault counts for known access patterns (${largePages ? '4 MiB pages, split first' : '4 KiB pages'})`, () => {
-    let f: Frozen;
-    let protector: WriteProtector;
-    beforeAll(async () => {
-      f = await bootFrozen({ largePages });
+    let f!: Frozen;
+    let protector!: WriteProtector;
+    useFrozenGuest({ largePages }, (x) => {
+      f = x;
       protector = new WriteProtector(f.guest);
-    });
-    afterAll(async () => {
-      await f.guest.machine.powerOff();
     });
 
     for (const policyName of ['dirty-track', 'count'] as const) {
@@ -63,13 +60,8 @@ for (const largePages of [false, true]) {
 }
 
 describe('fault dispatch and the policies', () => {
-  let f: Frozen;
-  beforeAll(async () => {
-    f = await bootFrozen();
-  });
-  afterAll(async () => {
-    await f.guest.machine.powerOff();
-  });
+  let f!: Frozen;
+  useFrozenGuest({}, (x) => (f = x));
 
   it('the fault carries EIP, CR2, error code, the PTE, the reason and the writing task', async () => {
     const g = f.guest;

@@ -3,6 +3,7 @@
  * with its workload tasks frozen, so that a stream buffer is a set of pages nobody
  * writes but the probes.
  */
+import { afterAll, beforeAll } from 'vitest';
 import { PROBES } from '../src/abi.ts';
 import { Guest, type GuestOptions } from '../src/machine/guest.ts';
 import { guestImage, MiB } from './helpers.ts';
@@ -13,6 +14,22 @@ export interface Frozen {
   first: number;
   /** Data pages in that buffer. */
   pages: number;
+}
+
+/**
+ * For a describe block: boots a frozen guest before its tests and powers it off after.
+ * Read `.current` inside the tests (it is set once beforeAll has run).
+ */
+export function useFrozenGuest(opts: Partial<GuestOptions> = {}, then?: (f: Frozen) => void): { current: Frozen } {
+  const ref = {} as { current: Frozen };
+  beforeAll(async () => {
+    ref.current = await bootFrozen(opts);
+    then?.(ref.current);
+  });
+  afterAll(async () => {
+    await ref.current?.guest.machine.powerOff();
+  });
+  return ref;
 }
 
 /** Boots a 32 MiB guest with a 1 MiB stream workload, enters the pm loop and freezes the tasks. */

@@ -1,19 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { OWNERS } from '../src/abi.ts';
 import { PTE, PageTableWalker, describeEntry, entryFlags } from '../src/mmu/page-table.ts';
 import { ForbiddenPageError, WriteProtector } from '../src/mmu/protect.ts';
 import { FaultHandler } from '../src/mmu/faults.ts';
 import { CountPolicy, DirtyTrackPolicy } from '../src/mmu/policies/index.ts';
-import { bootFrozen, probe, PROBE_VALUE, type Frozen } from './mmu-helpers.ts';
+import { useFrozenGuest, probe, PROBE_VALUE, type Frozen } from './mmu-helpers.ts';
 
 describe('WriteProtector on 4 KiB pages', () => {
-  let f: Frozen;
-  beforeAll(async () => {
-    f = await bootFrozen();
-  });
-  afterAll(async () => {
-    await f.guest.machine.powerOff();
-  });
+  let f!: Frozen;
+  useFrozenGuest({}, (x) => (f = x));
 
   it('the walker reads the PTE bits (present, R/W, U/S, accessed, dirty) and changes them in guest memory', async () => {
     const m = f.guest.machine;
@@ -204,13 +199,8 @@ describe('WriteProtector on 4 KiB pages', () => {
 });
 
 describe('WriteProtector on 4 MiB pages (pages=4m)', () => {
-  let f: Frozen;
-  beforeAll(async () => {
-    f = await bootFrozen({ largePages: true });
-  });
-  afterAll(async () => {
-    await f.guest.machine.powerOff();
-  });
+  let f!: Frozen;
+  useFrozenGuest({ largePages: true }, (x) => (f = x));
 
   it('splits the 4 MiB page into a page table from the guest allocator with the same rights, then protects one 4 KiB page', async () => {
     const g = f.guest;
