@@ -2,7 +2,7 @@
 #ifndef HIBERLAB_ABI_H
 #define HIBERLAB_ABI_H
 
-#define ABI_VERSION 3
+#define ABI_VERSION 4
 #define PORT_HYPERCALL 0x5e0
 #define PORT_PAGE_FAULT 0x5e1
 
@@ -39,7 +39,7 @@
 #define PROBE_WRITE_PAGES 7 /* One 32-bit store at the first word of every page in [ECX, ECX + ESI), ascending (ECX page aligned). */
 
 #define OWNER_FREE 0 /* Free frame. */
-#define OWNER_RESERVED 1 /* Below 1 MiB, or not RAM: firmware, multiboot info, VGA hole. */
+#define OWNER_RESERVED 1 /* RAM below 1 MiB: real-mode area, multiboot info. Saved like any page in use. */
 #define OWNER_KERNEL 2 /* Kernel image: text, data, bss. */
 #define OWNER_PAGETABLE 3 /* Page directory and page tables. */
 #define OWNER_ALLOCATOR 4 /* The allocator bitmap and the owner map themselves. */
@@ -47,6 +47,7 @@
 #define OWNER_CACHE 6 /* Reclaimable cache page (dropped on PM_COMMANDS.DROP_CACHE). */
 #define OWNER_SNAPSHOT 7 /* Hibernation bookkeeping: atomic copies, memory bitmaps, PBEs, metadata pages. */
 #define OWNER_KHEAP 8 /* Other kernel allocations. */
+#define OWNER_NOSAVE 9 /* Not RAM: a hole in the memory map (the VGA window at 0xA0000). Never saved or restored, like Linux's nosave regions. */
 #define OWNER_TASK_BASE 16 /* Workload buffer of task n has owner TASK_BASE + n. */
 
 #define TASK_UNUSED 0 /* Slot not in use. */
@@ -153,9 +154,10 @@ struct task_struct {
     uint32_t buf_base; /* workload region (header page + data), 0 if none */
     uint32_t buf_bytes; /* size of the workload region */
     uint32_t wake_tick; /* tick at which a sleeping task becomes runnable */
+    uint32_t safe_sleep; /* 1 while it sleeps at a safe point: the freezer freezes it where it sleeps */
     char name[16]; /* NUL-terminated name */
 } __attribute__((packed));
-_Static_assert(sizeof(struct task_struct) == 56, "task_struct size");
+_Static_assert(sizeof(struct task_struct) == 60, "task_struct size");
 _Static_assert(offsetof(struct task_struct, id) == 0, "task_struct.id");
 _Static_assert(offsetof(struct task_struct, state) == 4, "task_struct.state");
 _Static_assert(offsetof(struct task_struct, kind) == 8, "task_struct.kind");
@@ -166,7 +168,8 @@ _Static_assert(offsetof(struct task_struct, stack_bytes) == 24, "task_struct.sta
 _Static_assert(offsetof(struct task_struct, buf_base) == 28, "task_struct.buf_base");
 _Static_assert(offsetof(struct task_struct, buf_bytes) == 32, "task_struct.buf_bytes");
 _Static_assert(offsetof(struct task_struct, wake_tick) == 36, "task_struct.wake_tick");
-_Static_assert(offsetof(struct task_struct, name) == 40, "task_struct.name");
+_Static_assert(offsetof(struct task_struct, safe_sleep) == 40, "task_struct.safe_sleep");
+_Static_assert(offsetof(struct task_struct, name) == 44, "task_struct.name");
 
 /* First page of a workload region ("the task's own memory"). Word j of the data (which starts one page after the header) after `steps` steps is mix(seed, j, pass) where pass is the number of full passes that wrote it. */
 struct workload_header {
@@ -332,8 +335,9 @@ _Static_assert(offsetof(struct pbe, next) == 8, "pbe.next");
 #define OFF_TASK_STRUCT_BUF_BASE 28
 #define OFF_TASK_STRUCT_BUF_BYTES 32
 #define OFF_TASK_STRUCT_WAKE_TICK 36
-#define OFF_TASK_STRUCT_NAME 40
-#define SIZEOF_TASK_STRUCT 56
+#define OFF_TASK_STRUCT_SAFE_SLEEP 40
+#define OFF_TASK_STRUCT_NAME 44
+#define SIZEOF_TASK_STRUCT 60
 #define OFF_WORKLOAD_HEADER_MAGIC 0
 #define OFF_WORKLOAD_HEADER_KIND 4
 #define OFF_WORKLOAD_HEADER_SEED 8

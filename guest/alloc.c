@@ -10,8 +10,9 @@
  * task never finds an allocation half done.
  *
  * Invariant: for every frame, its bit is set iff its owner is not 0, and
- * free_count is the number of clear bits. Frames below 1 MiB and every hole
- * in the memory map are OWNER_RESERVED and never freed.
+ * free_count is the number of clear bits. RAM below 1 MiB is OWNER_RESERVED
+ * and every hole in the memory map (the VGA window) OWNER_NOSAVE; neither is
+ * ever freed, and a hibernation image never holds a NOSAVE frame.
  */
 #include "kernel.h"
 
@@ -82,20 +83,25 @@ static void note_top(uint64_t base, uint64_t end)
         ram_bytes = PGROUNDDOWN((uint32_t)end);
 }
 
-/* for_each_ram_region callback: mark the whole frames of [base, end) above 1 MiB free. */
+/*
+ * for_each_ram_region callback: the whole frames of [base, end) are RAM: free
+ * above 1 MiB, reserved (in use, saved) below it.
+ */
 static void free_region(uint64_t base, uint64_t end)
 {
     uint32_t pfn = (uint32_t)((base + PAGE_SIZE - 1) / PAGE_SIZE);
     uint32_t last = (uint32_t)(end / PAGE_SIZE);
 
-    if (pfn < LOW_MEMORY / PAGE_SIZE)
-        pfn = LOW_MEMORY / PAGE_SIZE;
     for (; pfn < last && pfn < alloc_state.frame_count; pfn++) {
-        if (frame_used(pfn) && OWNERS[pfn] == OWNER_RESERVED) {
-            BITMAP[pfn / 32] &= ~(1u << (pfn % 32));
-            OWNERS[pfn] = OWNER_FREE;
-            alloc_state.free_count++;
+        if (OWNERS[pfn] != OWNER_NOSAVE)
+            continue;
+        if (pfn < LOW_MEMORY / PAGE_SIZE) {
+            OWNERS[pfn] = OWNER_RESERVED;
+            continue;
         }
+        BITMAP[pfn / 32] &= ~(1u << (pfn % 32));
+        OWNERS[pfn] = OWNER_FREE;
+        alloc_state.free_count++;
     }
 }
 
@@ -132,7 +138,7 @@ void alloc_init(uint32_t mbi)
     alloc_state.free_count = 0;
     alloc_state.next_hint = LOW_MEMORY / PAGE_SIZE;
     memset(BITMAP, 0xFF, bitmap_bytes);          /* padding bits past frame_count stay set */
-    memset(OWNERS, OWNER_RESERVED, owner_bytes);
+    memset(OWNERS, OWNER_NOSAVE, owner_bytes);      /* until the memory map says RAM */
 
     for_each_ram_region(mbi, free_region);
     take_range((uint32_t)kernel_start, PGROUNDUP((uint32_t)kernel_end), OWNER_KERNEL);
@@ -228,7 +234,7 @@ void free_page(uint32_t addr)
     f = irq_save();
     if (!frame_used(pfn))
         panic("free_page: double free");
-    if (OWNERS[pfn] == OWNER_RESERVED || OWNERS[pfn] == OWNER_KERNEL || OWNERS[pfn] == OWNER_ALLOCATOR)
+    if (OWNERS[pfn] == OWNER_RESERVED || OWNERS[pfn] == OWNER_NOSAVE || OWNERS[pfn] == OWNER_KERNEL || OWNERS[pfn] == OWNER_ALLOCATOR)
         panic("free_page: frame is not freeable");
     frame_release(pfn);
     irq_restore(f);

@@ -97,6 +97,7 @@ void sched_tick(void);
 void schedule(void);
 void yield(void);
 void sleep_ticks(uint32_t n);
+void sleep_ticks_freezable(uint32_t n);
 void try_to_freeze(void);
 uint32_t freeze_tasks(void);
 uint32_t thaw_tasks(uint32_t mask);

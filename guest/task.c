@@ -11,10 +11,14 @@
  *
  * The freezer: freeze_tasks() raises `freezing` and waits until every
  * freezable task has stopped itself in try_to_freeze(), which the tasks call
- * at their safe points (between whole workload steps). A sleeping task is not
- * stopped from outside: it wakes, reaches its next safe point and freezes
- * there. A frozen task stays FROZEN until thaw_tasks() picks it; the scheduler
- * never runs it meanwhile.
+ * at their safe points (between whole workload steps). A task that sleeps at
+ * a safe point (sleep_ticks_freezable, Linux's TASK_FREEZABLE sleep) is frozen
+ * where it sleeps, at once; any other sleeper is not stopped from outside: it
+ * wakes, reaches its next safe point and freezes there. While a freezable task
+ * is still running toward its safe point the freezer yields to it rather than
+ * sleeping a tick. A frozen task stays FROZEN until thaw_tasks() picks it; the
+ * scheduler never runs it meanwhile; thawed from a sleep, it returns from the
+ * sleep early.
  */
 #include "kernel.h"
 #include "x86.h"
@@ -164,6 +168,25 @@ void sleep_ticks(uint32_t n)
     irq_restore(f);
 }
 
+/*
+ * Sleep n ticks (n > 0) at a safe point of a freezable task: the freezer may
+ * freeze the task right here, and freezes it at once if it is already on.
+ */
+void sleep_ticks_freezable(uint32_t n)
+{
+    uint32_t f = irq_save();
+
+    if (!current->freezable)
+        panic("sleep_ticks_freezable: task is not freezable");
+    current->wake_tick = ticks + (n ? n : 1);
+    current->state = freezing ? TASK_FROZEN : TASK_SLEEPING;
+    current->safe_sleep = 1;
+    while (current->state != TASK_RUNNABLE)
+        schedule();
+    current->safe_sleep = 0;
+    irq_restore(f);
+}
+
 /* Safe point of a freezable task: if the freezer is on, stop here until thawed. */
 void try_to_freeze(void)
 {
@@ -196,17 +219,56 @@ static uint32_t count_frozen(uint32_t *freezable)
     return frozen;
 }
 
-/* Freeze every freezable task (waiting a tick at a time until all are in the refrigerator); return how many. */
+/*
+ * One freezer pass (interrupts off): freeze the tasks sleeping at a safe point
+ * (or woken from that sleep but not run yet) where they are; return how many freezable tasks are not frozen yet, and in
+ * *running how many of those are runnable (on their way to a safe point).
+ */
+static uint32_t freeze_sleepers(uint32_t *running)
+{
+    uint32_t i, left = 0;
+
+    *running = 0;
+    for (i = 0; i < task_count; i++) {
+        struct task_struct *t = &task_table[i];
+        if (!t->freezable || t->state == TASK_FROZEN)
+            continue;
+        /* Asleep at its safe point, or woken and not yet run: it is still there. */
+        if (t->safe_sleep && (t->state == TASK_SLEEPING || t->state == TASK_RUNNABLE)) {
+            t->state = TASK_FROZEN;
+            continue;
+        }
+        left++;
+        *running += t->state == TASK_RUNNABLE;
+    }
+    return left;
+}
+
+/*
+ * Freeze every freezable task; return how many. Sleepers at a safe point freeze
+ * where they are; for runnable tasks the freezer yields until each has reached
+ * its safe point; only when every task left is asleep elsewhere does it sleep a
+ * tick.
+ */
 uint32_t freeze_tasks(void)
 {
-    uint32_t n, frozen;
+    uint32_t n, running, f;
 
     if (current->freezable)
         panic("freeze_tasks: called by a freezable task");
     freezing = 1;
-    while ((frozen = count_frozen(&n)) < n)
-        sleep_ticks(1);
-    return frozen;
+    for (;;) {
+        f = irq_save();
+        n = freeze_sleepers(&running);
+        irq_restore(f);
+        if (n == 0)
+            break;
+        if (running)
+            yield();
+        else
+            sleep_ticks(1);
+    }
+    return count_frozen(&n);
 }
 
 /* Stop freezing and thaw the FROZEN tasks whose bit is set in mask; return how many were thawed. */

@@ -163,7 +163,7 @@ static void workload_task(uint32_t arg)
             }
         }
         if (h->rate)
-            sleep_ticks(1);
+            sleep_ticks_freezable(1);   /* the top of the loop is the next safe point */
     }
 }
 

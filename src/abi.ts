@@ -16,7 +16,7 @@
  */
 
 /** Bumped whenever a number or a layout below changes meaning. */
-export const ABI_VERSION = 3;
+export const ABI_VERSION = 4;
 
 export const PORTS = {
   /** Hypercalls: EAX = function number. */
@@ -74,7 +74,7 @@ export const PROBES = {
 /** Frame-owner codes in the owner byte map (one byte per frame; 0 = free). */
 export const OWNERS = {
   FREE: { value: 0x00, doc: 'Free frame.' },
-  RESERVED: { value: 0x01, doc: 'Below 1 MiB, or not RAM: firmware, multiboot info, VGA hole.' },
+  RESERVED: { value: 0x01, doc: 'RAM below 1 MiB: real-mode area, multiboot info. Saved like any page in use.' },
   KERNEL: { value: 0x02, doc: 'Kernel image: text, data, bss.' },
   PAGETABLE: { value: 0x03, doc: 'Page directory and page tables.' },
   ALLOCATOR: { value: 0x04, doc: 'The allocator bitmap and the owner map themselves.' },
@@ -82,6 +82,7 @@ export const OWNERS = {
   CACHE: { value: 0x06, doc: 'Reclaimable cache page (dropped on PM_COMMANDS.DROP_CACHE).' },
   SNAPSHOT: { value: 0x07, doc: 'Hibernation bookkeeping: atomic copies, memory bitmaps, PBEs, metadata pages.' },
   KHEAP: { value: 0x08, doc: 'Other kernel allocations.' },
+  NOSAVE: { value: 0x09, doc: 'Not RAM: a hole in the memory map (the VGA window at 0xA0000). Never saved or restored, like Linux\'s nosave regions.' },
   TASK_BASE: { value: 0x10, doc: 'Workload buffer of task n has owner TASK_BASE + n.' },
 } as const satisfies Record<string, AbiEntry>;
 
@@ -188,6 +189,7 @@ export const STRUCTS = {
     ['buf_base', 'workload region (header page + data), 0 if none'],
     ['buf_bytes', 'size of the workload region'],
     ['wake_tick', 'tick at which a sleeping task becomes runnable'],
+    ['safe_sleep', '1 while it sleeps at a safe point: the freezer freezes it where it sleeps'],
     ['name', 'NUL-terminated name', 16],
   ]),
   workload_header: struct('workload_header', 'First page of a workload region ("the task\'s own memory"). Word j of the data (which starts one page after the header) after `steps` steps is mix(seed, j, pass) where pass is the number of full passes that wrote it.', [

@@ -8,7 +8,7 @@
  * processes: then the pages are checked against the image's checksums instead of the
  * oracle); `runCycle()` runs both and judges.
  */
-import zlib from 'node:zlib';
+import { crc32 } from './image/crc.ts';
 import { performance } from 'node:perf_hooks';
 import tmp from 'tmp';
 import { CONSTANTS } from './abi.ts';
@@ -213,11 +213,12 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
           phases.validate = performance.now() - t;
           t = performance.now();
           const plan = await strategy.prepare({ guest: g, swap, image: validated, progress });
-          phases.load = performance.now() - t;
           restoreReport = plan.report;
-          // The image is consumed: it must not be resumed twice.
+          // The image is consumed: it must not be resumed twice (swsusp_check resets the
+          // signature the same way, before the restore; counted in the load phase).
           resetSignature(swap);
           signatureReset = true;
+          phases.load = performance.now() - t;
           status = 'resumed';
           return plan.decision;
         } catch (err) {
@@ -278,7 +279,7 @@ function compareWithImage(g: Guest, image: ValidatedImage): { pagesCompared: num
   const differingPages: PageDifference[] = [];
   for (let i = 0; i < image.pfns.length; i++) {
     const pfn = image.pfns[i]!;
-    const crc = zlib.crc32(ram.subarray(pfn * 4096, pfn * 4096 + 4096)) >>> 0;
+    const crc = crc32(ram.subarray(pfn * 4096, pfn * 4096 + 4096)) >>> 0;
     if (crc !== image.crcs[i]) differingPages.push({ pfn, owner: 'unknown', offset: -1, expected: image.crcs[i]!, actual: crc });
   }
   return { pagesCompared: image.pfns.length, differingPages };

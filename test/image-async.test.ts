@@ -1,6 +1,7 @@
 import { randomFillSync } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ImageWriter, SwapDevice, validateImage } from '../src/image/index.ts';
+import { CRC32_IMPLEMENTATION, crc32, crc32Portable } from '../src/image/crc.ts';
 import { sha256File, tempSwapPath } from './helpers.ts';
 
 const BUILD = 'ab'.repeat(32);
@@ -23,7 +24,7 @@ function writeImage(path: string, data: Uint8Array, pfns: Uint32Array, asyncRuns
 
 describe('ImageWriter.writePagesAsync', () => {
   it('writes exactly the file writePages writes, CRCs included', async () => {
-    const n = 5000; // ~20 MiB: several 8 MiB overlap chunks
+    const n = 5000; // ~20 MiB: several 2 MiB overlap chunks
     const pfns = Uint32Array.from({ length: n }, (_, i) => 300 + i);
     const data = randomFillSync(new Uint8Array(n * 4096));
     const a = tempSwapPath('sync');
@@ -33,5 +34,61 @@ describe('ImageWriter.writePagesAsync', () => {
     expect(sha256File(b)).toBe(sha256File(a));
     const v = validateImage(b, { buildId: BUILD, ramBytes: 32 << 20 });
     expect(v.pfns).toEqual(pfns);
+  });
+});
+
+/** A durable writer over `pages` pages and the data for them (random, incompressible). */
+function durableWriter(pages: number): { dev: SwapDevice; writer: ImageWriter; data: Uint8Array; path: string } {
+  const path = tempSwapPath('writeback');
+  const dev = SwapDevice.ensure(path, (pages + 64) * 4096);
+  const pfns = Uint32Array.from({ length: pages }, (_, i) => 300 + i);
+  const writer = new ImageWriter(dev, { pfns, buildId: BUILD, ramBytes: 512 << 20, frameCount: 131072, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(84) } });
+  return { dev, writer, data: randomFillSync(new Uint8Array(pages * 4096)), path };
+}
+
+describe('ImageWriter background writeback', () => {
+  it('starts an fdatasync every 32 MiB while writing, and commitAsync waits for the last one', async () => {
+    const { dev, writer, data, path } = durableWriter(20_000); // 78 MiB
+    const syncs = vi.spyOn(dev, 'syncDataAsync');
+    await writer.writePagesAsync(0, data);
+    expect(syncs).toHaveBeenCalledTimes(2);
+    await writer.commitAsync();
+    dev.close();
+    expect(validateImage(path, { buildId: BUILD, ramBytes: 512 << 20 }).pfns.length).toBe(20_000);
+  });
+
+  it('a plain commit() while a writeback still runs is refused with the way out, and commits nothing', async () => {
+    const { dev, writer, data } = durableWriter(9_000); // 35 MiB: one writeback
+    let release!: () => void;
+    vi.spyOn(dev, 'syncDataAsync').mockImplementation(() => new Promise<void>((resolve) => (release = resolve)));
+    await writer.writePagesAsync(0, data);
+    expect(() => writer.commit()).toThrow('commit: a background writeback started by writePagesAsync is still running; finish with commitAsync()');
+    expect(dev.readSignature().kind).toBe('swap');
+    release();
+    await writer.commitAsync();
+    expect(dev.readSignature().kind).toBe('image');
+    dev.close();
+  });
+
+  it('a failed background fdatasync fails the commit: no image signature is written', async () => {
+    const { dev, writer, data } = durableWriter(9_000);
+    vi.spyOn(dev, 'syncDataAsync').mockRejectedValue(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    await writer.writePagesAsync(0, data);
+    await expect(writer.commitAsync()).rejects.toThrow(/EIO/);
+    expect(dev.readSignature().kind).toBe('swap');
+    dev.close();
+  });
+});
+
+describe('crc32', () => {
+  it('the fast (PCLMULQDQ) implementation is the one in use here, and equals zlib on every length and start value', () => {
+    expect(CRC32_IMPLEMENTATION).toBe('pclmul');
+    const data = randomFillSync(new Uint8Array(70_000));
+    for (const len of [0, 1, 3, 15, 16, 63, 64, 65, 255, 4096, 4097, 65_536, 70_000]) {
+      for (const initial of [0, 1, 0xffffffff, 0xcbf43926]) {
+        expect(crc32(data.subarray(0, len), initial)).toBe(crc32Portable(data.subarray(0, len), initial));
+      }
+    }
+    expect(crc32(new TextEncoder().encode('123456789'))).toBe(0xcbf43926);
   });
 });

@@ -62,7 +62,7 @@ export interface InspectedHeader {
 }
 
 export interface InspectOptions {
-  /** Bytes read at a time while checking page CRCs. Default: 8 MiB. */
+  /** Bytes read at a time while checking page CRCs. Default: 1 MiB. */
   readonly chunkBytes?: number;
 }
 

@@ -35,7 +35,7 @@
  * the validator and the tables in docs/IMAGE-FORMAT.md (checked by a test) use them.
  */
 
-import zlib from 'node:zlib';
+import { crc32 } from './crc.ts';
 
 export const PAGE_SIZE = 4096;
 export const SECTOR_SIZE = 512;
@@ -340,7 +340,7 @@ export function encodeHeader(h: HeaderFields): { page: Uint8Array; headerCrc: nu
   view.setUint32(f.context_size.offset, CONTEXT_BYTES, true);
   page.set(h.context.bytes, f.saved_context.offset);
   view.setUint32(f.metadata_crc.offset, h.metadataCrc >>> 0, true);
-  const headerCrc = zlib.crc32(page.subarray(0, HEADER_SIZE));
+  const headerCrc = crc32(page.subarray(0, HEADER_SIZE));
   view.setUint32(f.header_crc.offset, headerCrc, true);
   return { page, headerCrc };
 }
@@ -379,7 +379,7 @@ export function decodeHeader(bytes: Uint8Array): ImageHeader {
 export function headerCrcOf(bytes: Uint8Array): number {
   const at = HEADER_LAYOUT.at.header_crc.offset;
   // header_crc is the last field: CRC the bytes before it, then four zero bytes.
-  return zlib.crc32(ZERO_U32, zlib.crc32(bytes.subarray(0, at)));
+  return crc32(ZERO_U32, crc32(bytes.subarray(0, at)));
 }
 
 const ZERO_U32 = new Uint8Array(4);

@@ -66,7 +66,7 @@ export class ImageReader {
   }
 
   /**
-   * The whole image in order, chunkBytes at a time (default 8 MiB), each chunk checked:
+   * The whole image in order, chunkBytes at a time (default 1 MiB), each chunk checked:
    * the stream interface of the read path (snapshot_write_next on the resume side).
    */
   *chunks(chunkBytes: number = DEFAULT_CHUNK_BYTES): Generator<PageChunk, void, void> {

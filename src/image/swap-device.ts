@@ -23,6 +23,7 @@ export const MIN_DEVICE_BYTES = imageExtent(1).imageBytes;
 
 /** Largest single read or write handed to the kernel (Linux caps one call near 2 GiB). */
 const MAX_IO_BYTES = 1 << 30;
+const fdatasyncAsync = promisify(fs.fdatasync);
 const writeAsync = promisify(fs.write) as unknown as (fd: number, buffer: Uint8Array, offset: number, length: number, position: number) => Promise<{ bytesWritten: number }>;
 
 export class SwapDevice {
@@ -166,6 +167,14 @@ export class SwapDevice {
   /** fsync: everything written so far is on the disk when this returns. */
   sync(): void {
     fs.fsyncSync(this.fd);
+  }
+
+  /**
+   * fdatasync on libuv's thread pool: the data written before the call (and what the
+   * file needs to find it) reaches the disk while the caller goes on writing.
+   */
+  async syncDataAsync(): Promise<void> {
+    await fdatasyncAsync(this.fd);
   }
 
   get closed(): boolean {

@@ -19,7 +19,7 @@
  * of the new one is written over it.)
  */
 
-import zlib from 'node:zlib';
+import { crc32 } from './crc.ts';
 
 import { ImageError, bytesText, hex } from './errors.ts';
 import {
@@ -75,8 +75,17 @@ export interface CommitResult {
 }
 
 const DEFAULT_STAGING_BYTES = 4 << 20;
-/** Chunk of writePagesAsync: one write in flight while the next CRCs are computed. */
-const OVERLAP_CHUNK_BYTES = 8 << 20;
+/** Chunk of writePagesAsync: small enough that its CRCs read it from the cache the write just pulled it through. */
+const OVERLAP_CHUNK_BYTES = 2 << 20;
+/** Chunks of writePagesAsync on libuv's thread pool at once (the pool has four threads). */
+const WRITES_IN_FLIGHT = 3;
+/**
+ * A durable writer starts an fdatasync in the background whenever this much was
+ * written since the last one began: the disk writes back while more is written,
+ * and commit()'s fsync finds little left to do (one fsync at the end waits for all
+ * of it at once, measured 60–75 ms for 232 MiB on this machine's disk).
+ */
+const WRITEBACK_BYTES = 32 << 20;
 
 export class ImageWriter {
   readonly device: SwapDevice;
@@ -97,6 +106,10 @@ export class ImageWriter {
   readonly #stage: Uint8Array;
   #stageFirst = 0;
   #stagePages = 0;
+  /** Bytes written by writePagesAsync since the last background writeback began. */
+  #unsynced = 0;
+  #writeback: Promise<void> | undefined;
+  #writebackError: unknown;
 
   /**
    * Checks the options and that the image fits the device (DEVICE_TOO_SMALL, giving
@@ -186,9 +199,11 @@ export class ImageWriter {
   }
 
   /**
-   * Like writePages, for long runs: the file write of each 8 MiB chunk runs on libuv's
-   * thread pool while this thread computes the chunk's page CRCs, so checksumming costs
-   * no extra time. `data` must not change until the promise settles.
+   * Like writePages, for long runs: the file writes of its 2 MiB chunks run on libuv's
+   * thread pool (a few at once) while this thread computes each chunk's page CRCs, so
+   * checksumming costs no extra time; a durable writer also starts a background
+   * fdatasync every 32 MiB. `data` must not change until the promise settles. Finish
+   * with commitAsync(), which waits for the last background writeback.
    */
   async writePagesAsync(firstIndex: number, data: Uint8Array): Promise<void> {
     if (data.length < this.#stage.length) {
@@ -197,23 +212,58 @@ export class ImageWriter {
     }
     this.#checkRun('writePagesAsync', firstIndex, data);
     this.#guard(() => {
+      this.#throwWritebackError();
       this.#flushStage();
       this.#discardOldImage();
     });
-    const chunkBytes = OVERLAP_CHUNK_BYTES;
+    const inFlight: Array<Promise<void>> = [];
     try {
-      for (let off = 0; off < data.length; off += chunkBytes) {
-        const chunk = data.subarray(off, Math.min(data.length, off + chunkBytes));
+      for (let off = 0; off < data.length; off += OVERLAP_CHUNK_BYTES) {
+        const chunk = data.subarray(off, Math.min(data.length, off + OVERLAP_CHUNK_BYTES));
         const first = firstIndex + off / PAGE_SIZE;
         const write = this.device.writeAtAsync(chunk, this.extent.dataOffset + first * PAGE_SIZE);
+        write.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
+        inFlight.push(write);
         this.#recordCrcs(first, chunk);
-        await write;
+        if (inFlight.length >= WRITES_IN_FLIGHT) await inFlight.shift();
+        this.#unsynced += chunk.length;
+        if (this.#durable && this.#unsynced >= WRITEBACK_BYTES && !this.#writeback) {
+          // The writes finish first, so that the fdatasync covers them.
+          await Promise.all(inFlight.splice(0));
+          this.#startWriteback();
+        }
       }
+      await Promise.all(inFlight);
     } catch (err) {
       this.#state = 'failed';
+      await Promise.allSettled(inFlight);
       throw err;
     }
     this.#pageBytesWritten += data.length;
+  }
+
+  /** Background fdatasync of what was written so far; its failure fails the writer. */
+  #startWriteback(): void {
+    this.#unsynced = 0;
+    this.#writeback = this.device.syncDataAsync().then(
+      () => {
+        this.#writeback = undefined;
+      },
+      (err: unknown) => {
+        this.#writeback = undefined;
+        this.#writebackError ??= err;
+      },
+    );
+  }
+
+  #throwWritebackError(): void {
+    if (this.#writebackError !== undefined) throw this.#writebackError;
+  }
+
+  /** commit() once the background writeback (if any) has finished: the way to end writePagesAsync. */
+  async commitAsync(options: CommitOptions = {}): Promise<CommitResult> {
+    await this.#writeback;
+    return this.commit(options);
   }
 
   /** The writer is open and data is whole pages that lie inside the image. */
@@ -230,7 +280,7 @@ export class ImageWriter {
     const count = data.length / PAGE_SIZE;
     for (let i = 0; i < count; i++) {
       const index = firstIndex + i;
-      this.#crcs[index] = zlib.crc32(data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+      this.#crcs[index] = crc32(data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
       if (this.#written[index]) this.#rewritten++;
       else {
         this.#written[index] = 1;
@@ -258,11 +308,13 @@ export class ImageWriter {
         { path: this.device.path, index: first, pfn: this.#pfns[first]!, count: this.#missing },
       );
     }
+    if (this.#writeback) throw new Error('commit: a background writeback started by writePagesAsync is still running; finish with commitAsync()');
     return this.#guard(() => {
+      this.#throwWritebackError();
       this.#flushStage();
       const stats = mergeStats(this.#options.stats, options.stats, this.#rewritten);
       const metadata = encodeMetadata(this.#pfns, this.#crcs);
-      const metadataCrc = zlib.crc32(metadata.subarray(0, this.extent.metadataBytes));
+      const metadataCrc = crc32(metadata.subarray(0, this.extent.metadataBytes));
       const { page: headerPage, headerCrc } = encodeHeader({
         frameCount: this.#options.frameCount,
         pageCount: this.pageCount,

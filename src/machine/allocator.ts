@@ -31,12 +31,27 @@ export class GuestAllocator {
 
   /** Bitmap words (bit = frame in use); a live view on guest memory. */
   get bitmap(): Uint32Array {
-    return this.m.ram32.subarray(this.bitmapAddr >>> 2, (this.bitmapAddr >>> 2) + Math.ceil(this.frameCount / 32));
+    const ram32 = this.m.ram32;
+    if (ram32 !== this.viewsOf) this.makeViews(ram32);
+    return this.bitmapView!;
   }
 
   /** Owner byte per frame; a live view on guest memory. */
   get owners(): Uint8Array {
-    return this.m.view(this.ownerAddr, this.frameCount);
+    const ram32 = this.m.ram32;
+    if (ram32 !== this.viewsOf) this.makeViews(ram32);
+    return this.ownersView!;
+  }
+
+  /** The views are made once per guest RAM buffer (v86 may replace it), not per call. */
+  private viewsOf: Uint32Array | undefined;
+  private bitmapView: Uint32Array | undefined;
+  private ownersView: Uint8Array | undefined;
+
+  private makeViews(ram32: Uint32Array): void {
+    this.bitmapView = ram32.subarray(this.bitmapAddr >>> 2, (this.bitmapAddr >>> 2) + Math.ceil(this.frameCount / 32));
+    this.ownersView = this.m.view(this.ownerAddr, this.frameCount);
+    this.viewsOf = ram32;
   }
 
   get freeCount(): number {

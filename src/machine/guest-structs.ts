@@ -53,6 +53,8 @@ export interface TaskInfo {
   state: string;
   kind: string;
   freezable: boolean;
+  /** Asleep at a safe point: the freezer freezes it where it sleeps. */
+  safeSleep: boolean;
   stackBase: number;
   stackBytes: number;
   bufBase: number;
@@ -80,6 +82,7 @@ export function readTasks(mem: GuestMemoryReader, bi: BootInfo): TaskInfo[] {
       state: nameOf(TASK_STATES, t.state),
       kind: nameOf(TASK_KINDS, t.kind),
       freezable: t.freezable !== 0,
+      safeSleep: t.safe_sleep !== 0,
       stackBase: t.stack_base,
       stackBytes: t.stack_bytes,
       bufBase: t.buf_base,

@@ -21,7 +21,7 @@
  * The guest then jumps to the trampoline, which (paging off) copies every PBE's page
  * to its original frame and loads the saved context: the point of no return.
  */
-import zlib from 'node:zlib';
+import { crc32 } from '../image/crc.ts';
 import { OWNERS, STRUCTS } from '../abi.ts';
 import { ImageReader } from '../image/index.ts';
 import { bitmapPages, GuestBitmap } from '../metrics/bitmap.ts';
@@ -160,7 +160,7 @@ export const bitmapPbe: RestoreStrategy = {
       if (direct && ctx.swap.version() !== image.fileVersion) {
         for (let k = 0; k < pfns.length; k++) {
           const p = pfns[k]!;
-          if (loadInPlace[p] && (zlib.crc32(ram.subarray(p * 4096, p * 4096 + 4096)) >>> 0) !== image.crcs[k]) {
+          if (loadInPlace[p] && (crc32(ram.subarray(p * 4096, p * 4096 + 4096)) >>> 0) !== image.crcs[k]) {
             throw new RestoreRefusedError(`page ${k} (PFN 0x${p.toString(16)}) changed on ${ctx.swap.path} while it was being loaded`);
           }
         }

@@ -10,7 +10,7 @@ import type { Guest } from '../machine/guest.ts';
 import type { PhaseTimer } from '../metrics/timer.ts';
 import type { WriteProtector } from '../mmu/protect.ts';
 import { captureOracle } from '../oracle/oracle.ts';
-import type { SaveContext } from './strategy.ts';
+import type { SaveContext, SaveReport } from './strategy.ts';
 import { OWNERS } from '../abi.ts';
 import { ProtocolError } from '../machine/errors.ts';
 
@@ -83,10 +83,15 @@ export function fixPageSet(guest: Guest, protector: WriteProtector): Uint32Array
   return saveablePfns(guest.allocator);
 }
 
-/** Frames whose contents the image must hold: in use and not taken by the hibernation itself. */
+/**
+ * Frames whose contents the image must hold: in use, not taken by the hibernation
+ * itself, and RAM (a NOSAVE frame is a hole in the memory map: the VGA window).
+ */
 export function saveablePfns(alloc: GuestAllocator): Uint32Array {
   const bm = alloc.bitmap;
   const owners = alloc.owners;
+  const snapshot = OWNERS.SNAPSHOT.value;
+  const nosave = OWNERS.NOSAVE.value;
   const out = new Uint32Array(alloc.frameCount);
   let n = 0;
   for (let w = 0; w < bm.length; w++) {
@@ -94,11 +99,22 @@ export function saveablePfns(alloc: GuestAllocator): Uint32Array {
     while (word !== 0) {
       const b = 31 - Math.clz32(word & -word);
       const pfn = w * 32 + b;
-      if (pfn < alloc.frameCount && owners[pfn] !== OWNERS.SNAPSHOT.value) out[n++] = pfn;
+      const owner = owners[pfn];
+      if (pfn < alloc.frameCount && owner !== snapshot && owner !== nosave) out[n++] = pfn;
       word = (word & (word - 1)) >>> 0;
     }
   }
   return out.slice(0, n);
+}
+
+/** The report's memory figures, taken at the atomic point. */
+export function memoryAtAtomic(alloc: GuestAllocator): SaveReport['memory'] {
+  const owners = alloc.owners;
+  const nosave = OWNERS.NOSAVE.value;
+  let nosaveFrames = 0;
+  for (let pfn = 0; pfn < owners.length; pfn++) if (owners[pfn] === nosave) nosaveFrames++;
+  const usedAtAtomic = alloc.frameCount - alloc.freeCount;
+  return { frames: alloc.frameCount, usedAtAtomic, freeAtAtomic: alloc.freeCount, nosaveFrames };
 }
 
 /** Calls fn(start, dst, count) for maximal runs where both src[i] and dst[i] ascend by one. */

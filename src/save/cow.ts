@@ -22,7 +22,7 @@ import { CopyBeforeWritePolicy } from '../mmu/policies/index.ts';
 import { WriteProtector } from '../mmu/protect.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { writeWhileRunning, type LiveIoOptions } from './live-io.ts';
-import { assertPageSetUnchanged, DowntimeClock, fixPageSet, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint } from './common.ts';
+import { assertPageSetUnchanged, DowntimeClock, fixPageSet, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint, memoryAtAtomic } from './common.ts';
 import type { SaveContext, SaveReport, SaveStrategy } from './strategy.ts';
 
 export interface CowOptions extends LiveIoOptions {
@@ -77,7 +77,7 @@ async function saveCow(ctx: SaveContext, options: CowOptions): Promise<SaveRepor
     writer = new ImageWriter(swap, { pfns, buildId: m.options.image.buildId, ramBytes: m.ramBytes, frameCount: frames, strategy: 'cow' });
 
     let savedContext: Uint8Array | undefined;
-    let usedAtAtomic = 0;
+    let memory: SaveReport['memory'] | undefined;
     let oracleMs = 0;
     await timer.time('atomic', () =>
       guest.atomic(() => {
@@ -85,7 +85,7 @@ async function saveCow(ctx: SaveContext, options: CowOptions): Promise<SaveRepor
         assertPageSetUnchanged(alloc, pfns, 'the freeze');
         forEachRun(mustCopy, atomicCopies, (_i, src, dst, n) => m.ram.copyWithin(dst * 4096, src * 4096, (src + n) * 4096));
         protector.protect(pfns.filter((p) => !forbidden.has(p)), 'cow');
-        usedAtAtomic = frames - alloc.freeCount;
+        memory = memoryAtAtomic(alloc);
         savedContext = m.view(guest.bootInfo.saved_context, STRUCTS.saved_context.size).slice();
       }),
     );
@@ -135,7 +135,7 @@ async function saveCow(ctx: SaveContext, options: CowOptions): Promise<SaveRepor
       snapshotFrames: bookkeeping,
       cachePagesDropped: 0,
       tasksFrozen,
-      memory: { frames, usedAtAtomic, freeAtAtomic: frames - usedAtAtomic },
+      memory: memory!,
       phasesMs: timer.phases,
       downtime,
       // Only the unprotectable pages and the pool need frames beside the image.

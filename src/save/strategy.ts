@@ -31,7 +31,8 @@ export interface SaveReport {
   readonly cachePagesDropped: number;
   readonly tasksFrozen: number;
   /** Frames of RAM, used and free when the image was defined. */
-  readonly memory: { readonly frames: number; readonly usedAtAtomic: number; readonly freeAtAtomic: number };
+  /** Frames of the guest; in use and free at the atomic point; in use but not RAM (NOSAVE: holes in the memory map, never saved). */
+  readonly memory: { readonly frames: number; readonly usedAtAtomic: number; readonly freeAtAtomic: number; readonly nosaveFrames: number };
   /**
    * Milliseconds per phase (freeze, prepare, atomic, write, power-off). "oracle" is the
    * harness's own capture of the atomic point, inside the atomic section but not part

@@ -24,7 +24,7 @@ import { bitmapPages, GuestBitmap } from '../metrics/bitmap.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { HibernationRefusedError, type SaveContext, type SaveReport, type SaveStrategy } from './strategy.ts';
 import { commitImage } from './write-image.ts';
-import { assertPageSetUnchanged, DowntimeClock, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint, saveablePfns } from './common.ts';
+import { assertPageSetUnchanged, DowntimeClock, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint, saveablePfns, memoryAtAtomic } from './common.ts';
 
 export { forEachRun, saveablePfns } from './common.ts';
 
@@ -84,14 +84,14 @@ export const swsusp: SaveStrategy = {
     const origBm = new GuestBitmap(m, meta!.subarray(0, bmPages), frames);
     const copyBm = new GuestBitmap(m, meta!.subarray(bmPages, 2 * bmPages), frames);
     let savedContext: Uint8Array | undefined;
-    let usedAtAtomic = 0;
+    let memory: SaveReport['memory'] | undefined;
 
     let oracleMs = 0;
     await timer.time('atomic', () =>
       guest.atomic(() => {
         oracleMs = recordAtomicPoint(ctx, clock);
         assertPageSetUnchanged(alloc, saveable, 'the preallocation');
-        usedAtAtomic = frames - alloc.freeCount;
+        memory = memoryAtAtomic(alloc);
         savedContext = m.view(guest.bootInfo.saved_context, STRUCTS.saved_context.size).slice();
         origBm.clear();
         origBm.setAll(saveable);
@@ -142,7 +142,7 @@ export const swsusp: SaveStrategy = {
       snapshotFrames: copies!.length + meta!.length,
       cachePagesDropped,
       tasksFrozen,
-      memory: { frames, usedAtAtomic, freeAtAtomic: frames - usedAtAtomic },
+      memory: memory!,
       phasesMs: timer.phases,
       downtime,
       // Every saved page needs a free frame for its copy: at most half of what the bitmaps leave.

@@ -26,7 +26,7 @@ import { DirtyTrackPolicy } from '../mmu/policies/index.ts';
 import { WriteProtector } from '../mmu/protect.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { writeWhileRunning, type LiveIoOptions } from './live-io.ts';
-import { DowntimeClock, fixPageSet, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint, saveablePfns } from './common.ts';
+import { DowntimeClock, fixPageSet, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint, saveablePfns, memoryAtAtomic } from './common.ts';
 import type { PrecopyRound, SaveContext, SaveReport, SaveStrategy } from './strategy.ts';
 
 export interface WpFullOptions extends LiveIoOptions {
@@ -122,7 +122,7 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
     policy.mark(alloc.layout.state >>> 12);
     protector.unprotect([alloc.layout.state >>> 12]);
     let toCopy: Uint32Array = new Uint32Array(0);
-    let usedAtAtomic = 0;
+    let memory: SaveReport['memory'] | undefined;
     let savedContext: Uint8Array | undefined;
     let oracleMs = 0;
     await timer.time('atomic', () =>
@@ -141,7 +141,7 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
         if (toCopy.length > copies.length) throw new ProtocolError(`${toCopy.length} pages to copy atomically, ${copies.length} frames reserved`);
         const ram = m.ram;
         forEachRun(toCopy, copies, (_i, src, dst, n) => ram.copyWithin(dst * 4096, src * 4096, (src + n) * 4096));
-        usedAtAtomic = frames - alloc.freeCount;
+        memory = memoryAtAtomic(alloc);
         savedContext = m.view(guest.bootInfo.saved_context, STRUCTS.saved_context.size).slice();
       }),
     );
@@ -167,7 +167,7 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
       snapshotFrames: copies.length + bookkeeping,
       cachePagesDropped: 0,
       tasksFrozen,
-      memory: { frames, usedAtAtomic, freeAtAtomic: frames - usedAtAtomic },
+      memory: memory!,
       phasesMs: timer.phases,
       downtime,
       // The atomic copy needs frames only for what is not protected at the atomic point.

@@ -18,7 +18,7 @@ export async function commitImage(
     done += bytes.length / 4096;
     phase.update(done);
   });
-  const result = await writer.commit();
+  const result = await writer.commitAsync();
   phase.end();
   return result;
 }
