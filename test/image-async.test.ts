@@ -46,6 +46,37 @@ function durableWriter(pages: number): { dev: SwapDevice; writer: ImageWriter; d
   return { dev, writer, data: randomFillSync(new Uint8Array(pages * 4096)), path };
 }
 
+describe('ImageWriter.writeRunsAsync', () => {
+  it('gathers pages scattered in memory into the same file writePages writes', async () => {
+    const n = 1500;
+    const pfns = Uint32Array.from({ length: n }, (_, i) => 300 + 2 * i);
+    const data = randomFillSync(new Uint8Array(n * 4096));
+    const a = tempSwapPath('sync');
+    await writeImage(a, data, pfns, false);
+    // The same pages as runs of 1, 2, 3, ... pages, each copied to its own buffer.
+    const parts: Uint8Array[] = [];
+    for (let at = 0, len = 1; at < n; at += len, len++) parts.push(data.slice(at * 4096, Math.min(n, at + len) * 4096));
+    const b = tempSwapPath('runs');
+    const dev = SwapDevice.ensure(b, 64 << 20);
+    const w = new ImageWriter(dev, { pfns, buildId: BUILD, ramBytes: 32 << 20, frameCount: 8192, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(84) }, durable: false });
+    await w.writeRunsAsync(0, parts.slice(0, 20));
+    const first = parts.slice(0, 20).reduce((k, p) => k + p.length / 4096, 0);
+    await w.writeRunsAsync(first, parts.slice(20));
+    await w.commitAsync();
+    dev.close();
+    expect(sha256File(b)).toBe(sha256File(a));
+  });
+
+  it('refuses parts that are not whole pages, or that run past the image, before writing anything', async () => {
+    const dev = SwapDevice.ensure(tempSwapPath('bad'), 1 << 20);
+    const w = new ImageWriter(dev, { pfns: Uint32Array.of(1, 2), buildId: BUILD, ramBytes: 32 << 20, frameCount: 8192, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(84) }, durable: false });
+    await expect(w.writeRunsAsync(0, [new Uint8Array(100)])).rejects.toThrow('writeRunsAsync: 100 bytes is not a whole number of 4096-byte pages');
+    await expect(w.writeRunsAsync(1, [new Uint8Array(8192)])).rejects.toThrow('writeRunsAsync: pages 1..2 are outside the image (2 pages)');
+    expect(w.missingPages).toBe(2);
+    dev.close();
+  });
+});
+
 describe('ImageWriter background writeback', () => {
   it('starts an fdatasync every 32 MiB while writing, and commitAsync waits for the last one', async () => {
     const { dev, writer, data, path } = durableWriter(20_000); // 78 MiB

@@ -387,10 +387,19 @@ const ZERO_U32 = new Uint8Array(4);
 // ---------------------------------------------------------------------------
 // Metadata codec: page_count u32 PFNs, then page_count u32 CRCs.
 
+/** The host stores u32 little-endian (x86, arm): metadata is then copied, not converted. */
+const LITTLE_ENDIAN_HOST = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
 export function encodeMetadata(pfns: Uint32Array, crcs: Uint32Array): Uint8Array {
   const bytes = new Uint8Array(roundUpToPage(pfns.length * METADATA_BYTES_PER_PAGE));
-  const view = viewOf(bytes);
   const n = pfns.length;
+  if (LITTLE_ENDIAN_HOST) {
+    const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+    words.set(pfns, 0);
+    words.set(crcs.subarray(0, n), n);
+    return bytes;
+  }
+  const view = viewOf(bytes);
   for (let i = 0; i < n; i++) {
     view.setUint32(i * 4, pfns[i]!, true);
     view.setUint32((n + i) * 4, crcs[i]!, true);
@@ -399,6 +408,10 @@ export function encodeMetadata(pfns: Uint32Array, crcs: Uint32Array): Uint8Array
 }
 
 export function decodeMetadata(bytes: Uint8Array, pageCount: number): { pfns: Uint32Array; crcs: Uint32Array } {
+  if (LITTLE_ENDIAN_HOST) {
+    const words = new Uint32Array(bytes.slice(0, 2 * pageCount * 4).buffer);
+    return { pfns: words.slice(0, pageCount), crcs: words.slice(pageCount, 2 * pageCount) };
+  }
   const view = viewOf(bytes);
   const pfns = new Uint32Array(pageCount);
   const crcs = new Uint32Array(pageCount);

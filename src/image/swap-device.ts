@@ -24,6 +24,7 @@ export const MIN_DEVICE_BYTES = imageExtent(1).imageBytes;
 /** Largest single read or write handed to the kernel (Linux caps one call near 2 GiB). */
 const MAX_IO_BYTES = 1 << 30;
 const fdatasyncAsync = promisify(fs.fdatasync);
+const writevAsync = promisify(fs.writev) as unknown as (fd: number, buffers: readonly Uint8Array[], position: number) => Promise<{ bytesWritten: number }>;
 const writeAsync = promisify(fs.write) as unknown as (fd: number, buffer: Uint8Array, offset: number, length: number, position: number) => Promise<{ bytesWritten: number }>;
 
 export class SwapDevice {
@@ -161,6 +162,26 @@ export class SwapDevice {
     while (done < data.length) {
       const { bytesWritten } = await writeAsync(this.fd, data, done, Math.min(data.length - done, MAX_IO_BYTES), offset + done);
       done += bytesWritten;
+    }
+  }
+
+  /**
+   * Writes `parts` back to back from `offset` with one writev on libuv's thread pool
+   * (gathering pages from scattered guest frames into one file region). The parts must
+   * not change until it settles.
+   */
+  async writevAtAsync(parts: readonly Uint8Array[], offset: number): Promise<void> {
+    if (!this.writable) throw new Error(`swap device ${this.path} was opened read-only`);
+    let rest = parts.filter((p) => p.length > 0);
+    let at = offset;
+    while (rest.length > 0) {
+      const { bytesWritten } = await writevAsync(this.fd, rest, at);
+      if (bytesWritten <= 0) throw new Error(`writev to swap device ${this.path} wrote nothing at offset ${at}`);
+      at += bytesWritten;
+      // A short write (rare): drop what was written and go on with the rest.
+      let skip = bytesWritten;
+      while (rest.length > 0 && skip >= rest[0]!.length) skip -= rest.shift()!.length;
+      if (skip > 0) rest = [rest[0]!.subarray(skip), ...rest.slice(1)];
     }
   }
 

@@ -210,36 +210,73 @@ export class ImageWriter {
       this.writePages(firstIndex, data);
       return;
     }
-    this.#checkRun('writePagesAsync', firstIndex, data);
+    await this.writeRunsAsync(firstIndex, [data]);
+  }
+
+  /**
+   * writePagesAsync for pages that are consecutive in the image but scattered in memory
+   * (swsusp's copies sit wherever the allocator had free frames): `parts` (each whole
+   * pages) fill pages firstIndex, firstIndex+1, ... in order, gathered into 2 MiB
+   * writev calls.
+   */
+  async writeRunsAsync(firstIndex: number, parts: readonly Uint8Array[]): Promise<void> {
+    this.#checkOpen();
+    let total = 0;
+    for (const part of parts) {
+      if (part.length % PAGE_SIZE !== 0) throw new RangeError(`writeRunsAsync: ${part.length} bytes is not a whole number of ${PAGE_SIZE}-byte pages`);
+      total += part.length;
+    }
+    const count = total / PAGE_SIZE;
+    if (!Number.isInteger(firstIndex) || firstIndex < 0 || firstIndex + count > this.pageCount) {
+      throw new RangeError(`writeRunsAsync: pages ${firstIndex}..${firstIndex + count - 1} are outside the image (${this.pageCount} pages)`);
+    }
     this.#guard(() => {
       this.#throwWritebackError();
       this.#flushStage();
       this.#discardOldImage();
     });
     const inFlight: Array<Promise<void>> = [];
+    let batch: Uint8Array[] = [];
+    let batchBytes = 0;
+    let batchFirst = firstIndex;
+    const submit = async (): Promise<void> => {
+      const write = this.device.writevAtAsync(batch, this.extent.dataOffset + batchFirst * PAGE_SIZE);
+      write.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
+      inFlight.push(write);
+      let index = batchFirst;
+      for (const piece of batch) {
+        this.#recordCrcs(index, piece);
+        index += piece.length / PAGE_SIZE;
+      }
+      batchFirst = index;
+      batch = [];
+      this.#unsynced += batchBytes;
+      batchBytes = 0;
+      if (inFlight.length >= WRITES_IN_FLIGHT) await inFlight.shift();
+      if (this.#durable && this.#unsynced >= WRITEBACK_BYTES && !this.#writeback) {
+        // The writes finish first, so that the fdatasync covers them.
+        await Promise.all(inFlight.splice(0));
+        this.#startWriteback();
+      }
+    };
     try {
-      for (let off = 0; off < data.length; off += OVERLAP_CHUNK_BYTES) {
-        const chunk = data.subarray(off, Math.min(data.length, off + OVERLAP_CHUNK_BYTES));
-        const first = firstIndex + off / PAGE_SIZE;
-        const write = this.device.writeAtAsync(chunk, this.extent.dataOffset + first * PAGE_SIZE);
-        write.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
-        inFlight.push(write);
-        this.#recordCrcs(first, chunk);
-        if (inFlight.length >= WRITES_IN_FLIGHT) await inFlight.shift();
-        this.#unsynced += chunk.length;
-        if (this.#durable && this.#unsynced >= WRITEBACK_BYTES && !this.#writeback) {
-          // The writes finish first, so that the fdatasync covers them.
-          await Promise.all(inFlight.splice(0));
-          this.#startWriteback();
+      for (const part of parts) {
+        for (let off = 0; off < part.length; ) {
+          const n = Math.min(part.length - off, OVERLAP_CHUNK_BYTES - batchBytes);
+          batch.push(part.subarray(off, off + n));
+          batchBytes += n;
+          off += n;
+          if (batchBytes >= OVERLAP_CHUNK_BYTES) await submit();
         }
       }
+      if (batchBytes > 0) await submit();
       await Promise.all(inFlight);
     } catch (err) {
       this.#state = 'failed';
       await Promise.allSettled(inFlight);
       throw err;
     }
-    this.#pageBytesWritten += data.length;
+    this.#pageBytesWritten += total;
   }
 
   /** Background fdatasync of what was written so far; its failure fails the writer. */

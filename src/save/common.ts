@@ -107,12 +107,17 @@ export function saveablePfns(alloc: GuestAllocator): Uint32Array {
   return out.slice(0, n);
 }
 
-/** The report's memory figures, taken at the atomic point. */
-export function memoryAtAtomic(alloc: GuestAllocator): SaveReport['memory'] {
+/** Frames in use that are not RAM (owner NOSAVE). They are set at boot and never change. */
+export function countNosave(alloc: GuestAllocator): number {
   const owners = alloc.owners;
   const nosave = OWNERS.NOSAVE.value;
-  let nosaveFrames = 0;
-  for (let pfn = 0; pfn < owners.length; pfn++) if (owners[pfn] === nosave) nosaveFrames++;
+  let n = 0;
+  for (let pfn = 0; pfn < owners.length; pfn++) if (owners[pfn] === nosave) n++;
+  return n;
+}
+
+/** The report's memory figures at the atomic point (nosaveFrames: countNosave, counted before). */
+export function memoryAtAtomic(alloc: GuestAllocator, nosaveFrames: number): SaveReport['memory'] {
   const usedAtAtomic = alloc.frameCount - alloc.freeCount;
   return { frames: alloc.frameCount, usedAtAtomic, freeAtAtomic: alloc.freeCount, nosaveFrames };
 }
@@ -128,10 +133,69 @@ export function forEachRun(src: ArrayLike<number>, dst: ArrayLike<number>, fn: (
   }
 }
 
+/** How the saveable pages now differ from a fixed set. */
+export interface PageSetChanges {
+  /** Saveable now, not in the set (the image would miss them). */
+  readonly added: number;
+  /** In the set, no longer in use. */
+  readonly removed: number;
+  readonly firstAdded?: number;
+  readonly firstRemoved?: number;
+}
+
+/**
+ * Compares the saveable pages now with `expected` (ascending) word by word of the
+ * allocator bitmap: only the frames whose bit changed are looked at, so this costs
+ * microseconds inside an atomic section rather than a scan of every frame.
+ */
+export function pageSetChanges(alloc: GuestAllocator, expected: Uint32Array | PageSetBits): PageSetChanges {
+  const bm = alloc.bitmap;
+  const owners = alloc.owners;
+  const then = expected instanceof PageSetBits ? expected.words : new PageSetBits(alloc, expected).words;
+  const snapshot = OWNERS.SNAPSHOT.value;
+  const nosave = OWNERS.NOSAVE.value;
+  let added = 0;
+  let removed = 0;
+  let firstAdded: number | undefined;
+  let firstRemoved: number | undefined;
+  for (let w = 0; w < bm.length; w++) {
+    const now = bm[w]!;
+    let diff = (now ^ then[w]!) >>> 0;
+    while (diff !== 0) {
+      const b = 31 - Math.clz32(diff & -diff);
+      diff = (diff & (diff - 1)) >>> 0;
+      const pfn = w * 32 + b;
+      if (pfn >= alloc.frameCount) break;
+      if ((now >>> b) & 1) {
+        // Newly in use: saveable unless the hibernation took it or it is not RAM.
+        if (owners[pfn] === snapshot || owners[pfn] === nosave) continue;
+        if (added++ === 0) firstAdded = pfn;
+      } else if (removed++ === 0) firstRemoved = pfn;
+    }
+  }
+  return { added, removed, ...(firstAdded === undefined ? {} : { firstAdded }), ...(firstRemoved === undefined ? {} : { firstRemoved }) };
+}
+
+/** A page set as allocator-bitmap words, made before a downtime so that pageSetChanges inside it is only the comparison. */
+export class PageSetBits {
+  readonly words: Uint32Array;
+  constructor(alloc: GuestAllocator, pfns: Uint32Array) {
+    this.words = new Uint32Array(alloc.bitmap.length);
+    for (let i = 0; i < pfns.length; i++) {
+      const p = pfns[i]!;
+      this.words[p >>> 5] = (this.words[p >>> 5]! | (1 << (p & 31))) >>> 0;
+    }
+  }
+}
+
 /** At the atomic point: the saveable pages must be exactly those fixed `since` (nothing allocated or freed). */
-export function assertPageSetUnchanged(alloc: GuestAllocator, expected: Uint32Array, since: string): void {
-  const now = saveablePfns(alloc);
-  if (now.length !== expected.length || now.some((p, i) => p !== expected[i])) {
-    throw new ProtocolError(`the set of saveable pages changed between ${since} (${expected.length} pages) and the atomic point (${now.length})`);
+export function assertPageSetUnchanged(alloc: GuestAllocator, expected: Uint32Array, since: string, bits?: PageSetBits): void {
+  const c = pageSetChanges(alloc, bits ?? expected);
+  if (c.added || c.removed) {
+    const first = c.firstAdded ?? c.firstRemoved!;
+    throw new ProtocolError(
+      `the set of saveable pages changed between ${since} (${expected.length} pages) and the atomic point: ` +
+        `${c.added} pages newly in use, ${c.removed} freed (first: PFN 0x${first.toString(16)})`,
+    );
   }
 }

@@ -22,7 +22,7 @@ import { CopyBeforeWritePolicy } from '../mmu/policies/index.ts';
 import { WriteProtector } from '../mmu/protect.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { writeWhileRunning, type LiveIoOptions } from './live-io.ts';
-import { assertPageSetUnchanged, DowntimeClock, fixPageSet, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint, memoryAtAtomic } from './common.ts';
+import { assertPageSetUnchanged, DowntimeClock, fixPageSet, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint, memoryAtAtomic, countNosave } from './common.ts';
 import type { SaveContext, SaveReport, SaveStrategy } from './strategy.ts';
 
 export interface CowOptions extends LiveIoOptions {
@@ -66,6 +66,7 @@ async function saveCow(ctx: SaveContext, options: CowOptions): Promise<SaveRepor
   const handler = new FaultHandler(guest, protector, policy);
   handler.install();
   try {
+    const nosave = countNosave(alloc); // set at boot; counted before the downtime
     const clock = new DowntimeClock(guest);
     const tasksFrozen = await freezeTasks(guest, timer, clock);
     const pfns = fixPageSet(guest, protector);
@@ -85,7 +86,7 @@ async function saveCow(ctx: SaveContext, options: CowOptions): Promise<SaveRepor
         assertPageSetUnchanged(alloc, pfns, 'the freeze');
         forEachRun(mustCopy, atomicCopies, (_i, src, dst, n) => m.ram.copyWithin(dst * 4096, src * 4096, (src + n) * 4096));
         protector.protect(pfns.filter((p) => !forbidden.has(p)), 'cow');
-        memory = memoryAtAtomic(alloc);
+        memory = memoryAtAtomic(alloc, nosave);
         savedContext = m.view(guest.bootInfo.saved_context, STRUCTS.saved_context.size).slice();
       }),
     );

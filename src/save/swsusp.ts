@@ -24,7 +24,7 @@ import { bitmapPages, GuestBitmap } from '../metrics/bitmap.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { HibernationRefusedError, type SaveContext, type SaveReport, type SaveStrategy } from './strategy.ts';
 import { commitImage } from './write-image.ts';
-import { assertPageSetUnchanged, DowntimeClock, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint, saveablePfns, memoryAtAtomic } from './common.ts';
+import { assertPageSetUnchanged, DowntimeClock, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint, saveablePfns, memoryAtAtomic, countNosave } from './common.ts';
 
 export { forEachRun, saveablePfns } from './common.ts';
 
@@ -40,6 +40,7 @@ export const swsusp: SaveStrategy = {
     let tasksFrozen = 0;
     let cachePagesDropped = 0;
 
+    const nosave = countNosave(alloc); // set at boot; counted before the downtime
     const clock = new DowntimeClock(guest);
     tasksFrozen = await freezeTasks(guest, timer, clock);
 
@@ -91,7 +92,7 @@ export const swsusp: SaveStrategy = {
       guest.atomic(() => {
         oracleMs = recordAtomicPoint(ctx, clock);
         assertPageSetUnchanged(alloc, saveable, 'the preallocation');
-        memory = memoryAtAtomic(alloc);
+        memory = memoryAtAtomic(alloc, nosave);
         savedContext = m.view(guest.bootInfo.saved_context, STRUCTS.saved_context.size).slice();
         origBm.clear();
         origBm.setAll(saveable);
@@ -123,11 +124,9 @@ export const swsusp: SaveStrategy = {
         context: { address: guest.bootInfo.saved_context, bytes: savedContext! },
         stats: { atomicCopyPages: pfns.length, frozenTasks: tasksFrozen },
       });
-      return commitImage(writer, pfns.length, progress, async (write) => {
-        const runs: Array<[number, number, number]> = [];
-        forEachRun(copyPfns, copyPfns, (i, copy, _d, n) => runs.push([i, copy, n]));
-        for (const [i, copy, n] of runs) await write(i, m.view(copy * 4096, n * 4096));
-      });
+      const parts: Uint8Array[] = [];
+      forEachRun(copyPfns, copyPfns, (_i, copy, _d, n) => parts.push(m.view(copy * 4096, n * 4096)));
+      return commitImage(writer, parts, progress);
     });
 
     const downtime = clock.finish();
