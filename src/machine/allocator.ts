@@ -120,11 +120,12 @@ export class GuestAllocator {
 
   /** Takes the listed frames, which must all be free (checked before anything is taken). */
   claimAll(pfns: ArrayLike<number>, owner: number): void {
-    for (let i = 0; i < pfns.length; i++) {
-      if (this.isUsed(pfns[i]!)) throw new AllocatorError(`frame 0x${pfns[i]!.toString(16)} is not free`);
-    }
     const bm = this.bitmap;
     const own = this.owners;
+    for (let i = 0; i < pfns.length; i++) {
+      const pfn = pfns[i]!;
+      if ((bm[pfn >>> 5]! >>> (pfn & 31)) & 1) throw new AllocatorError(`frame 0x${pfn.toString(16)} is not free`);
+    }
     for (let i = 0; i < pfns.length; i++) {
       const pfn = pfns[i]!;
       bm[pfn >>> 5] = (bm[pfn >>> 5]! | (1 << (pfn & 31))) >>> 0;
@@ -139,7 +140,7 @@ export class GuestAllocator {
     const own = this.owners;
     for (let i = 0; i < pfns.length; i++) {
       const pfn = pfns[i]!;
-      if (!this.isUsed(pfn)) throw new AllocatorError(`double free of frame 0x${pfn.toString(16)}`);
+      if (!((bm[pfn >>> 5]! >>> (pfn & 31)) & 1)) throw new AllocatorError(`double free of frame 0x${pfn.toString(16)}`);
       bm[pfn >>> 5] = (bm[pfn >>> 5]! & ~(1 << (pfn & 31))) >>> 0;
       own[pfn] = OWNERS.FREE.value;
     }

@@ -13,8 +13,12 @@ export function bitmapPages(frameCount: number): number {
 
 /** A bitmap stored in guest frames (not necessarily contiguous). */
 export class GuestBitmap {
+  /** u32 index in guest RAM of the first word of each bitmap page. */
+  private readonly pageWord: Uint32Array;
+
   constructor(private readonly m: Machine, readonly frames: ArrayLike<number>, readonly bits: number) {
     if (frames.length < bitmapPages(bits)) throw new RangeError(`bitmap over ${bits} frames needs ${bitmapPages(bits)} pages, got ${frames.length}`);
+    this.pageWord = Uint32Array.from({ length: bitmapPages(bits) }, (_, i) => frames[i]! * 1024);
   }
 
   clear(): void {
@@ -22,46 +26,59 @@ export class GuestBitmap {
   }
 
   set(bit: number): void {
-    const addr = this.wordAddr(bit);
+    const w = this.wordIndex(bit);
     const ram32 = this.m.ram32;
-    ram32[addr >>> 2] = (ram32[addr >>> 2]! | (1 << (bit & 31))) >>> 0;
+    ram32[w] = (ram32[w]! | (1 << (bit & 31))) >>> 0;
   }
 
   test(bit: number): boolean {
-    return ((this.m.ram32[this.wordAddr(bit) >>> 2]! >>> (bit & 31)) & 1) === 1;
+    return ((this.m.ram32[this.wordIndex(bit)]! >>> (bit & 31)) & 1) === 1;
   }
 
-  /** A predicate for many tests in a row (no run of the guest in between): one RAM view for all. */
+  /** test() bound to the current RAM view, for loops. */
   tester(): (bit: number) => boolean {
     const ram32 = this.m.ram32;
-    return (bit) => ((ram32[this.wordAddr(bit) >>> 2]! >>> (bit & 31)) & 1) === 1;
+    const pageWord = this.pageWord;
+    const bits = this.bits;
+    return (bit) => {
+      if (!(bit >= 0 && bit < bits)) throw new RangeError(`bit ${bit} outside bitmap of ${bits}`);
+      return ((ram32[pageWord[bit >>> 15]! + ((bit & 32767) >>> 5)]! >>> (bit & 31)) & 1) === 1;
+    };
   }
 
-  /** Sets every bit listed. */
-  setAll(bits: ArrayLike<number>): void {
-    for (let i = 0; i < bits.length; i++) this.set(bits[i]!);
+  /** Sets every listed bit (one loop, no call per bit). */
+  setAll(list: ArrayLike<number>): void {
+    const ram32 = this.m.ram32;
+    const pageWord = this.pageWord;
+    const bits = this.bits;
+    for (let i = 0; i < list.length; i++) {
+      const bit = list[i]!;
+      if (!(bit >= 0 && bit < bits)) throw new RangeError(`bit ${bit} outside bitmap of ${bits}`);
+      const w = pageWord[bit >>> 15]! + ((bit & 32767) >>> 5);
+      ram32[w] = (ram32[w]! | (1 << (bit & 31))) >>> 0;
+    }
   }
 
-  /** The set bits in ascending order (memory_bm_next_pfn over the whole bitmap). */
+  /** The set bits, ascending. */
   toArray(): Uint32Array {
-    const out: number[] = [];
+    const out = new Uint32Array(this.bits);
+    let n = 0;
     const ram32 = this.m.ram32;
     const words = Math.ceil(this.bits / 32);
     for (let w = 0; w < words; w++) {
       const bit0 = w * 32;
-      let word = ram32[(this.frames[Math.floor(bit0 / BITS_PER_PAGE)]! * 4096 + ((bit0 % BITS_PER_PAGE) >>> 3)) >>> 2]!;
+      let word = ram32[this.pageWord[bit0 >>> 15]! + ((bit0 & 32767) >>> 5)]!;
       while (word !== 0) {
         const b = 31 - Math.clz32(word & -word);
-        if (bit0 + b < this.bits) out.push(bit0 + b);
+        if (bit0 + b < this.bits) out[n++] = bit0 + b;
         word = (word & (word - 1)) >>> 0;
       }
     }
-    return Uint32Array.from(out);
+    return out.slice(0, n);
   }
 
-  private wordAddr(bit: number): number {
-    if (bit < 0 || bit >= this.bits) throw new RangeError(`bit ${bit} outside bitmap of ${this.bits}`);
-    const page = this.frames[Math.floor(bit / BITS_PER_PAGE)]!;
-    return page * 4096 + (((bit % BITS_PER_PAGE) >>> 5) << 2);
+  private wordIndex(bit: number): number {
+    if (!(bit >= 0 && bit < this.bits)) throw new RangeError(`bit ${bit} outside bitmap of ${this.bits}`);
+    return this.pageWord[bit >>> 15]! + ((bit & 32767) >>> 5);
   }
 }

@@ -55,12 +55,13 @@ export const bitmapPbe: RestoreStrategy = {
       const trampolineBytes = bi.trampoline_end - bi.trampoline_start;
       if (trampolineBytes <= 0 || trampolineBytes > 4096) throw new RestoreRefusedError(`trampoline of ${trampolineBytes} bytes does not fit one page`);
       const unsafe = new Uint8Array(frames);
+      const bm = alloc.bitmap;
       let inPlace = 0;
       for (let i = 0; i < pfns.length; i++) {
         const pfn = pfns[i]!;
         if (pfn >= frames) throw new RestoreRefusedError(`image page ${i} belongs to frame 0x${pfn.toString(16)}, beyond this machine's ${frames} frames`);
         unsafe[pfn] = 1;
-        if (!alloc.isUsed(pfn)) inPlace++;
+        if (!((bm[pfn >>> 5]! >>> (pfn & 31)) & 1)) inPlace++;
       }
       const pbes = pfns.length - inPlace;
       const pbePages = Math.ceil(pbes / PBES_PER_PAGE);
@@ -84,9 +85,11 @@ export const bitmapPbe: RestoreStrategy = {
       const unsafeBm = new GuestBitmap(m, bmFrames, frames);
       unsafeBm.clear();
       unsafeBm.setAll(pfns);
-      const inPlaceFrames: number[] = [];
-      const safe: number[] = [];
+      const inPlaceFrames = new Uint32Array(plan.inPlace);
       const safeWanted = plan.safeNeeded - plan.bmPages;
+      const safe = new Uint32Array(safeWanted);
+      let nInPlace = 0;
+      let nSafe = 0;
       const bm = alloc.bitmap;
       const isUnsafe = unsafeBm.tester();
       for (let w = 0; w < bm.length; w++) {
@@ -96,9 +99,12 @@ export const bitmapPbe: RestoreStrategy = {
           freeBits = (freeBits & (freeBits - 1)) >>> 0;
           const pfn = w * 32 + b;
           if (pfn >= frames) break;
-          if (isUnsafe(pfn)) inPlaceFrames.push(pfn);
-          else if (safe.length < safeWanted) safe.push(pfn);
+          if (isUnsafe(pfn)) inPlaceFrames[nInPlace++] = pfn;
+          else if (nSafe < safeWanted) safe[nSafe++] = pfn;
         }
+      }
+      if (nInPlace !== plan.inPlace || nSafe !== safeWanted) {
+        throw new RestoreRefusedError(`internal: planned ${plan.inPlace} in-place and ${safeWanted} safe frames, found ${nInPlace} and ${nSafe}`);
       }
       alloc.claimAll(inPlaceFrames, OWNERS.SNAPSHOT.value);
       alloc.claimAll(safe, OWNERS.SNAPSHOT.value);
