@@ -46,6 +46,13 @@ export class GuestBitmap {
     };
   }
 
+  /** Word w (bits 32w .. 32w+31) of the bitmap. */
+  word(w: number): number {
+    const bit0 = w * 32;
+    if (!(bit0 >= 0 && bit0 < this.bits)) throw new RangeError(`word ${w} outside bitmap of ${this.bits}`);
+    return this.m.ram32[this.pageWord[bit0 >>> 15]! + ((bit0 & 32767) >>> 5)]!;
+  }
+
   /** Sets every listed bit (one loop, no call per bit). */
   setAll(list: ArrayLike<number>): void {
     const ram32 = this.m.ram32;

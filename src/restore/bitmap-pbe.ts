@@ -90,17 +90,23 @@ export const bitmapPbe: RestoreStrategy = {
       const safe = new Uint32Array(safeWanted);
       let nInPlace = 0;
       let nSafe = 0;
+      // Word by word: a free frame marked unsafe is loaded in place, any other free one is a safe page.
       const bm = alloc.bitmap;
-      const isUnsafe = unsafeBm.tester();
       for (let w = 0; w < bm.length; w++) {
-        let freeBits = ~bm[w]! >>> 0;
-        while (freeBits !== 0) {
-          const b = 31 - Math.clz32(freeBits & -freeBits);
-          freeBits = (freeBits & (freeBits - 1)) >>> 0;
-          const pfn = w * 32 + b;
-          if (pfn >= frames) break;
-          if (isUnsafe(pfn)) inPlaceFrames[nInPlace++] = pfn;
-          else if (nSafe < safeWanted) safe[nSafe++] = pfn;
+        const free = ~bm[w]! >>> 0;
+        if (free === 0) continue;
+        const unsafeWord = unsafeBm.word(w);
+        let own = (free & unsafeWord) >>> 0;
+        while (own !== 0) {
+          const b = 31 - Math.clz32(own & -own);
+          own = (own & (own - 1)) >>> 0;
+          if (w * 32 + b < frames) inPlaceFrames[nInPlace++] = w * 32 + b;
+        }
+        let other = (free & ~unsafeWord) >>> 0;
+        while (other !== 0 && nSafe < safeWanted) {
+          const b = 31 - Math.clz32(other & -other);
+          other = (other & (other - 1)) >>> 0;
+          if (w * 32 + b < frames) safe[nSafe++] = w * 32 + b;
         }
       }
       if (nInPlace !== plan.inPlace || nSafe !== safeWanted) {
