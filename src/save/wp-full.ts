@@ -118,7 +118,8 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
     const nosave = countNosave(alloc);
     const clock = new DowntimeClock(guest);
     const tasksFrozen = await freezeTasks(guest, timer, clock);
-    const reserve = pfns.filter((p) => !protector.isProtected(p)).length + ATOMIC_MARGIN;
+    // Only frames of the page set are protected: the rest of it is what to copy.
+    const reserve = pfns.length - protector.protectedCount + ATOMIC_MARGIN;
     const copies = alloc.allocFrames(reserve, OWNERS.SNAPSHOT.value);
     if (!copies) throw new ProtocolError(`wp-full needs ${reserve} free frames for the atomic copy, only ${alloc.freeCount} are free`);
     // The harness's own writes (here: the allocator's free count, in a kernel page that may
@@ -156,10 +157,23 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
         savedContext = m.view(guest.bootInfo.saved_context, STRUCTS.saved_context.size).slice();
       }),
     );
-    const written = await timer.time('write', () => {
-      const indexes = Uint32Array.from(toCopy, (p) => indexOf.get(p)!);
-      forEachRun(indexes, copies, (_i, index, copy, n) => writer.writePages(index, m.view(copy * 4096, n * 4096)));
-      return writer.commit({
+    const written = await timer.time('write', async () => {
+      // Image indexes of the copied pages (both lists ascend: one merge), then each run
+      // of consecutive indexes (whose copies are consecutive too) as one gathered write.
+      const indexes = new Uint32Array(toCopy.length);
+      for (let i = 0, j = 0; i < toCopy.length; i++) {
+        while (pfns[j] !== toCopy[i]) j++;
+        indexes[i] = j;
+      }
+      const runs: Array<[number, Uint8Array]> = [];
+      forEachRun(indexes, copies, (_i, index, copy, n) => runs.push([index, m.view(copy * 4096, n * 4096)]));
+      // Long runs (the churned buffers) overlap their CRCs with the write; short ones
+      // (page tables, stacks: single pages) go through the writer's staging buffer.
+      for (const [index, data] of runs) {
+        if (data.length >= 1 << 20) await writer.writeRunsAsync(index, [data]);
+        else writer.writePages(index, data);
+      }
+      return writer.commitAsync({
         context: { address: guest.bootInfo.saved_context, bytes: savedContext! },
         stats: { atomicCopyPages: toCopy.length, liveWrittenPages: rounds.reduce((a, r) => a + r.pagesWritten, 0), wpFaults: handler.stats.faults, precopyRounds: rounds.length - 1, frozenTasks: tasksFrozen },
       });
