@@ -35,17 +35,6 @@ export class GuestBitmap {
     return ((this.m.ram32[this.wordIndex(bit)]! >>> (bit & 31)) & 1) === 1;
   }
 
-  /** test() bound to the current RAM view, for loops. */
-  tester(): (bit: number) => boolean {
-    const ram32 = this.m.ram32;
-    const pageWord = this.pageWord;
-    const bits = this.bits;
-    return (bit) => {
-      if (!(bit >= 0 && bit < bits)) throw new RangeError(`bit ${bit} outside bitmap of ${bits}`);
-      return ((ram32[pageWord[bit >>> 15]! + ((bit & 32767) >>> 5)]! >>> (bit & 31)) & 1) === 1;
-    };
-  }
-
   /** Word w (bits 32w .. 32w+31) of the bitmap. */
   word(w: number): number {
     const bit0 = w * 32;
