@@ -21,8 +21,8 @@ import { policyByName } from '../src/mmu/policies/index.ts';
 import { WriteProtector } from '../src/mmu/protect.ts';
 
 const PAGES = 8192;
-const ROUNDS = 24;
-const WARMUP_ROUNDS = 4;
+const ROUNDS = 64;
+const WARMUP_ROUNDS = 8;
 
 export interface FaultBenchRow {
   mode: 'fast (JIT on)' | 'deterministic (JIT off)';

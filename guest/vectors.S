@@ -4,9 +4,13 @@
  * frame (struct trapframe in trap.c) and goes through alltraps into trap().
  * Everything runs in ring 0, so segment registers never change and are not saved.
  *
- * Vector 14 (#PF) is special: it first forwards (error code, CR2, EIP) to the
+ * Vector 14 (#PF) is special: it first forwards (error code, EIP) to the
  * harness through PORT_PAGE_FAULT, touching nothing but the current stack,
- * and irets if the harness answers PF_HANDLED.
+ * and irets if the harness answers PF_HANDLED. The harness reads CR2 from the
+ * CPU: this is an interrupt gate and nothing before the `out` can fault, so CR2
+ * still holds the faulting address. The fast path has no pushal/popal and no
+ * `mov %cr2`: in v86 each of those ends a compiled JIT block, and every block
+ * boundary costs a trip through v86's main loop on every fault (docs/V86.md).
  */
 #include "abi.h"
 
@@ -36,19 +40,21 @@ vector\n:
 
 /* #PF: frame is [err, eip, cs, eflags]. */
 vector14:
-    pushal                          /* +0 edi ... +28 eax, +32 err, +36 eip */
-    movl 32(%esp), %eax             /* error code */
-    movl %cr2, %ecx                 /* faulting address */
-    movl 36(%esp), %ebx             /* faulting EIP */
-    movw $PORT_PAGE_FAULT, %dx
+    pushl %eax
+    pushl %edx
+    pushl %ebx
+    movl 12(%esp), %eax             /* error code */
+    movl 16(%esp), %ebx             /* faulting EIP */
+    movl $PORT_PAGE_FAULT, %edx
     outl %eax, (%dx)
     cmpl $PF_HANDLED, %eax
+    popl %ebx                       /* pops leave the flags alone */
+    popl %edx
+    popl %eax
     jne 1f
-    popal
     addl $4, %esp                   /* drop the error code */
     iret                            /* retry the access */
-1:  popal
-    pushl $14
+1:  pushl $14
     jmp alltraps
 
 /* Common path: build struct trapframe, call trap(tf), unwind, iret. */

@@ -16,12 +16,16 @@
  */
 
 /** Bumped whenever a number or a layout below changes meaning. */
-export const ABI_VERSION = 4;
+export const ABI_VERSION = 5;
 
 export const PORTS = {
   /** Hypercalls: EAX = function number. */
   HYPERCALL: 0x5e0,
-  /** Page-fault forward from the #PF stub: EAX = error code, ECX = CR2, EBX = faulting EIP. */
+  /**
+   * Page-fault forward from the #PF stub: EAX = error code, EBX = faulting EIP. CR2 is read
+   * by the harness from the CPU (the stub runs with interrupts off and touches only its
+   * stack, so CR2 still holds the fault's address; `mov %cr2` would end a v86 JIT block).
+   */
   PAGE_FAULT: 0x5e1,
 } as const;
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ABI_VERSION, OWNERS } from '../src/abi.ts';
+import { ABI_VERSION, OWNERS, PROBES } from '../src/abi.ts';
 import { Guest } from '../src/machine/guest.ts';
 import { EmulatorDiedError, GuestExceptionError } from '../src/machine/errors.ts';
 import { PageTableWalker, PTE } from '../src/mmu/page-table.ts';
@@ -115,6 +115,24 @@ describe('the guest boots on v86', () => {
       await g.pm('DONE');
       await g.runTicks(3);
       expect((await g.verifyNow()).map((r) => r.badWords)).toEqual([0, 0]);
+    });
+  });
+
+  it('gives the event loop a turn every 20 ms of guest running, also across many short runs (v86 installs compiled code there)', async () => {
+    await withGuest({ workload: 'idle' }, async (g) => {
+      await g.enterPm();
+      // Each PROBE is one short run() (well under 20 ms). Before the fix no run yielded, so
+      // a setImmediate callback (like v86's JIT install) waited for the whole sequence.
+      let turned = false;
+      setImmediate(() => { turned = true; });
+      const start = performance.now();
+      let runs = 0;
+      while (!turned && performance.now() - start < 2000) {
+        await g.pm('PROBE', PROBES.READ_ONLY.value, 0x100000, 64 * 1024);
+        runs++;
+      }
+      expect(turned).toBe(true);
+      expect(runs).toBeGreaterThan(1);
     });
   });
 

@@ -128,6 +128,15 @@ export class Machine {
   private mem32!: Uint32Array;
   private regs!: Int32Array;
   private crs!: Int32Array;
+  /**
+   * When run() last yielded to the event loop. Kept across run() calls: v86 compiles
+   * hot code with an asynchronous WebAssembly.instantiate() and installs it only when
+   * the event loop turns, and while one compilation is pending it starts no other.
+   * A harness that drives the guest in many short run() calls (each < YIELD_EVERY_MS)
+   * would otherwise never let a compilation finish, and the guest would stay in v86's
+   * interpreter for good (docs/V86.md, "JIT and the event loop").
+   */
+  private lastYield = performance.now();
   private sregs!: Uint16Array;
   private eipView!: Int32Array;
   private inHlt!: Uint8Array;
@@ -266,7 +275,6 @@ export class Machine {
     const maxMs = options.maxMs ?? 120_000;
     this.release();
     const start = performance.now();
-    let lastYield = start;
     activeClock = this.deterministic ? () => this.virtualNow() : undefined;
     try {
       for (;;) {
@@ -277,17 +285,20 @@ export class Machine {
         }
         this.accountInstructions();
         if (this.dead) throw this.dead;
-        if (this.pending) break;
         const now = performance.now();
-        if (this.inHltView()[0] && this.deterministic) {
-          // The guest halted waiting for an interrupt: let virtual time pass to the next timer.
-          this.idleMs += 1;
-        }
-        if (now - lastYield >= YIELD_EVERY_MS) {
+        if (now - this.lastYield >= YIELD_EVERY_MS) {
+          // Also when a hypercall just stopped the CPU: a harness that drives the guest
+          // in many short runs must still give v86's JIT its turns (see lastYield).
           activeClock = undefined;
           await yieldToEventLoop();
           activeClock = this.deterministic ? () => this.virtualNow() : undefined;
-          lastYield = performance.now();
+          this.lastYield = performance.now();
+          if (this.dead) throw this.dead;
+        }
+        if (this.pending) break;
+        if (this.inHltView()[0] && this.deterministic) {
+          // The guest halted waiting for an interrupt: let virtual time pass to the next timer.
+          this.idleMs += 1;
         }
         if (now - start > maxMs) {
           throw this.die(new GuestTimeoutError(options.waitingFor ?? 'a hypercall', `${maxMs} ms of wall time`));
@@ -421,7 +432,7 @@ export class Machine {
 
   private onPageFault(errorCode: number): void {
     const r = this.regView();
-    const cr2 = r[REG.ecx]! >>> 0;
+    const cr2 = this.crs[2]! >>> 0;
     const eip = r[REG.ebx]! >>> 0;
     const decision = this.pageFaultHandler ? this.pageFaultHandler(errorCode, cr2, eip) : CONSTANTS.PF_NOT_MINE.value;
     r[REG.eax] = decision;
