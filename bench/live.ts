@@ -92,7 +92,7 @@ export function liveMarkdown(rows: LiveBenchRow[]): string {
     '',
     'Workload: static cache pages (40 % of RAM) plus a churn over 2 % of RAM at 1000 writes per guest ms, so that',
     'the pages written during the save are about 5 % of the pages saved; prefaulted,',
-    'restore bitmap-pbe. Downtime = from the FREEZE command until the guest runs again (cow: the thaw) or the',
+    'restore bitmap-pbe. Downtime = from the FREEZE command until the guest runs again (cow: its THAWED hypercall) or the',
     'image is committed (swsusp, wp-full): the best of several clean runs (no oracle; each resumed, its pages',
     'checked against the image CRCs and its tasks\' data verified), all listed; the other columns and the',
     'oracle check come from one more, instrumented run per algorithm.',

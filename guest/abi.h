@@ -19,6 +19,7 @@
 #define HC_READY 11 /* EBX = number of workload tasks. Every workload has filled its buffer once (warm-up may start). */
 #define HC_POWER_OFF 12 /* The guest has nothing left to do; the harness stops driving it. */
 #define HC_FREEZE_DONE 13 /* EBX = tasks frozen. Informational; sent when the freezer finished. */
+#define HC_THAWED 14 /* EBX = tasks thawed. Informational; sent by thaw_tasks() with interrupts still off: from here the thawed tasks can run (the end of a save's downtime when the guest runs on). */
 
 #define PM_DONE 0 /* Leave the pm loop; back to normal operation. */
 #define PM_FREEZE 1 /* Freeze every freezable task (each stops at its next safe point). Result: tasks frozen. */

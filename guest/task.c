@@ -22,6 +22,7 @@
  */
 #include "kernel.h"
 #include "x86.h"
+#include "hypercall.h"
 
 struct task_struct task_table[MAX_TASKS];
 struct task_struct *current;
@@ -283,6 +284,7 @@ uint32_t thaw_tasks(uint32_t mask)
             thawed++;
         }
     }
+    hypercall(HC_THAWED, thawed, 0, 0, 0);   /* the instant they can run: before the next tick can switch */
     irq_restore(f);
     return thawed;
 }

@@ -49,6 +49,7 @@ export const HYPERCALLS = {
   READY: { value: 11, doc: 'EBX = number of workload tasks. Every workload has filled its buffer once (warm-up may start).' },
   POWER_OFF: { value: 12, doc: 'The guest has nothing left to do; the harness stops driving it.' },
   FREEZE_DONE: { value: 13, doc: 'EBX = tasks frozen. Informational; sent when the freezer finished.' },
+  THAWED: { value: 14, doc: 'EBX = tasks thawed. Informational; sent by thaw_tasks() with interrupts still off: from here the thawed tasks can run (the end of a save\'s downtime when the guest runs on).' },
 } as const satisfies Record<string, AbiEntry>;
 
 /** Commands returned by PM_NEXT in EAX; the pm task executes them and reports the result in EBX of the next PM_NEXT. */

@@ -42,6 +42,8 @@ export class Guest {
   private hibernateRequested = false;
   /** The result of the last PM command, delivered with the next PM_NEXT. */
   private lastPmResult = 0;
+  /** When the guest last thawed tasks (its THAWED hypercall): host time and guest instructions. */
+  lastThaw: { readonly ms: number; readonly instructions: number } | undefined;
   private inPmLoop = false;
   /** VERIFY reports received since the last takeVerifyReports(). */
   private verifyReports: VerifyReport[] = [];
@@ -52,6 +54,10 @@ export class Guest {
     this.workloads = workloads;
     machine.setInlineHandler('PM_POLL', () => ({ eax: this.hibernateRequested ? 1 : 0 }));
     machine.setInlineHandler('FREEZE_DONE', () => undefined);
+    machine.setInlineHandler('THAWED', () => {
+      this.lastThaw = { ms: performance.now(), instructions: machine.instructionsNow() };
+      return undefined;
+    });
   }
 
   /**

@@ -86,11 +86,35 @@ export interface PteLocation {
   readonly largePage: boolean;
 }
 
+const ALIASED = 2;
+
+/** The registered-frames Map, mirrored into a per-frame flag (bit 0) for the hot checks. */
+class FlaggedMap extends Map<number, string> {
+  constructor(private readonly flags: Uint8Array) {
+    super();
+  }
+  override set(pfn: number, why: string): this {
+    if (pfn >= 0 && pfn < this.flags.length) this.flags[pfn] = this.flags[pfn]! | 1;
+    return super.set(pfn, why);
+  }
+  override delete(pfn: number): boolean {
+    if (pfn >= 0 && pfn < this.flags.length) this.flags[pfn] = this.flags[pfn]! & ~1;
+    return super.delete(pfn);
+  }
+  override clear(): void {
+    for (let i = 0; i < this.flags.length; i++) this.flags[i] = this.flags[i]! & ~1;
+    super.clear();
+  }
+}
+
 const OWNER_REASONS: ReadonlyMap<number, string> = new Map([
   [OWNERS.KSTACK.value, 'a kernel stack (owner KSTACK): #PF delivery pushes its frame on the current task\'s stack'],
   [OWNERS.PAGETABLE.value, 'a page directory or page table (owner PAGETABLE): the MMU walks it to deliver the fault and sets accessed/dirty bits in it'],
   [OWNERS.ALLOCATOR.value, 'the allocator\'s bitmap or owner map (owner ALLOCATOR): the fault bookkeeping allocates frames through it'],
 ]);
+/** OWNER_REASONS as a table by owner byte, for the hot checks. */
+const OWNER_FORBIDDEN = new Uint8Array(256);
+for (const owner of OWNER_REASONS.keys()) OWNER_FORBIDDEN[owner] = 1;
 
 export class WriteProtector {
   readonly machine: Machine;
@@ -105,6 +129,12 @@ export class WriteProtector {
   private readonly linearOf: Int32Array;
   /** Frames mapped at more than one linear address (protecting one alias would leave the others writable). */
   private readonly aliased = new Set<number>();
+  /**
+   * Per frame: bit 0 = in `registered`, bit 1 = in `aliased`. The checks of protect()
+   * read this array and look into the Map or Set only for a frame it flags (a save
+   * protects 10^4–10^5 frames at a time).
+   */
+  private readonly special: Uint8Array;
   /** 0 = not protected, else an index into `reasons`. */
   private readonly reasonOf: Uint16Array;
   private readonly reasons: string[] = [''];
@@ -112,7 +142,7 @@ export class WriteProtector {
   /** Physical address of the PTE of each protected frame. */
   private readonly pteAddrOf: Uint32Array;
   /** Forbidden frames known by address (descriptor tables, task stacks, page tables, bookkeeping). */
-  private readonly registered = new Map<number, string>();
+  private readonly registered: FlaggedMap;
   private count = 0;
 
   constructor(readonly guest: Guest, options: WriteProtectorOptions = {}) {
@@ -123,6 +153,8 @@ export class WriteProtector {
     this.reasonOf = new Uint16Array(this.frameCount);
     this.pteAddrOf = new Uint32Array(this.frameCount);
     this.linearOf = new Int32Array(this.frameCount).fill(-1);
+    this.special = new Uint8Array(this.frameCount);
+    this.registered = new FlaggedMap(this.special);
     this.buildReverseMap();
     this.registerSystemPages();
   }
@@ -249,14 +281,18 @@ export class WriteProtector {
     const ram32 = this.machine.ram32;
     // 1. Check everything before changing anything.
     let largePdes: Set<number> | undefined;
+    const special = this.special;
+    const linearOf = this.linearOf;
     for (let i = 0; i < pfns.length; i++) {
       const pfn = pfns[i]!;
       if (!Number.isInteger(pfn) || pfn < 0 || pfn >= this.frameCount) throw new ProtectError(`cannot write-protect PFN ${pfn}: outside RAM (${this.frameCount} frames)`);
-      const why = this.registered.get(pfn) ?? OWNER_REASONS.get(owners[pfn]!);
-      if (why) throw new ForbiddenPageError(pfn, why);
-      const linear = this.linearOf[pfn]!;
-      if (linear < 0) throw new ProtectError(`cannot write-protect PFN 0x${pfn.toString(16)}: the guest's page tables do not map it`);
-      if (this.aliased.has(pfn)) throw new ProtectError(`cannot write-protect PFN 0x${pfn.toString(16)}: it is mapped at more than one linear address`);
+      const linear = linearOf[pfn]!;
+      if (special[pfn] || OWNER_FORBIDDEN[owners[pfn]!] || linear < 0) {
+        const why = this.registered.get(pfn) ?? OWNER_REASONS.get(owners[pfn]!);
+        if (why) throw new ForbiddenPageError(pfn, why);
+        if (linear < 0) throw new ProtectError(`cannot write-protect PFN 0x${pfn.toString(16)}: the guest's page tables do not map it`);
+        if (this.aliased.has(pfn)) throw new ProtectError(`cannot write-protect PFN 0x${pfn.toString(16)}: it is mapped at more than one linear address`);
+      }
       const pdeAddr = this.pd + ((linear >>> 22) << 2);
       if (ram32[pdeAddr >>> 2]! & PTE.PAGE_SIZE) (largePdes ??= new Set()).add(pdeAddr);
     }
@@ -402,7 +438,10 @@ export class WriteProtector {
     const ram32 = this.machine.ram32;
     const set = (pfn: number, linear: number) => {
       if (pfn >= this.frameCount) return;
-      if (this.linearOf[pfn]! >= 0) this.aliased.add(pfn);
+      if (this.linearOf[pfn]! >= 0) {
+        this.aliased.add(pfn);
+        this.special[pfn] = this.special[pfn]! | ALIASED;
+      }
       else this.linearOf[pfn] = linear;
     };
     for (let i = 0; i < 1024; i++) {

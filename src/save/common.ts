@@ -34,8 +34,9 @@ export class DowntimeClock {
     this.atomicInstructions = this.guest.machine.instructions;
   }
 
-  finish(): { ms: number; instructions: number } {
-    return { ms: performance.now() - this.startMs - this.excludedMs, instructions: this.atomicInstructions - this.startInstructions };
+  /** Ends the downtime now, or at `atMs` (performance.now() of an earlier instant, e.g. the guest's THAWED). */
+  finish(atMs = performance.now()): { ms: number; instructions: number } {
+    return { ms: atMs - this.startMs - this.excludedMs, instructions: this.atomicInstructions - this.startInstructions };
   }
 }
 

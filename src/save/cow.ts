@@ -22,7 +22,7 @@ import { CopyBeforeWritePolicy } from '../mmu/policies/index.ts';
 import { WriteProtector } from '../mmu/protect.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { writeWhileRunning, type LiveIoOptions } from './live-io.ts';
-import { assertPageSetUnchanged, DowntimeClock, fixPageSet, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint, memoryAtAtomic, countNosave } from './common.ts';
+import { DowntimeClock, fixPageSet, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint, memoryAtAtomic, countNosave, PageSetBits, pageSetChanges } from './common.ts';
 import type { SaveContext, SaveReport, SaveStrategy } from './strategy.ts';
 
 export interface CowOptions extends LiveIoOptions {
@@ -47,17 +47,19 @@ async function saveCow(ctx: SaveContext, options: CowOptions): Promise<SaveRepor
   const protector = new WriteProtector(guest);
 
   let writer: ImageWriter | undefined;
-  const indexOf = new Map<number, number>();
-  const saved = new Set<number>();
+  /** Image index of each frame (-1: not in the image). */
+  const indexOf = new Int32Array(frames).fill(-1);
+  /** Frames already written to the image (1), so the live pass skips them. */
+  const saved = new Uint8Array(frames);
   let savedEarly = 0;
   // Pool exhausted: save the faulting page (unchanged since the snapshot: it is protected) first.
   const policy = new CopyBeforeWritePolicy(guest, protector, {
     poolPages: options.poolPages ?? Math.max(64, Math.floor(frames * 0.05)),
     onPoolExhausted: (fault) => {
-      const index = indexOf.get(fault.pfn);
-      if (!writer || index === undefined) return { stop: new ProtocolError(`copy-before-write pool exhausted on PFN 0x${fault.pfn.toString(16)}, which is not in the image`) };
+      const index = indexOf[fault.pfn]!;
+      if (!writer || index < 0) return { stop: new ProtocolError(`copy-before-write pool exhausted on PFN 0x${fault.pfn.toString(16)}, which is not in the image`) };
       writer.writePages(index, m.view(fault.pfn * 4096, 4096));
-      saved.add(fault.pfn);
+      saved[fault.pfn] = 1;
       savedEarly++;
       protector.unprotect([fault.pfn]);
       return 'retry';
@@ -66,35 +68,47 @@ async function saveCow(ctx: SaveContext, options: CowOptions): Promise<SaveRepor
   const handler = new FaultHandler(guest, protector, policy);
   handler.install();
   try {
-    const nosave = countNosave(alloc); // set at boot; counted before the downtime
-    const clock = new DowntimeClock(guest);
-    const tasksFrozen = await freezeTasks(guest, timer, clock);
+    // Everything that does not need the guest stopped is prepared before the freeze: the
+    // page set (the guest does not allocate while its workloads run; the atomic section
+    // checks that nothing was added), what must be copied atomically, what to protect.
+    const nosave = countNosave(alloc);
     const pfns = fixPageSet(guest, protector);
-    pfns.forEach((p, i) => indexOf.set(p, i));
+    const pageSet = new PageSetBits(alloc, pfns);
+    pfns.forEach((p, i) => { indexOf[p] = i; });
     const forbidden = protector.forbidden();
     const mustCopy = pfns.filter((p) => forbidden.has(p));
-    const atomicCopies = alloc.allocFrames(mustCopy.length + 64, OWNERS.SNAPSHOT.value);
-    if (!atomicCopies) throw new ProtocolError(`cow needs ${mustCopy.length + 64} free frames for the atomic part, only ${alloc.freeCount} are free`);
+    const protectable = pfns.filter((p) => !forbidden.has(p));
     writer = new ImageWriter(swap, { pfns, buildId: m.options.image.buildId, ramBytes: m.ramBytes, frameCount: frames, strategy: 'cow' });
 
+    const clock = new DowntimeClock(guest);
+    const tasksFrozen = await freezeTasks(guest, timer, clock);
+    const atomicCopies = alloc.allocFrames(mustCopy.length + 64, OWNERS.SNAPSHOT.value);
+    if (!atomicCopies) throw new ProtocolError(`cow needs ${mustCopy.length + 64} free frames for the atomic part, only ${alloc.freeCount} are free`);
     let savedContext: Uint8Array | undefined;
     let memory: SaveReport['memory'] | undefined;
     let oracleMs = 0;
     await timer.time('atomic', () =>
       guest.atomic(() => {
         oracleMs = recordAtomicPoint(ctx, clock);
-        assertPageSetUnchanged(alloc, pfns, 'the freeze');
+        // Pages freed since the page set was fixed are harmless (saved anyway); new ones are not.
+        const changes = pageSetChanges(alloc, pageSet);
+        if (changes.added) throw new ProtocolError(`the guest started using ${changes.added} pages during the freeze (first PFN 0x${changes.firstAdded!.toString(16)}): they are not in the image`);
         forEachRun(mustCopy, atomicCopies, (_i, src, dst, n) => m.ram.copyWithin(dst * 4096, src * 4096, (src + n) * 4096));
-        protector.protect(pfns.filter((p) => !forbidden.has(p)), 'cow');
+        protector.protect(protectable, 'cow');
         memory = memoryAtAtomic(alloc, nosave);
         savedContext = m.view(guest.bootInfo.saved_context, STRUCTS.saved_context.size).slice();
       }),
     );
+    const thawCommand = performance.now();
     await timer.time('thaw', async () => {
       await guest.pm('THAW', 0xffffffff);
       await guest.pm('DONE');
     });
-    const downtime = clock.finish();
+    // The downtime ends when the guest thaws its tasks (its THAWED hypercall), not when
+    // the pm task next reports: a timer tick may run the thawed tasks in between.
+    const thawed = guest.lastThaw;
+    if (!thawed || thawed.ms < thawCommand) throw new ProtocolError('cow: the guest did not report THAWED for the THAW command');
+    const downtime = clock.finish(thawed.ms);
 
     // The atomic part first, then everything else while the guest runs.
     const copyIndex = new Map<number, number>();
@@ -104,13 +118,13 @@ async function saveCow(ctx: SaveContext, options: CowOptions): Promise<SaveRepor
       const { ticks } = await writeWhileRunning(guest, pfns.length, options, progress, 'write (live, cow)', (first, n) => {
         for (let i = first; i < first + n; i++) {
           const pfn = pfns[i]!;
-          if (saved.has(pfn)) continue;
+          if (saved[pfn]) continue;
           const atomic = copyIndex.get(pfn);
           const copy = atomic ?? policy.copyOf(pfn);
           writer!.writePages(i, m.view((copy ?? pfn) * 4096, 4096));
           if (copy !== undefined && atomic === undefined) policy.release(pfn);
           if (protector.isProtected(pfn)) protector.unprotect([pfn]);
-          saved.add(pfn);
+          saved[pfn] = 1;
         }
       });
       liveTicks = ticks;

@@ -40,8 +40,9 @@ export interface SaveReport {
    */
   readonly phasesMs: Readonly<Record<string, number>>;
   /**
-   * From the freeze until the guest could run again: thawed (cow) or, for saves that
-   * power off, the image committed. Wall ms (the oracle capture excluded) and guest
+   * From the freeze until the guest could run again: thawed (cow: the guest's THAWED
+   * hypercall, sent the instant its tasks are runnable) or, for saves that power off,
+   * the image committed. Wall ms (the oracle capture excluded) and guest
    * instructions retired between the freeze and the atomic point.
    */
   readonly downtime: { readonly ms: number; readonly instructions: number };
