@@ -1,9 +1,9 @@
 /**
  * The TypeScript side of the guest's #PF: dispatch to a policy.
  *
- * The guest's #PF stub (guest/vectors.S) forwards (error code, CR2, faulting EIP) by
- * `out` to PORTS.PAGE_FAULT; Machine calls the installed hook synchronously inside
- * that `out`, with the guest's CPU in the middle of the stub (interrupts off, the
+ * The guest's #PF stub (guest/vectors.S) forwards (error code, faulting EIP) by
+ * `out` to PORTS.PAGE_FAULT; Machine reads CR2 from the CPU and calls the installed
+ * hook synchronously inside that `out`, with the guest's CPU in the middle of the stub (interrupts off, the
  * fault frame on the current task's stack). FaultHandler is that hook:
  *
  *   - a write fault on a present page that the WriteProtector protected is *ours*:

@@ -189,6 +189,16 @@ export class PageSetBits {
   }
 }
 
+/**
+ * At the atomic point of a save that fixed its page set while the guest still ran:
+ * pages freed since are harmless (saved anyway), pages newly in use are not (the image
+ * would miss them).
+ */
+export function assertNoPagesAdded(alloc: GuestAllocator, pageSet: PageSetBits, during: string): void {
+  const changes = pageSetChanges(alloc, pageSet);
+  if (changes.added) throw new ProtocolError(`the guest started using ${changes.added} pages during ${during} (first PFN 0x${changes.firstAdded!.toString(16)}): they are not in the image`);
+}
+
 /** At the atomic point: the saveable pages must be exactly those fixed `since` (nothing allocated or freed). */
 export function assertPageSetUnchanged(alloc: GuestAllocator, expected: Uint32Array, since: string, bits?: PageSetBits): void {
   const c = pageSetChanges(alloc, bits ?? expected);

@@ -22,7 +22,7 @@ import { CopyBeforeWritePolicy } from '../mmu/policies/index.ts';
 import { WriteProtector } from '../mmu/protect.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { writeWhileRunning, type LiveIoOptions } from './live-io.ts';
-import { DowntimeClock, fixPageSet, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint, memoryAtAtomic, countNosave, PageSetBits, pageSetChanges } from './common.ts';
+import { DowntimeClock, fixPageSet, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint, memoryAtAtomic, countNosave, PageSetBits, assertNoPagesAdded } from './common.ts';
 import type { SaveContext, SaveReport, SaveStrategy } from './strategy.ts';
 
 export interface CowOptions extends LiveIoOptions {
@@ -90,9 +90,7 @@ async function saveCow(ctx: SaveContext, options: CowOptions): Promise<SaveRepor
     await timer.time('atomic', () =>
       guest.atomic(() => {
         oracleMs = recordAtomicPoint(ctx, clock);
-        // Pages freed since the page set was fixed are harmless (saved anyway); new ones are not.
-        const changes = pageSetChanges(alloc, pageSet);
-        if (changes.added) throw new ProtocolError(`the guest started using ${changes.added} pages during the freeze (first PFN 0x${changes.firstAdded!.toString(16)}): they are not in the image`);
+        assertNoPagesAdded(alloc, pageSet, 'the freeze');
         forEachRun(mustCopy, atomicCopies, (_i, src, dst, n) => m.ram.copyWithin(dst * 4096, src * 4096, (src + n) * 4096));
         protector.protect(protectable, 'cow');
         memory = memoryAtAtomic(alloc, nosave);

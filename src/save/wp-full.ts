@@ -27,7 +27,7 @@ import { DirtyTrackPolicy } from '../mmu/policies/index.ts';
 import { WriteProtector } from '../mmu/protect.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { writeWhileRunning, type LiveIoOptions } from './live-io.ts';
-import { countNosave, DowntimeClock, fixPageSet, forEachRun, freezeTasks, memoryAtAtomic, moveOracleTime, pageSetChanges, PageSetBits, recordAtomicPoint } from './common.ts';
+import { countNosave, DowntimeClock, fixPageSet, forEachRun, freezeTasks, memoryAtAtomic, moveOracleTime, assertNoPagesAdded, PageSetBits, recordAtomicPoint } from './common.ts';
 import type { PrecopyRound, SaveContext, SaveReport, SaveStrategy } from './strategy.ts';
 
 export interface WpFullOptions extends LiveIoOptions {
@@ -147,9 +147,7 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
           clock.excludedMs += measureMs;
         }
         oracleMs = recordAtomicPoint(ctx, clock);
-        // Pages freed since the page set was fixed are harmless (saved anyway); new ones are not.
-        const changes = pageSetChanges(alloc, pageSet);
-        if (changes.added) throw new ProtocolError(`the guest started using ${changes.added} pages during the save (first PFN 0x${changes.firstAdded!.toString(16)}): they are not in the image`);
+        assertNoPagesAdded(alloc, pageSet, 'the save');
         if (toCopy.length > copies.length) throw new ProtocolError(`${toCopy.length} pages to copy atomically, ${copies.length} frames reserved`);
         const ram = m.ram;
         forEachRun(toCopy, copies, (_i, src, dst, n) => ram.copyWithin(dst * 4096, src * 4096, (src + n) * 4096));
