@@ -11,7 +11,8 @@ import type { PhaseTimer } from '../metrics/timer.ts';
 import type { WriteProtector } from '../mmu/protect.ts';
 import { captureOracle } from '../oracle/oracle.ts';
 import type { SaveContext, SaveReport } from './strategy.ts';
-import { OWNERS } from '../abi.ts';
+import { OWNERS, STRUCTS } from '../abi.ts';
+import type { SavedContext } from '../image/index.ts';
 import { ProtocolError } from '../machine/errors.ts';
 
 /** Downtime: from the FREEZE command until the guest runs again or the image is committed. */
@@ -187,6 +188,12 @@ export class PageSetBits {
       this.words[p >>> 5] = (this.words[p >>> 5]! | (1 << (p & 31))) >>> 0;
     }
   }
+}
+
+/** At the atomic point: a copy of the context the guest saved (for the image header). */
+export function captureSavedContext(guest: Guest): SavedContext {
+  const address = guest.bootInfo.saved_context;
+  return { address, bytes: guest.machine.view(address, STRUCTS.saved_context.size).slice() };
 }
 
 /**

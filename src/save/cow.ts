@@ -14,15 +14,15 @@
  * ("the writer saves the faulting page first"), then the page is unprotected and the
  * write goes on: the guest is stalled for one page write, never given a wrong image.
  */
-import { OWNERS, STRUCTS } from '../abi.ts';
-import { ImageWriter } from '../image/index.ts';
+import { OWNERS } from '../abi.ts';
+import { ImageWriter, type SavedContext } from '../image/index.ts';
 import { ProtocolError } from '../machine/errors.ts';
 import { FaultHandler } from '../mmu/faults.ts';
 import { CopyBeforeWritePolicy } from '../mmu/policies/index.ts';
 import { WriteProtector } from '../mmu/protect.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { writeWhileRunning, type LiveIoOptions } from './live-io.ts';
-import { DowntimeClock, fixPageSet, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint, memoryAtAtomic, countNosave, PageSetBits, assertNoPagesAdded } from './common.ts';
+import { DowntimeClock, fixPageSet, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint, captureSavedContext, memoryAtAtomic, countNosave, PageSetBits, assertNoPagesAdded } from './common.ts';
 import type { SaveContext, SaveReport, SaveStrategy } from './strategy.ts';
 
 export interface CowOptions extends LiveIoOptions {
@@ -84,7 +84,7 @@ async function saveCow(ctx: SaveContext, options: CowOptions): Promise<SaveRepor
     const tasksFrozen = await freezeTasks(guest, timer, clock);
     const atomicCopies = alloc.allocFrames(mustCopy.length + 64, OWNERS.SNAPSHOT.value);
     if (!atomicCopies) throw new ProtocolError(`cow needs ${mustCopy.length + 64} free frames for the atomic part, only ${alloc.freeCount} are free`);
-    let savedContext: Uint8Array | undefined;
+    let savedContext: SavedContext | undefined;
     let memory: SaveReport['memory'] | undefined;
     let oracleMs = 0;
     await timer.time('atomic', () =>
@@ -94,7 +94,7 @@ async function saveCow(ctx: SaveContext, options: CowOptions): Promise<SaveRepor
         forEachRun(mustCopy, atomicCopies, (_i, src, dst, n) => m.ram.copyWithin(dst * 4096, src * 4096, (src + n) * 4096));
         protector.protect(protectable, 'cow');
         memory = memoryAtAtomic(alloc, nosave);
-        savedContext = m.view(guest.bootInfo.saved_context, STRUCTS.saved_context.size).slice();
+        savedContext = captureSavedContext(guest);
       }),
     );
     const thawCommand = performance.now();
@@ -129,7 +129,7 @@ async function saveCow(ctx: SaveContext, options: CowOptions): Promise<SaveRepor
     });
     const written = await timer.time('commit', () =>
       writer!.commit({
-        context: { address: guest.bootInfo.saved_context, bytes: savedContext! },
+        context: savedContext!,
         stats: { atomicCopyPages: mustCopy.length, liveWrittenPages: pfns.length, wpFaults: handler.stats.faults, frozenTasks: tasksFrozen },
       }),
     );

@@ -17,14 +17,14 @@
  * guest using more than about half of its RAM has no room for them, and the refusal
  * follows from the allocator running short.
  */
-import { OWNERS, STRUCTS } from '../abi.ts';
-import { ImageWriter } from '../image/index.ts';
+import { OWNERS } from '../abi.ts';
+import { ImageWriter, type SavedContext } from '../image/index.ts';
 import { ProtocolError } from '../machine/errors.ts';
 import { bitmapPages, GuestBitmap } from '../metrics/bitmap.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { HibernationRefusedError, type SaveContext, type SaveReport, type SaveStrategy } from './strategy.ts';
 import { commitImage } from './write-image.ts';
-import { assertPageSetUnchanged, DowntimeClock, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint, saveablePfns, memoryAtAtomic, countNosave } from './common.ts';
+import { assertPageSetUnchanged, DowntimeClock, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint, captureSavedContext, saveablePfns, memoryAtAtomic, countNosave } from './common.ts';
 
 export { forEachRun, saveablePfns } from './common.ts';
 
@@ -84,7 +84,7 @@ export const swsusp: SaveStrategy = {
     const bmPages = bitmapPages(frames);
     const origBm = new GuestBitmap(m, meta!.subarray(0, bmPages), frames);
     const copyBm = new GuestBitmap(m, meta!.subarray(bmPages, 2 * bmPages), frames);
-    let savedContext: Uint8Array | undefined;
+    let savedContext: SavedContext | undefined;
     let memory: SaveReport['memory'] | undefined;
 
     let oracleMs = 0;
@@ -93,7 +93,7 @@ export const swsusp: SaveStrategy = {
         oracleMs = recordAtomicPoint(ctx, clock);
         assertPageSetUnchanged(alloc, saveable, 'the preallocation');
         memory = memoryAtAtomic(alloc, nosave);
-        savedContext = m.view(guest.bootInfo.saved_context, STRUCTS.saved_context.size).slice();
+        savedContext = captureSavedContext(guest);
         origBm.clear();
         origBm.setAll(saveable);
         copyBm.clear();
@@ -121,7 +121,7 @@ export const swsusp: SaveStrategy = {
         ramBytes: m.ramBytes,
         frameCount: frames,
         strategy: 'swsusp',
-        context: { address: guest.bootInfo.saved_context, bytes: savedContext! },
+        context: savedContext!,
         stats: { atomicCopyPages: pfns.length, frozenTasks: tasksFrozen },
       });
       const parts: Uint8Array[] = [];

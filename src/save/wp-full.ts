@@ -19,15 +19,15 @@
  * faulted), so the image equals memory at the atomic point; the oracle checks it.
  */
 import { performance } from 'node:perf_hooks';
-import { OWNERS, STRUCTS } from '../abi.ts';
-import { ImageWriter } from '../image/index.ts';
+import { OWNERS } from '../abi.ts';
+import { ImageWriter, type SavedContext } from '../image/index.ts';
 import { ProtocolError } from '../machine/errors.ts';
 import { FaultHandler } from '../mmu/faults.ts';
 import { DirtyTrackPolicy } from '../mmu/policies/index.ts';
 import { WriteProtector } from '../mmu/protect.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { writeWhileRunning, type LiveIoOptions } from './live-io.ts';
-import { countNosave, DowntimeClock, fixPageSet, forEachRun, freezeTasks, memoryAtAtomic, moveOracleTime, assertNoPagesAdded, PageSetBits, recordAtomicPoint } from './common.ts';
+import { countNosave, DowntimeClock, fixPageSet, forEachRun, freezeTasks, memoryAtAtomic, moveOracleTime, assertNoPagesAdded, PageSetBits, recordAtomicPoint, captureSavedContext } from './common.ts';
 import type { PrecopyRound, SaveContext, SaveReport, SaveStrategy } from './strategy.ts';
 
 export interface WpFullOptions extends LiveIoOptions {
@@ -128,7 +128,7 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
     protector.unprotect([alloc.layout.state >>> 12]);
     let toCopy: Uint32Array = new Uint32Array(0);
     let memory: SaveReport['memory'] | undefined;
-    let savedContext: Uint8Array | undefined;
+    let savedContext: SavedContext | undefined;
     let oracleMs = 0;
     let measureMs = 0;
     await timer.time('atomic', () =>
@@ -152,7 +152,7 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
         const ram = m.ram;
         forEachRun(toCopy, copies, (_i, src, dst, n) => ram.copyWithin(dst * 4096, src * 4096, (src + n) * 4096));
         memory = memoryAtAtomic(alloc, nosave);
-        savedContext = m.view(guest.bootInfo.saved_context, STRUCTS.saved_context.size).slice();
+        savedContext = captureSavedContext(guest);
       }),
     );
     const written = await timer.time('write', async () => {
@@ -172,7 +172,7 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
         else writer.writePages(index, data);
       }
       return writer.commitAsync({
-        context: { address: guest.bootInfo.saved_context, bytes: savedContext! },
+        context: savedContext!,
         stats: { atomicCopyPages: toCopy.length, liveWrittenPages: rounds.reduce((a, r) => a + r.pagesWritten, 0), wpFaults: handler.stats.faults, precopyRounds: rounds.length - 1, frozenTasks: tasksFrozen },
       });
     });
