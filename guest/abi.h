@@ -2,7 +2,7 @@
 #ifndef HIBERLAB_ABI_H
 #define HIBERLAB_ABI_H
 
-#define ABI_VERSION 5
+#define ABI_VERSION 6
 #define PORT_HYPERCALL 0x5e0
 #define PORT_PAGE_FAULT 0x5e1
 
@@ -67,6 +67,7 @@
 #define CONTEXT_MAGIC 0x58544348u /* 'HCTX' little-endian, set in saved_context.magic by the save. */
 #define WORKLOAD_MAGIC 0x4b524f57u /* 'WORK' little-endian, first word of a workload header page. */
 #define HZ 100 /* Timer ticks per second (PIT channel 0). */
+#define PM_REQUEST_IRQ 9 /* The interrupt line the harness raises (one edge) to request hibernation, like a power button's ACPI SCI: the guest wakes its pm task and switches to it at once, so the request does not wait for the task's next PM_POLL tick. v86's own ACPI, the only other user of IRQ 9, is off. */
 #define BOOT_FLAG_LARGE_PAGES 1 /* boot_info.flags: RAM is identity-mapped with 4 MiB PSE pages. */
 #define PF_HANDLED 0x4b4f4650u /* Page-fault port result 'PFOK': the harness fixed the cause, retry the access. A magic value, so that a port nobody answers (EAX keeps the error code) never means retry. */
 #define PF_NOT_MINE 0 /* Page-fault port result: not the harness's fault; the guest's own handling (report and halt). Any value but PF_HANDLED means the same. */

@@ -95,6 +95,7 @@ struct task_struct *task_create(const char *name, int kind, int freezable, void 
 void sched_start(void) __attribute__((noreturn));
 void sched_tick(void);
 void schedule(void);
+void wake_up_now(struct task_struct *t);
 void yield(void);
 void sleep_ticks(uint32_t n);
 void sleep_ticks_freezable(uint32_t n);
@@ -116,6 +117,8 @@ uint32_t fmix32(uint32_t h);
 
 /* pm.c */
 void pm_task(uint32_t arg);
+void pm_request_interrupt(void);
+extern struct task_struct *pm_task_struct;
 extern volatile uint32_t generation;
 extern int pm_crash_after_ready;
 extern uint8_t probe_buffer[PROBE_BUFFER_BYTES];

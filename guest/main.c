@@ -99,7 +99,7 @@ void main(uint32_t magic, uint32_t mbi)
     probe_buffer_init();
 
     task_create("idle", KIND_IDLE, 0, idle_task, 0);
-    task_create("pm", KIND_PM, 0, pm_task, 0);
+    pm_task_struct = task_create("pm", KIND_PM, 0, pm_task, 0);
 
     boot_info_init(flags);
     hypercall(HC_BOOT_INFO, (uint32_t)&boot_info, 0, 0, 0);

@@ -1,7 +1,8 @@
 /*
  * The two 8259A interrupt controllers, remapped to vectors 0x20-0x2F. Only
- * IRQ0 (the PIT) is unmasked: the console, the disk and everything else are
- * polled.
+ * IRQ0 (the PIT) and PM_REQUEST_IRQ (the harness's hibernation request, through
+ * the cascade on IRQ2) are unmasked: the console, the disk and everything else
+ * are polled.
  */
 #include "kernel.h"
 #include "x86.h"
@@ -13,7 +14,7 @@
 #define PIC_EOI 0x20
 #define OCW3_READ_ISR 0x0B
 
-/* Initialise both PICs (ICW1-4), vectors 0x20/0x28, mask all but IRQ0. Idempotent (also run on resume). */
+/* Initialise both PICs (ICW1-4), vectors 0x20/0x28, mask all but IRQ0 and PM_REQUEST_IRQ. Idempotent (also run on resume). */
 void pic_init(void)
 {
     outb(PIC1_DATA, 0xFF);
@@ -26,8 +27,13 @@ void pic_init(void)
     outb(PIC2_DATA, 0x02);
     outb(PIC1_DATA, 0x01);      /* ICW4: 8086 mode, normal EOI */
     outb(PIC2_DATA, 0x01);
-    outb(PIC1_DATA, 0xFE);      /* only IRQ0 */
+#if PM_REQUEST_IRQ < 8
+    outb(PIC1_DATA, (uint8_t)~(1u | 1u << PM_REQUEST_IRQ));
     outb(PIC2_DATA, 0xFF);
+#else
+    outb(PIC1_DATA, (uint8_t)~(1u | 1u << 2));              /* IRQ0 and the cascade */
+    outb(PIC2_DATA, (uint8_t)~(1u << (PM_REQUEST_IRQ - 8)));
+#endif
 }
 
 /* Acknowledge irq (0-15) at the PIC(s) that delivered it. */

@@ -1,5 +1,6 @@
 /*
- * The power-management task. It polls the harness every tick (PM_POLL); when
+ * The power-management task. It polls the harness every tick (PM_POLL), and at
+ * once when the harness raises PM_REQUEST_IRQ (a power button's interrupt); when
  * a hibernation is requested it runs pm_loop(), which executes the PM_*
  * commands the harness hands out one at a time (PM_NEXT, with the previous
  * command's result in EBX) until PM_DONE, or until the kernel wakes up from
@@ -151,7 +152,33 @@ static void crash(int mode)
     panic("crash: still alive");
 }
 
-/* Body of the pm task: wait for the workloads' first fill, say READY, then poll every tick. */
+struct task_struct *pm_task_struct;
+/* Set by PM_REQUEST_IRQ, cleared by the pm task when it polls: a request never waits for a tick. */
+static volatile int pm_request_pending;
+
+/*
+ * PM_REQUEST_IRQ (interrupts off): the harness asks for hibernation. Note it and
+ * switch to the pm task, so that its PM_POLL comes now rather than at the next tick.
+ */
+void pm_request_interrupt(void)
+{
+    pm_request_pending = 1;
+    if (pm_task_struct)
+        wake_up_now(pm_task_struct);
+}
+
+/* Sleep until the next tick, or not at all if a request came since the last poll. */
+static void pm_wait(void)
+{
+    uint32_t f = irq_save();   /* the check and the sleep: no request can fall between them */
+
+    if (!pm_request_pending)
+        sleep_ticks(1);
+    pm_request_pending = 0;
+    irq_restore(f);
+}
+
+/* Body of the pm task: wait for the workloads' first fill, say READY, then poll every tick (or when woken by PM_REQUEST_IRQ). */
 void pm_task(uint32_t arg)
 {
     (void)arg;
@@ -162,7 +189,7 @@ void pm_task(uint32_t arg)
     if (pm_crash_after_ready)
         crash(pm_crash_after_ready);
     for (;;) {
-        sleep_ticks(1);
+        pm_wait();
         if (hypercall(HC_PM_POLL, 0, 0, 0, 0))
             pm_loop();
     }

@@ -148,6 +148,25 @@ void sched_tick(void)
         schedule();
 }
 
+/*
+ * Make t run now (interrupts off, from an interrupt handler): a sleeping t wakes
+ * before its time, and the CPU switches to it; the interrupted task stays
+ * runnable and gets its turn in round-robin order. A frozen t stays frozen.
+ */
+void wake_up_now(struct task_struct *t)
+{
+    struct task_struct *prev = current;
+
+    if (read_eflags() & FL_IF)
+        panic("wake_up_now: interrupts on");
+    if (t->state == TASK_SLEEPING)
+        t->state = TASK_RUNNABLE;
+    if (t->state != TASK_RUNNABLE || t == prev)
+        return;
+    current = t;
+    swtch(prev, t);
+}
+
 /* Give up the CPU to the next runnable task; return when scheduled again. */
 void yield(void)
 {

@@ -86,4 +86,6 @@ void trap(struct trapframe *tf)
     pic_eoi(irq);
     if (irq == 0)
         sched_tick();
+    else if (irq == PM_REQUEST_IRQ)
+        pm_request_interrupt();
 }

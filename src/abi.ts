@@ -16,7 +16,7 @@
  */
 
 /** Bumped whenever a number or a layout below changes meaning. */
-export const ABI_VERSION = 5;
+export const ABI_VERSION = 6;
 
 export const PORTS = {
   /** Hypercalls: EAX = function number. */
@@ -115,6 +115,7 @@ export const CONSTANTS = {
   CONTEXT_MAGIC: { value: 0x58544348, doc: "'HCTX' little-endian, set in saved_context.magic by the save." },
   WORKLOAD_MAGIC: { value: 0x4b524f57, doc: "'WORK' little-endian, first word of a workload header page." },
   HZ: { value: 100, doc: 'Timer ticks per second (PIT channel 0).' },
+  PM_REQUEST_IRQ: { value: 9, doc: "The interrupt line the harness raises (one edge) to request hibernation, like a power button's ACPI SCI: the guest wakes its pm task and switches to it at once, so the request does not wait for the task's next PM_POLL tick. v86's own ACPI, the only other user of IRQ 9, is off." },
   BOOT_FLAG_LARGE_PAGES: { value: 1, doc: 'boot_info.flags: RAM is identity-mapped with 4 MiB PSE pages.' },
   PF_HANDLED: { value: 0x4b4f4650, doc: "Page-fault port result 'PFOK': the harness fixed the cause, retry the access. A magic value, so that a port nobody answers (EAX keeps the error code) never means retry." },
   PF_NOT_MINE: { value: 0, doc: "Page-fault port result: not the harness's fault; the guest's own handling (report and halt). Any value but PF_HANDLED means the same." },

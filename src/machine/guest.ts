@@ -7,7 +7,7 @@
  * filled its buffer. Hibernation is requested through PM_POLL (answered inline every
  * tick); the pm task then asks PM_NEXT for commands one by one.
  */
-import { ABI_VERSION, OWNERS, PM_COMMANDS, STRUCTS, type PmCommandName } from '../abi.ts';
+import { ABI_VERSION, CONSTANTS, OWNERS, PM_COMMANDS, STRUCTS, type PmCommandName } from '../abi.ts';
 import { GuestAllocator } from './allocator.ts';
 import { ProtocolError } from './errors.ts';
 import { readBootInfo, readTasks, type BootInfo, type TaskInfo } from './guest-structs.ts';
@@ -154,6 +154,8 @@ export class Guest {
   async enterPm(): Promise<void> {
     if (this.inPmLoop) return;
     this.hibernateRequested = true;
+    // The power button: the guest switches to its pm task at once instead of at its next tick.
+    this.machine.pulseIrq(CONSTANTS.PM_REQUEST_IRQ.value);
     const call = await this.runToPm();
     this.hibernateRequested = false;
     if (call.name !== 'PM_NEXT') throw new ProtocolError(`expected PM_NEXT, got ${call.name}`);

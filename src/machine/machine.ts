@@ -402,12 +402,20 @@ export class Machine {
     this.inHltView()[0] = 1;
   }
 
-  /** Undoes stopAt: IF back as it was, out of the HLT state. */
+  /**
+   * Undoes stopAt: IF back as it was, out of the HLT state. An IRQ that became pending
+   * while the CPU was stopped (a timer, or one the harness pulsed) is delivered right
+   * here, after the `out`, as on real hardware: v86 itself looks for pending IRQs only
+   * at STI, POPF, IRET, device IRQs and its timer slices, so the guest could otherwise
+   * run on for a while with the interrupt waiting.
+   */
   private release(): void {
-    if (this.maskedIf) this.flagsView()[0] = this.flagsView()[0]! | EFLAGS_IF;
+    const unmasked = this.maskedIf;
+    if (unmasked) this.flagsView()[0] = this.flagsView()[0]! | EFLAGS_IF;
     this.maskedIf = false;
     this.pending = undefined;
     this.inHltView()[0] = 0;
+    if (unmasked) this.cpu.handle_irqs();
   }
 
   private onHypercall(fn: number): void {
@@ -527,6 +535,18 @@ export class Machine {
     const bytes = this.view(addr, Math.min(maxLen, this.ramBytes - addr));
     const end = bytes.indexOf(0);
     return Buffer.from(end >= 0 ? bytes.subarray(0, end) : bytes).toString('latin1');
+  }
+
+  /**
+   * One edge on ISA interrupt line `irq` (0-15) at the emulated 8259 PICs: raised and
+   * lowered at once. The PIC latches an edge in its request register, so the guest takes
+   * the interrupt as soon as its line is unmasked and interrupts are on.
+   */
+  pulseIrq(irq: number): void {
+    if (!Number.isInteger(irq) || irq < 0 || irq > 15) throw new RangeError(`pulseIrq: IRQ ${irq} is not 0-15`);
+    this.assertAlive();
+    this.cpu.device_raise_irq(irq);
+    this.cpu.device_lower_irq(irq);
   }
 
   /** Drops all compiled code (after writing much guest memory at once). */

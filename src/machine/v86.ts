@@ -38,6 +38,9 @@ export interface V86Cpu {
   jit_clear_cache(): void;
   jit_dirty_cache(start: number, end: number): void;
   device_raise_irq(irq: number): void;
+  device_lower_irq(irq: number): void;
+  /** Delivers the highest pending PIC interrupt now if IF is set (v86 calls it after STI, POPF, IRET and device IRQs). */
+  handle_irqs(): void;
   set_jit_config(index: number, value: number): void;
   /** The wasm instance; `exports` holds every exported CPU function (see docs/V86.md). */
   wm: { exports: Record<string, unknown> };
