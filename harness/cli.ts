@@ -129,7 +129,7 @@ export function buildProgram(): Command {
       .description('boot → warm-up → hibernate → power off → resume → verify against the oracle (exit 0 only on pass)'),
   )
     .addOption(new Option('--restore <name>', 'restore strategy').choices([...RESTORE_STRATEGIES.keys()]).default('bitmap-pbe'))
-    .option('--image <file>', 'swap device file (created if missing; default: a temporary file)')
+    .option('--image <file>', 'swap device file (created if missing; kept; default: a temporary file, removed afterwards)')
     .action(async (flags: HibernateFlags & { restore: string }) => {
       const report: CycleReport = await runCycle({ ...hibernateOptions(flags), restore: flags.restore });
       print(flags.json, report, () => cycleSummary(report));

@@ -9,6 +9,7 @@
  * oracle); `runCycle()` runs both and judges.
  */
 import { crc32 } from './image/crc.ts';
+import { rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import tmp from 'tmp';
 import { CONSTANTS } from './abi.ts';
@@ -152,7 +153,7 @@ export async function hibernate(options: HibernateOptions = {}): Promise<Hiberna
   const workloadText = options.workload ?? DEFAULT_WORKLOAD;
   const workload = parseWorkloadSpec(workloadText, ramBytes);
   const seed = options.seed ?? 1;
-  const imagePath = options.imagePath ?? tmp.tmpNameSync({ prefix: 'hiberlab-', postfix: '.swap' });
+  const imagePath = options.imagePath ?? temporarySwapPath();
   const progress = progressOf(options.progress);
   const phases: Record<string, number> = {};
   const swap = SwapDevice.ensure(imagePath, swapBytesFor(ramBytes));
@@ -285,20 +286,34 @@ function compareWithImage(g: Guest, image: ValidatedImage): { pagesCompared: num
   return { pagesCompared: image.pfns.length, differingPages };
 }
 
-/** hibernate() then resume() with the oracle, and the verdict. */
+/**
+ * hibernate() then resume() with the oracle, and the verdict. Without `imagePath` the
+ * swap device is a temporary file, removed when the cycle ends (the report still names
+ * it); a given `imagePath` is kept.
+ */
 export async function runCycle(options: HibernateOptions & { restore?: string } = {}): Promise<CycleReport> {
-  const h = await hibernate(options);
-  const r = await resume({ ...options, imagePath: h.imagePath, oracle: h.oracle, ramBytes: h.ramBytes });
-  return judge(h, r, options);
+  const imagePath = options.imagePath ?? temporarySwapPath();
+  try {
+    const h = await hibernate({ ...options, imagePath });
+    const r = await resume({ ...options, imagePath: h.imagePath, oracle: h.oracle, ramBytes: h.ramBytes });
+    return judge(h, r, options);
+  } finally {
+    if (options.imagePath === undefined) rmSync(imagePath, { force: true });
+  }
+}
+
+function temporarySwapPath(): string {
+  return tmp.tmpNameSync({ prefix: 'hiberlab-', postfix: '.swap' });
 }
 
 /**
  * `count` cycles of one guest lineage: each resumed kernel runs its workloads on
- * and is hibernated again (generation 1, 2, …), on the same swap device.
+ * and is hibernated again (generation 1, 2, …), on the same swap device (a temporary
+ * one, removed at the end, unless `imagePath` is given).
  */
 export async function runLineage(count: number, options: HibernateOptions & { restore?: string } = {}): Promise<CycleReport[]> {
   const reports: CycleReport[] = [];
-  const imagePath = options.imagePath ?? tmp.tmpNameSync({ prefix: 'hiberlab-', postfix: '.swap' });
+  const imagePath = options.imagePath ?? temporarySwapPath();
   let live: Guest | undefined;
   try {
     for (let i = 0; i < count; i++) {
@@ -311,6 +326,7 @@ export async function runLineage(count: number, options: HibernateOptions & { re
     }
   } finally {
     await live?.machine.powerOff();
+    if (options.imagePath === undefined) rmSync(imagePath, { force: true });
   }
   return reports;
 }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { runCycle, runLineage, swapBytesFor, type CycleReport } from '../src/cycle.ts';
 import { SwapDevice } from '../src/image/index.ts';
@@ -40,8 +41,13 @@ describe('swsusp save + bitmap-pbe restore cycles pass the oracle', () => {
     });
   }
 
-  it('4 MiB-page guests cycle too', async () => {
-    expectPass(await runCycle({ ramBytes: 32 * MiB, workload: 'churn:2M@1000', largePages: true, image: guestImage(), imagePath: tempSwapPath() }));
+  it('4 MiB-page guests cycle too; a swap device hiberlab made itself is removed afterwards, a given one is kept', async () => {
+    const r = await runCycle({ ramBytes: 32 * MiB, workload: 'churn:2M@1000', largePages: true, image: guestImage() });
+    expectPass(r);
+    expect(existsSync(r.config.imagePath)).toBe(false);
+    const kept = tempSwapPath();
+    expectPass(await runCycle({ ramBytes: 32 * MiB, workload: 'idle', image: guestImage(), imagePath: kept }));
+    expect(existsSync(kept)).toBe(true);
   });
 
   it('five cycles in a row of one guest lineage pass, each resumed kernel hibernated again', async () => {
@@ -50,6 +56,7 @@ describe('swsusp save + bitmap-pbe restore cycles pass the oracle', () => {
     for (const r of reports) expectPass(r);
     // Each cycle resumed the kernel hibernated by the one before: generations 1..5.
     expect(reports.map((r) => r.generation)).toEqual([1, 2, 3, 4, 5]);
+    expect(existsSync(reports[0]!.config.imagePath)).toBe(false);
   });
 });
 
