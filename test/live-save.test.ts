@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { hibernate, runCycle, type CycleReport } from '../src/cycle.ts';
 import { HibernationRefusedError } from '../src/save/strategy.ts';
+import { PageSetBits } from '../src/save/common.ts';
+import { unprotectedAtAtomic } from '../src/save/wp-full.ts';
+import type { GuestAllocator } from '../src/machine/allocator.ts';
 import { guestImage, MiB, tempSwapPath } from './helpers.ts';
 
 function expectPass(r: CycleReport): void {
@@ -45,6 +48,14 @@ describe('wp-full and cow cycles pass the oracle (restore: bitmap-pbe)', () => {
 });
 
 describe('wp-full', () => {
+  it('takes what to copy atomically from the fault bitmap: never-protected pages plus the dirty ones of the image, each once', () => {
+    const pageSet = new PageSetBits({ bitmap: new Uint32Array(4) } as unknown as GuestAllocator, Uint32Array.of(1, 2, 5, 7, 40, 41, 99));
+    // 3 and 64 are dirty but not in the image (freed, or never saveable); 5 is in both lists.
+    const toCopy = unprotectedAtAtomic(Uint32Array.of(1, 5, 99), Uint32Array.of(3, 5, 7, 41, 64), pageSet);
+    expect([...toCopy]).toEqual([1, 5, 7, 41, 99]);
+    expect([...unprotectedAtAtomic(new Uint32Array(0), new Uint32Array(0), pageSet)]).toEqual([]);
+  });
+
   it('saves an image larger than half of RAM, which swsusp refuses', async () => {
     const workload = 'stream:18M@50';
     const refused = await hibernate({ ramBytes: 32 * MiB, workload, image: guestImage(), imagePath: tempSwapPath('half') }).catch((e) => e);

@@ -379,33 +379,6 @@ export class WriteProtector {
     this.count = 0;
   }
 
-  /**
-   * One pass over `pfns` for a save's atomic section: returns those that are not
-   * protected now (in order), and unprotects the others. Frames outside `pfns` keep
-   * their protection.
-   */
-  takeUnprotected(pfns: Uint32Array): Uint32Array {
-    const out = new Uint32Array(pfns.length);
-    const ram32 = this.machine.ram32;
-    const reasonOf = this.reasonOf;
-    const pteAddrOf = this.pteAddrOf;
-    let n = 0;
-    let lifted = 0;
-    for (let i = 0; i < pfns.length; i++) {
-      const pfn = pfns[i]!;
-      if (!reasonOf[pfn]) {
-        out[n++] = pfn;
-        continue;
-      }
-      const a = pteAddrOf[pfn]! >>> 2;
-      ram32[a] = ram32[a]! | PTE.WRITABLE;
-      reasonOf[pfn] = 0;
-      lifted++;
-    }
-    this.count -= lifted;
-    return out.subarray(0, n);
-  }
-
   // ---------------------------------------------------------------- internals
 
   private internReason(reason: string): number {
