@@ -50,6 +50,29 @@ describe('WriteProtector on 4 KiB pages', () => {
     expect(p.checkConsistency()).toEqual([]);
   });
 
+  it('lifts its read-only bits in a copy of the page tables and leaves the live PTEs protected', () => {
+    const m = f.guest.machine;
+    const p = new WriteProtector(f.guest);
+    const pfns = [f.first + 7, f.first + 9];
+    p.protect(pfns, 'test');
+    const tables = pfns.map((pfn) => p.pteOf(pfn)!.entryAddr >>> 12);
+    // A copy of all RAM as u32 words, each page table at its own frame (as in the oracle).
+    const copy = m.ram32.slice();
+    const at = new Int32Array(m.ram32.length >>> 10).fill(-1);
+    const missing = at.slice();
+    for (const t of tables) at[t] = t;
+    expect(() => p.liftInto(copy, missing, pfns)).toThrow(/has no copy/);
+    expect(() => p.liftInto(copy, at, [pfns[0]!])).toThrow(/2 frames are protected, 1 of them/);
+    expect(p.liftInto(copy, at, pfns)).toBe(2);
+    for (const pfn of pfns) {
+      const addr = p.pteOf(pfn)!.entryAddr;
+      expect(copy[addr >>> 2]).toBe((m.readU32(addr) | PTE.WRITABLE) >>> 0);
+      expect(m.readU32(addr) & PTE.WRITABLE).toBe(0);
+      expect(p.isProtected(pfn)).toBe(true);
+    }
+    p.unprotectAll();
+  });
+
   it('a missing flush lets a write through a stale writable TLB entry; protect() always flushes, so the same write then faults', async () => {
     const g = f.guest;
     const m = g.machine;

@@ -379,6 +379,39 @@ export class WriteProtector {
     this.count = 0;
   }
 
+  /**
+   * Sets R/W, in copies of the page tables, on the PTEs this protector cleared, and
+   * leaves the live PTEs protected. `target` is memory as u32 words; the copy of page
+   * table frame F starts at word `tableCopy[F] * 1024`. Only the frames in `pfns` are
+   * looked at (all protected frames must be among them). A save that copied the page
+   * tables atomically while pages were still protected thereby gets image tables (and
+   * an oracle) without the tracker's read-only bits, without a pass over every PTE
+   * inside its atomic section. Throws ProtectError if a PTE lies in a frame that is not
+   * a page table by the owner map, or whose copy is missing (tableCopy -1). Returns
+   * the PTEs changed.
+   */
+  liftInto(target: Uint32Array, tableCopy: Int32Array, pfns: ArrayLike<number>): number {
+    const reasonOf = this.reasonOf;
+    const pteAddrOf = this.pteAddrOf;
+    const owners = this.guest.allocator.owners;
+    let lifted = 0;
+    for (let i = 0; i < pfns.length; i++) {
+      const pfn = pfns[i]!;
+      if (!reasonOf[pfn]) continue;
+      const a = pteAddrOf[pfn]!;
+      const table = a >>> 12;
+      const to = tableCopy[table]!;
+      if (to < 0 || owners[table] !== OWNERS.PAGETABLE.value) {
+        throw new ProtectError(`the PTE of protected PFN 0x${pfn.toString(16)} is in frame 0x${table.toString(16)}, which ${to < 0 ? 'has no copy' : `is owned by ${ownerName(owners[table]!)}, not by the page tables`}`);
+      }
+      const w = to * 1024 + ((a & 0xfff) >>> 2);
+      target[w] = target[w]! | PTE.WRITABLE;
+      lifted++;
+    }
+    if (lifted !== this.count) throw new ProtectError(`liftInto: ${this.count} frames are protected, ${lifted} of them were among the ${pfns.length} given`);
+    return lifted;
+  }
+
   // ---------------------------------------------------------------- internals
 
   private internReason(reason: string): number {

@@ -9,7 +9,7 @@ import type { GuestAllocator } from '../machine/allocator.ts';
 import type { Guest } from '../machine/guest.ts';
 import type { PhaseTimer } from '../metrics/timer.ts';
 import type { WriteProtector } from '../mmu/protect.ts';
-import { captureOracle } from '../oracle/oracle.ts';
+import { captureOracle, type Oracle } from '../oracle/oracle.ts';
 import type { SaveContext, SaveReport } from './strategy.ts';
 import { OWNERS, STRUCTS } from '../abi.ts';
 import type { SavedContext } from '../image/index.ts';
@@ -52,16 +52,20 @@ export async function freezeTasks(guest: Guest, timer: PhaseTimer, clock: Downti
 }
 
 /**
- * At the atomic point: hands the oracle to the context if it wants one, marks the
+ * At the atomic point: hands the oracle to the context if it wants one (after `adjust`,
+ * which takes out what is the harness's and not the guest's: the tracker's read-only
+ * bits), marks the
  * atomic point on the clock and excludes the capture from the downtime. Returns the ms
  * the capture took (subtract it from the "atomic" phase with moveOracleTime).
  */
-export function recordAtomicPoint(ctx: SaveContext, clock: DowntimeClock): number {
+export function recordAtomicPoint(ctx: SaveContext, clock: DowntimeClock, adjust?: (oracle: Oracle) => void): number {
   const { guest } = ctx;
   clock.atAtomicPoint();
   if (!ctx.onOracle) return 0;
   const t0 = performance.now();
-  ctx.onOracle(captureOracle(guest.machine, guest.bootInfo, guest.allocator.layout.ownerMap));
+  const oracle = captureOracle(guest.machine, guest.bootInfo, guest.allocator.layout.ownerMap);
+  adjust?.(oracle);
+  ctx.onOracle(oracle);
   const ms = performance.now() - t0;
   clock.excludedMs += ms;
   return ms;

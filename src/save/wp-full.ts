@@ -139,13 +139,11 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
     let checkMs = 0;
     await timer.time('atomic', () =>
       guest.atomic(() => {
-        // What to copy is what is not protected now; then the protection is lifted
-        // before anything is recorded, so that neither the image's page tables nor the
-        // oracle carry the tracker's read-only bits (the guest is stopped here: nothing
-        // is written between the two steps).
-        // Every unprotect went through the fault bitmap (the policy marks before it
-        // unprotects; the harness's own write above too), so the bitmap, not a scan of
-        // every page, says what to copy.
+        // What to copy is what is not protected now. Every unprotect went through the
+        // fault bitmap (the policy marks before it unprotects; the harness's own write
+        // above too), so the bitmap, not a scan of every page, says so. The protection
+        // stays on: the tracker's read-only bits are lifted in the copies of the page
+        // tables (and in the oracle) instead, after the atomic section.
         toCopy = unprotectedAtAtomic(neverProtected, policy.dirtyPfns(), pageSet);
         if (ctx.onOracle) {
           // Verification, like the oracle (not downtime): the bitmap agrees with the PTEs' truth.
@@ -157,7 +155,6 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
           checkMs = performance.now() - t0;
           clock.excludedMs += checkMs;
         }
-        protector.unprotectAll();
         if (baseline) {
           // Instrumentation, like the oracle: not part of the downtime.
           const t0 = performance.now();
@@ -165,7 +162,11 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
           measureMs = performance.now() - t0;
           clock.excludedMs += measureMs;
         }
-        oracleMs = recordAtomicPoint(ctx, clock);
+        oracleMs = recordAtomicPoint(ctx, clock, (oracle) => {
+          const identity = new Int32Array(frames);
+          for (let f = 0; f < frames; f++) identity[f] = f;
+          protector.liftInto(new Uint32Array(oracle.ram.buffer, oracle.ram.byteOffset, oracle.ram.length >>> 2), identity, protectable);
+        });
         assertNoPagesAdded(alloc, pageSet, 'the save');
         if (toCopy.length > copies.length) throw new ProtocolError(`${toCopy.length} pages to copy atomically, ${copies.length} frames reserved`);
         const ram = m.ram;
@@ -182,15 +183,31 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
         while (pfns[j] !== toCopy[i]) j++;
         indexes[i] = j;
       }
-      const runs: Array<[number, Uint8Array]> = [];
-      forEachRun(indexes, copies, (_i, index, copy, n) => runs.push([index, m.view(copy * 4096, n * 4096)]));
+      // Runs without a page-table copy can be written at once; those with one wait for
+      // the tracker's read-only bits to be lifted in the copies.
+      const owners = alloc.owners;
+      const early: Array<[number, Uint8Array]> = [];
+      const late: Array<[number, Uint8Array]> = [];
+      forEachRun(indexes, copies, (i, index, copy, n) => {
+        let tables = false;
+        for (let k = i; k < i + n && !tables; k++) tables = owners[toCopy[k]!] === OWNERS.PAGETABLE.value;
+        (tables ? late : early).push([index, m.view(copy * 4096, n * 4096)]);
+      });
       // A large atomic copy overlaps its CRCs with the file writes (long runs on libuv's
-      // pool); a small one is faster written in line, runs gathered in the staging buffer.
+      // pool) and the lifting with both; a small one is faster written in line, runs
+      // gathered in the staging buffer.
       const overlap = toCopy.length * 4096 > SMALL_ATOMIC_COPY_BYTES;
-      for (const [index, data] of runs) {
-        if (overlap && data.length >= 1 << 20) await writer.writeRunsAsync(index, [data]);
-        else writer.writePages(index, data);
-      }
+      const isBig = ([, data]: [number, Uint8Array]) => overlap && data.length >= 1 << 20;
+      const bigWrites = (async () => {
+        for (const [index, data] of early.filter(isBig)) await writer.writeRunsAsync(index, [data]);
+      })();
+      bigWrites.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
+      for (const [index, data] of early.filter((run) => !isBig(run))) writer.writePages(index, data);
+      const tableCopy = new Int32Array(frames).fill(-1);
+      for (let i = 0; i < toCopy.length; i++) if (owners[toCopy[i]!] === OWNERS.PAGETABLE.value) tableCopy[toCopy[i]!] = copies[i]!;
+      protector.liftInto(m.ram32, tableCopy, protectable);
+      for (const [index, data] of late) writer.writePages(index, data);
+      await bigWrites;
       return writer.commitAsync({
         context: savedContext!,
         stats: { atomicCopyPages: toCopy.length, liveWrittenPages: rounds.reduce((a, r) => a + r.pagesWritten, 0), wpFaults: handler.stats.faults, precopyRounds: rounds.length - 1, frozenTasks: tasksFrozen },
