@@ -80,10 +80,21 @@ describe('ImageWriter.writeRunsAsync', () => {
 describe('ImageWriter background writeback', () => {
   it('starts an fdatasync every 32 MiB while writing, and commitAsync waits for the last one', async () => {
     const { dev, writer, data, path } = durableWriter(20_000); // 78 MiB
-    const syncs = vi.spyOn(dev, 'syncDataAsync');
+    // The writer starts a writeback only when the last one is done: the first finishes at
+    // once (a real disk may take longer than the next 32 MiB), the second when released.
+    let release!: () => void;
+    const syncs = vi.spyOn(dev, 'syncDataAsync').mockImplementation(() =>
+      syncs.mock.calls.length === 1 ? Promise.resolve() : new Promise<void>((resolve) => (release = resolve)));
     await writer.writePagesAsync(0, data);
     expect(syncs).toHaveBeenCalledTimes(2);
-    await writer.commitAsync();
+    let committed = false;
+    const commit = writer.commitAsync().then(() => (committed = true));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(committed).toBe(false);
+    expect(dev.readSignature().kind).toBe('swap');
+    release();
+    await commit;
+    expect(dev.readSignature().kind).toBe('image');
     dev.close();
     expect(validateImage(path, { buildId: BUILD, ramBytes: 512 << 20 }).pfns.length).toBe(20_000);
   });

@@ -46,8 +46,6 @@ export interface WpFullOptions extends LiveIoOptions {
 
 /** Copy frames reserved beyond the pages already unprotected at the freeze (pages first written between freeze and atomic point). */
 const ATOMIC_MARGIN = 256;
-/** Up to this size the atomic copy is written with synchronous writes (no thread-pool round trips). */
-const SMALL_ATOMIC_COPY_BYTES = 8 << 20;
 
 export function wpFull(options: WpFullOptions = {}): SaveStrategy {
   return {
@@ -183,31 +181,14 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
         while (pfns[j] !== toCopy[i]) j++;
         indexes[i] = j;
       }
-      // Runs without a page-table copy can be written at once; those with one wait for
-      // the tracker's read-only bits to be lifted in the copies.
+      // First the tracker's read-only bits come out of the page-table copies, then every
+      // run goes out in line: the copy is at most the writable working set, and for tens
+      // of MiB one synchronous write each is faster here than thread-pool round trips.
       const owners = alloc.owners;
-      const early: Array<[number, Uint8Array]> = [];
-      const late: Array<[number, Uint8Array]> = [];
-      forEachRun(indexes, copies, (i, index, copy, n) => {
-        let tables = false;
-        for (let k = i; k < i + n && !tables; k++) tables = owners[toCopy[k]!] === OWNERS.PAGETABLE.value;
-        (tables ? late : early).push([index, m.view(copy * 4096, n * 4096)]);
-      });
-      // A large atomic copy overlaps its CRCs with the file writes (long runs on libuv's
-      // pool) and the lifting with both; a small one is faster written in line, runs
-      // gathered in the staging buffer.
-      const overlap = toCopy.length * 4096 > SMALL_ATOMIC_COPY_BYTES;
-      const isBig = ([, data]: [number, Uint8Array]) => overlap && data.length >= 1 << 20;
-      const bigWrites = (async () => {
-        for (const [index, data] of early.filter(isBig)) await writer.writeRunsAsync(index, [data]);
-      })();
-      bigWrites.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
-      for (const [index, data] of early.filter((run) => !isBig(run))) writer.writePages(index, data);
       const tableCopy = new Int32Array(frames).fill(-1);
       for (let i = 0; i < toCopy.length; i++) if (owners[toCopy[i]!] === OWNERS.PAGETABLE.value) tableCopy[toCopy[i]!] = copies[i]!;
       protector.liftInto(m.ram32, tableCopy, protectable);
-      for (const [index, data] of late) writer.writePages(index, data);
-      await bigWrites;
+      forEachRun(indexes, copies, (_i, index, copy, n) => writer.writePages(index, m.view(copy * 4096, n * 4096)));
       return writer.commitAsync({
         context: savedContext!,
         stats: { atomicCopyPages: toCopy.length, liveWrittenPages: rounds.reduce((a, r) => a + r.pagesWritten, 0), wpFaults: handler.stats.faults, precopyRounds: rounds.length - 1, frozenTasks: tasksFrozen },
