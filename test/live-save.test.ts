@@ -66,6 +66,17 @@ describe('wp-full', () => {
     expect(r.save.largestImageFraction).toBeGreaterThan(0.9);
   });
 
+  it('copy frames are reserved before the freeze; when that was short, the rest is taken at the atomic point', async () => {
+    // No margin: the harness's own write to the allocator's state page after the count
+    // unprotects one page more than was reserved for.
+    const short = await cycle('wp-full', 32, 'churn:2M@1000', 12, { saveOptions: { atomicMargin: 0 } });
+    expectPass(short);
+    expect(short.save.live!.copyFramesAdded).toBeGreaterThan(0);
+    const roomy = await cycle('wp-full', 32, 'churn:2M@1000', 12);
+    expectPass(roomy);
+    expect(roomy.save.live!.copyFramesAdded).toBe(0);
+  });
+
   it('pre-copy rounds re-protect the dirty pages and stop at the threshold', async () => {
     // A slow disk (40 pages per tick) and a slow churn (20 writes per tick) over 256 pages: the
     // first pass takes many ticks and leaves many dirty pages; each round of those is shorter.

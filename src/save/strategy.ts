@@ -78,6 +78,8 @@ export interface LiveSaveStats {
   readonly savedEarly?: number;
   /** wp-full with measureWrites: protected pages whose contents changed before the atomic point. */
   readonly pagesChanged?: number;
+  /** wp-full: copy frames taken at the atomic point because the reservation made before the freeze was short. */
+  readonly copyFramesAdded?: number;
 }
 
 export interface SaveStrategy {

@@ -42,6 +42,8 @@ export interface WpFullOptions extends LiveIoOptions {
    * the same bytes, or is a false positive. Costs a copy of the image. Default false.
    */
   readonly measureWrites?: boolean;
+  /** Copy frames reserved before the freeze beyond the pages unprotected then. Default 256. */
+  readonly atomicMargin?: number;
 }
 
 /** Copy frames reserved beyond the pages already unprotected at the freeze (pages first written between freeze and atomic point). */
@@ -119,22 +121,29 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
     // tables): with the fault bitmap's pages, exactly what is unprotected at the atomic point.
     const neverProtected = pfns.filter((p) => forbidden.has(p));
     const nosave = countNosave(alloc);
-    const clock = new DowntimeClock(guest);
-    const tasksFrozen = await freezeTasks(guest, timer, clock);
-    // Only frames of the page set are protected: the rest of it is what to copy.
-    const reserve = pfns.length - protector.protectedCount + ATOMIC_MARGIN;
-    const copies = alloc.allocFrames(reserve, OWNERS.SNAPSHOT.value);
-    if (!copies) throw new ProtocolError(`wp-full needs ${reserve} free frames for the atomic copy, only ${alloc.freeCount} are free`);
+    // The frames for the atomic copy, reserved before the freeze: one for every page of
+    // the set that is not protected now (only frames of the set are), plus a margin for
+    // pages first written until the atomic point; more are taken there if that was short.
+    const reserve = pfns.length - protector.protectedCount + (options.atomicMargin ?? ATOMIC_MARGIN);
+    const reserved = alloc.allocFrames(reserve, OWNERS.SNAPSHOT.value);
+    if (!reserved) throw new ProtocolError(`wp-full needs ${reserve} free frames for the atomic copy, only ${alloc.freeCount} are free`);
+    let copies: Uint32Array = reserved;
     // The harness's own writes (here: the allocator's free count, in a kernel page that may
     // be protected and already written to the image) do not fault: mark that page dirty.
-    policy.mark(alloc.layout.state >>> 12);
-    protector.unprotect([alloc.layout.state >>> 12]);
+    const markAllocatorState = () => {
+      policy.mark(alloc.layout.state >>> 12);
+      protector.unprotect([alloc.layout.state >>> 12]);
+    };
+    markAllocatorState();
+    const clock = new DowntimeClock(guest);
+    const tasksFrozen = await freezeTasks(guest, timer, clock);
     let toCopy: Uint32Array = new Uint32Array(0);
     let memory: SaveReport['memory'] | undefined;
     let savedContext: SavedContext | undefined;
     let oracleMs = 0;
     let measureMs = 0;
     let checkMs = 0;
+    let copyFramesAdded = 0;
     await timer.time('atomic', () =>
       guest.atomic(() => {
         // What to copy is what is not protected now. Every unprotect went through the
@@ -143,6 +152,15 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
         // stays on: the tracker's read-only bits are lifted in the copies of the page
         // tables (and in the oracle) instead, after the atomic section.
         toCopy = unprotectedAtAtomic(neverProtected, policy.dirtyPfns(), pageSet);
+        if (toCopy.length > copies.length) {
+          const more = alloc.allocFrames(toCopy.length - copies.length, OWNERS.SNAPSHOT.value);
+          if (!more) throw new ProtocolError(`wp-full: ${toCopy.length} pages to copy atomically, ${copies.length} frames reserved and only ${alloc.freeCount} more free`);
+          // Before the atomic point is recorded: the allocator's pages change, and they are in
+          // toCopy already (its state page was marked dirty, its bitmap and owner map are never
+          // protected), so the image and the oracle both see these frames taken.
+          copies = Uint32Array.from([...copies, ...more]).sort();
+          copyFramesAdded = more.length;
+        }
         if (ctx.onOracle) {
           // Verification, like the oracle (not downtime): the bitmap agrees with the PTEs' truth.
           const t0 = performance.now();
@@ -166,7 +184,6 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
           protector.liftInto(new Uint32Array(oracle.ram.buffer, oracle.ram.byteOffset, oracle.ram.length >>> 2), identity, protectable);
         });
         assertNoPagesAdded(alloc, pageSet, 'the save');
-        if (toCopy.length > copies.length) throw new ProtocolError(`${toCopy.length} pages to copy atomically, ${copies.length} frames reserved`);
         const ram = m.ram;
         forEachRun(toCopy, copies, (_i, src, dst, n) => ram.copyWithin(dst * 4096, src * 4096, (src + n) * 4096));
         memory = memoryAtAtomic(alloc, nosave);
@@ -227,6 +244,7 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
         stopReason,
         pageBytesWritten: written.pageBytesWritten,
         liveTicks,
+        copyFramesAdded,
         ...(pagesChanged === undefined ? {} : { pagesChanged }),
       },
     };
