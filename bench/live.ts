@@ -8,7 +8,6 @@
  * working set is about 5 % of the pages saved: much to save, little to copy.
  */
 import Table from 'cli-table3';
-import tmp from 'tmp';
 import { runCycle } from '../src/cycle.ts';
 import { loadGuestImage } from '../src/machine/guest-image.ts';
 
@@ -49,7 +48,6 @@ export async function benchLive(ramMiB = 128, reps = 3): Promise<LiveBenchRow[]>
   const cycle = (save: string, instrumented: boolean) =>
     runCycle({
       ramBytes: ramMiB * MiB, workload, seed: 1, save, image, prefault: true, oracle: instrumented,
-      imagePath: tmp.tmpNameSync({ prefix: 'hiberlab-bench-live-', postfix: '.swap' }),
       saveOptions: save === 'wp-full' && instrumented ? { measureWrites: true } : undefined,
     });
   for (const save of ['swsusp', 'wp-full', 'cow']) {
