@@ -266,6 +266,30 @@ describe('round trip', () => {
 });
 
 describe('write path', () => {
+  it('records CRCs the caller took (a save takes them during its atomic copy) as they are: right ones validate, a wrong one is refused', () => {
+    const next = rng(7);
+    const pfns = randomPfns(next, 40);
+    const data = randomBytes(next, 40 * PAGE_SIZE);
+    const crcs = Uint32Array.from({ length: 40 }, (_, i) => zlib.crc32(data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE)) >>> 0);
+    const write = (name: string, given: Uint32Array): string => {
+      const file = path.join(dir, name);
+      const dev = SwapDevice.create(file, 1 << 20);
+      const writer = new ImageWriter(dev, writerOptions(pfns));
+      expect(() => writer.writePages(0, data, given.subarray(1))).toThrow('writePages: 39 CRCs for 40 pages');
+      writer.writePages(0, data.subarray(0, 20 * PAGE_SIZE), given.subarray(0, 20));
+      writer.writePages(20, data.subarray(20 * PAGE_SIZE));
+      writer.commit();
+      dev.close();
+      return file;
+    };
+    expect(validateImage(write('right.img', crcs), EXPECT).crcs).toEqual(crcs);
+    const wrong = crcs.slice();
+    wrong[3] = (wrong[3]! ^ 1) >>> 0;
+    const err = expectRefusal(write('wrong.img', wrong), 'BAD_PAGE_CRC');
+    expect(err.index).toBe(3);
+    expect(err.pfn).toBe(pfns[3]);
+  });
+
   it('writes a large writePages run with one write call, and gathers single pages into few writes', () => {
     const file = path.join(dir, 'swap.img');
     const dev = SwapDevice.create(file, 16 << 20);

@@ -188,11 +188,15 @@ export class ImageWriter {
   /**
    * Writes data.length / PAGE_SIZE consecutive pages starting at page `firstIndex`.
    * A run of at least the staging size goes to the file in one write from `data` itself.
+   * `crcs`, if given, are the pages' CRC32s, taken by the caller while the data was hot in
+   * the CPU cache (a save's atomic copy); they are recorded as they are, and a wrong one
+   * makes the image fail validation (BAD_PAGE_CRC), never resume wrong data.
    */
-  writePages(firstIndex: number, data: Uint8Array): void {
+  writePages(firstIndex: number, data: Uint8Array, crcs?: Uint32Array): void {
     this.#checkRun('writePages', firstIndex, data);
+    if (crcs && crcs.length !== data.length / PAGE_SIZE) throw new RangeError(`writePages: ${crcs.length} CRCs for ${data.length / PAGE_SIZE} pages`);
     this.#guard(() => {
-      this.#recordCrcs(firstIndex, data);
+      this.#recordCrcs(firstIndex, data, crcs);
       this.#pageBytesWritten += data.length;
       this.#stageOrWrite(firstIndex, data);
     });
@@ -313,11 +317,11 @@ export class ImageWriter {
     }
   }
 
-  #recordCrcs(firstIndex: number, data: Uint8Array): void {
+  #recordCrcs(firstIndex: number, data: Uint8Array, given?: Uint32Array): void {
     const count = data.length / PAGE_SIZE;
     for (let i = 0; i < count; i++) {
       const index = firstIndex + i;
-      this.#crcs[index] = crc32(data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+      this.#crcs[index] = given ? given[i]! : crc32(data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
       if (this.#written[index]) this.#rewritten++;
       else {
         this.#written[index] = 1;

@@ -27,7 +27,7 @@ import { DirtyTrackPolicy } from '../mmu/policies/index.ts';
 import { WriteProtector } from '../mmu/protect.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { writeWhileRunning, type LiveIoOptions } from './live-io.ts';
-import { countNosave, DowntimeClock, fixPageSet, forEachRun, freezeTasks, memoryAtAtomic, moveOracleTime, assertNoPagesAdded, PageSetBits, recordAtomicPoint, captureSavedContext } from './common.ts';
+import { countNosave, DowntimeClock, fixPageSet, forEachRun, freezeTasks, memoryAtAtomic, moveOracleTime, assertNoPagesAdded, PageSetBits, recordAtomicPoint, captureSavedContext, copyPagesWithCrcs } from './common.ts';
 import type { PrecopyRound, SaveContext, SaveReport, SaveStrategy } from './strategy.ts';
 
 export interface WpFullOptions extends LiveIoOptions {
@@ -144,6 +144,7 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
     let measureMs = 0;
     let checkMs = 0;
     let copyFramesAdded = 0;
+    let copyCrcs = new Uint32Array(0);
     await timer.time('atomic', () =>
       guest.atomic(() => {
         // What to copy is what is not protected now. Every unprotect went through the
@@ -185,7 +186,8 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
         });
         assertNoPagesAdded(alloc, pageSet, 'the save');
         const ram = m.ram;
-        forEachRun(toCopy, copies, (_i, src, dst, n) => ram.copyWithin(dst * 4096, src * 4096, (src + n) * 4096));
+        copyCrcs = new Uint32Array(toCopy.length);
+        forEachRun(toCopy, copies, (i, src, dst, n) => copyPagesWithCrcs(ram, src, dst, n, copyCrcs, i));
         memory = memoryAtAtomic(alloc, nosave);
         savedContext = captureSavedContext(guest);
       }),
@@ -205,7 +207,12 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
       const tableCopy = new Int32Array(frames).fill(-1);
       for (let i = 0; i < toCopy.length; i++) if (owners[toCopy[i]!] === OWNERS.PAGETABLE.value) tableCopy[toCopy[i]!] = copies[i]!;
       protector.liftInto(m.ram32, tableCopy, protectable);
-      forEachRun(indexes, copies, (_i, index, copy, n) => writer.writePages(index, m.view(copy * 4096, n * 4096)));
+      // The CRCs taken during the copy stand, except for runs with a page table: lifting changed those.
+      forEachRun(indexes, copies, (i, index, copy, n) => {
+        let tables = false;
+        for (let k = i; k < i + n && !tables; k++) tables = tableCopy[toCopy[k]!]! >= 0;
+        writer.writePages(index, m.view(copy * 4096, n * 4096), tables ? undefined : copyCrcs.subarray(i, i + n));
+      });
       return writer.commitAsync({
         context: savedContext!,
         stats: { atomicCopyPages: toCopy.length, liveWrittenPages: rounds.reduce((a, r) => a + r.pagesWritten, 0), wpFaults: handler.stats.faults, precopyRounds: rounds.length - 1, frozenTasks: tasksFrozen },
