@@ -353,7 +353,7 @@ export function judge(h: HibernateResult, r: ResumeResult, options: HibernateOpt
       deterministic: !!options.deterministic, largePages: !!options.largePages, imagePath: h.imagePath,
     },
     buildId: h.buildId,
-    save: h.save,
+    save: { ...h.save, downtime: { ...h.save.downtime, ms: round1(h.save.downtime.ms) } },
     restore: r.restore,
     resumeStatus: r.status,
     generation: r.generation,
