@@ -265,6 +265,17 @@ export class Machine {
   // ---------------------------------------------------------------- run control
 
   /**
+   * Gives the event loop its turn now (v86 installs compiled code there) and restarts
+   * the 20 ms count, so that no turn falls due for a while: a save calls it right before
+   * its downtime starts, so the downtime does not carry the harness's event-loop turns.
+   */
+  async yieldNow(): Promise<void> {
+    this.assertAlive();
+    await yieldToEventLoop();
+    this.lastYield = performance.now();
+  }
+
+  /**
    * Runs the guest until it stops at a hypercall without an inline handler, and
    * returns that hypercall; the CPU stays stopped right after the `out` until the
    * next `run()`. EXCEPTION and PANIC become errors.

@@ -47,6 +47,8 @@ export async function freezeTasks(guest: Guest, timer: PhaseTimer, clock: Downti
   return timer.time('freeze', async () => {
     await guest.enterPm();
     // Waiting for the pm task to notice the request is not downtime: the tasks still run.
+    // The event loop gets its turn now rather than in the middle of the downtime.
+    await guest.machine.yieldNow();
     clock.start();
     return guest.pm('FREEZE');
   });
