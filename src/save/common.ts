@@ -28,12 +28,12 @@ export class DowntimeClock {
 
   start(): void {
     this.startMs = performance.now();
-    this.startInstructions = this.guest.machine.instructions;
+    this.startInstructions = this.guest.machine.instructionsNow();
   }
 
   /** Call at the atomic point: the instructions count from the freeze to here. */
   atAtomicPoint(): void {
-    this.atomicInstructions = this.guest.machine.instructions;
+    this.atomicInstructions = this.guest.machine.instructionsNow();
   }
 
   /** Ends the downtime now, or at `atMs` (performance.now() of an earlier instant, e.g. the guest's THAWED). */
