@@ -70,7 +70,8 @@ async function saveCow(ctx: SaveContext, options: CowOptions): Promise<SaveRepor
   try {
     // Everything that does not need the guest stopped is prepared before the freeze: the
     // page set (the guest does not allocate while its workloads run; the atomic section
-    // checks that nothing was added), what must be copied atomically, what to protect.
+    // checks that nothing was added), what must be copied atomically and the frames for
+    // it, what to protect.
     const nosave = countNosave(alloc);
     const pfns = fixPageSet(guest, protector);
     const pageSet = new PageSetBits(alloc, pfns);
@@ -80,10 +81,11 @@ async function saveCow(ctx: SaveContext, options: CowOptions): Promise<SaveRepor
     const protectable = pfns.filter((p) => !forbidden.has(p));
     writer = new ImageWriter(swap, { pfns, buildId: m.options.image.buildId, ramBytes: m.ramBytes, frameCount: frames, strategy: 'cow' });
 
-    const clock = new DowntimeClock(guest);
-    const tasksFrozen = await freezeTasks(guest, timer, clock);
     const atomicCopies = alloc.allocFrames(mustCopy.length + 64, OWNERS.SNAPSHOT.value);
     if (!atomicCopies) throw new ProtocolError(`cow needs ${mustCopy.length + 64} free frames for the atomic part, only ${alloc.freeCount} are free`);
+
+    const clock = new DowntimeClock(guest);
+    const tasksFrozen = await freezeTasks(guest, timer, clock);
     let savedContext: SavedContext | undefined;
     let memory: SaveReport['memory'] | undefined;
     let oracleMs = 0;
