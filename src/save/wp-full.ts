@@ -46,7 +46,7 @@ export interface WpFullOptions extends LiveIoOptions {
   readonly atomicMargin?: number;
 }
 
-/** Copy frames reserved beyond the pages already unprotected at the freeze (pages first written between freeze and atomic point). */
+/** Copy frames reserved before the freeze beyond the pages unprotected then (pages first written until the atomic point). */
 const ATOMIC_MARGIN = 256;
 
 export function wpFull(options: WpFullOptions = {}): SaveStrategy {
@@ -130,11 +130,8 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
     let copies: Uint32Array = reserved;
     // The harness's own writes (here: the allocator's free count, in a kernel page that may
     // be protected and already written to the image) do not fault: mark that page dirty.
-    const markAllocatorState = () => {
-      policy.mark(alloc.layout.state >>> 12);
-      protector.unprotect([alloc.layout.state >>> 12]);
-    };
-    markAllocatorState();
+    policy.mark(alloc.layout.state >>> 12);
+    protector.unprotect([alloc.layout.state >>> 12]);
     const clock = new DowntimeClock(guest);
     const tasksFrozen = await freezeTasks(guest, timer, clock);
     let toCopy: Uint32Array = new Uint32Array(0);
