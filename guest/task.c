@@ -133,7 +133,14 @@ void schedule(void)
     swtch(prev, next);
 }
 
-/* Timer tick (IRQ0, interrupts off): count it, wake the sleepers whose time came, preempt. */
+/*
+ * Timer tick (IRQ0, interrupts off): count it, wake the sleepers whose time
+ * came, preempt. The pm task is never preempted by the tick (like a SCHED_FIFO
+ * kernel thread): it runs only to serve a hibernation request and gives up the
+ * CPU itself when it sleeps or yields. Preempted, it would lose a whole time
+ * slice (1/HZ) to a workload task right at the start of the freeze, where a
+ * tick that came due while the machine was stopped lands.
+ */
 void sched_tick(void)
 {
     uint32_t i;
@@ -144,7 +151,7 @@ void sched_tick(void)
         if (t->state == TASK_SLEEPING && (int32_t)(ticks - t->wake_tick) >= 0)
             t->state = TASK_RUNNABLE;
     }
-    if (current)
+    if (current && current->kind != KIND_PM)
         schedule();
 }
 

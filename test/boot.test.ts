@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ABI_VERSION, OWNERS, PROBES } from '../src/abi.ts';
+import { ABI_VERSION, fieldOffset, OWNERS, PROBES } from '../src/abi.ts';
 import { Guest } from '../src/machine/guest.ts';
 import { EmulatorDiedError, GuestExceptionError } from '../src/machine/errors.ts';
 import { PageTableWalker, PTE } from '../src/mmu/page-table.ts';
@@ -130,6 +130,26 @@ describe('the guest boots on v86', () => {
         expect(g.ticks).toBe(ticks);
         await g.pm('DONE');
       }
+    });
+  });
+
+  it('a timer tick never preempts the pm task: a workload task gets no time slice while the pm task runs a command', async () => {
+    // Deterministic, so the ticks that land in the middle of the probe are reproducible.
+    await withGuest({ workload: 'stream:1M', seed: 5, deterministic: true }, async (g) => {
+      await g.runTicks(3);
+      await g.enterPm();
+      const stream = g.tasks().find((t) => t.kind === 'stream')!;
+      const steps = () => g.machine.readU32(stream.bufBase + fieldOffset('workload_header', 'steps_lo'));
+      const before = { steps: steps(), ticks: g.ticks };
+      expect(stream.state).toBe('runnable');
+      // Loads by the pm task, with interrupts on, until two ticks have come (8 MiB ≈ 8.4 M instructions).
+      for (let i = 0; i < 10 && g.ticks - before.ticks < 2; i++) await g.pm('PROBE', PROBES.READ_ONLY.value, 0x100000, 8 * MiB);
+      expect(g.ticks - before.ticks).toBeGreaterThanOrEqual(2);
+      // Preempted by those ticks, the pm task would have lost a slice (4096-step batches) to the stream each time.
+      expect(steps()).toBe(before.steps);
+      await g.pm('DONE');
+      await g.runTicks(2);
+      expect(steps()).toBeGreaterThan(before.steps);
     });
   });
 
