@@ -10,6 +10,7 @@
 import Table from 'cli-table3';
 import { runCycle } from '../src/cycle.ts';
 import { loadGuestImage } from '../src/machine/guest-image.ts';
+import { settle } from './settle.ts';
 
 const MiB = 1024 * 1024;
 
@@ -45,11 +46,13 @@ export async function benchLive(ramMiB = 128, reps = 3): Promise<LiveBenchRow[]>
   // save are about 5 % of the pages saved (swsusp cannot save more than half of RAM).
   const workload = `churn:${(ramMiB * 0.02).toFixed(2)}M@1000,cache:${Math.round(ramMiB * 0.4)}M`;
   const rows: LiveBenchRow[] = [];
-  const cycle = (save: string, instrumented: boolean) =>
-    runCycle({
+  const cycle = async (save: string, instrumented: boolean) => {
+    await settle();
+    return runCycle({
       ramBytes: ramMiB * MiB, workload, seed: 1, save, image, prefault: true, oracle: instrumented,
       saveOptions: save === 'wp-full' && instrumented ? { measureWrites: true } : undefined,
     });
+  };
   for (const save of ['swsusp', 'wp-full', 'cow']) {
     const checked = await cycle(save, true);
     const clean = [];

@@ -29,6 +29,7 @@ import { silentProgress } from '../src/metrics/progress.ts';
 import { swsusp } from '../src/save/swsusp.ts';
 import { benchLive, liveMarkdown, renderLive, type LiveBenchRow } from './live.ts';
 import { benchFaults, faultsMarkdown, type FaultBenchRow } from './faults.ts';
+import { settle } from './settle.ts';
 
 const MiB = 1024 * 1024;
 const fsp = { write: promisify(write), fdatasync: promisify(fdatasync) };
@@ -68,6 +69,7 @@ async function rawFile(bytes: number): Promise<{ writeMs: number; readMs: number
   for (let i = 0; i < chunk.length; i += 4096) chunk[i] = i & 0xff;
   const timeWrite = async (overlapped: boolean): Promise<number> => {
     rmSync(path, { force: true });
+    await settle();
     const t = performance.now();
     const fd = openSync(path, 'w+');
     if (!overlapped) {
@@ -142,23 +144,27 @@ async function benchOnce(ramMiB: number): Promise<Row> {
   await guest.runTicks(5);
 
   // v86's own snapshot of this machine, at this point (the CPU is stopped at a hypercall).
+  await settle();
   let t = performance.now();
   const state = await guest.machine.v86SaveState();
   const v86SaveMs = performance.now() - t;
 
   // No oracle capture here (it copies all RAM and is not part of hibernation): the
   // resume checks every page against the image's CRCs and the tasks verify their data.
+  await settle();
   const save = await swsusp.save({ guest, swap, progress: silentProgress });
   swap.close();
   if (process.env.BENCH_PHASES) console.error(JSON.stringify(save.phasesMs));
   const hiberlabSaveMs = sum(save.phasesMs, ['freeze', 'prepare', 'atomic', 'write']);
 
   const fresh = await Machine.boot({ ramBytes, image, swapPath, prefault: true });
+  await settle();
   t = performance.now();
   await fresh.v86RestoreState(state);
   const v86RestoreMs = performance.now() - t;
   await fresh.powerOff();
 
+  await settle();
   const r = await resume({ imagePath: swapPath, ramBytes, image, prefault: true });
   if (process.env.BENCH_PHASES) console.error(JSON.stringify(r.phasesMs), JSON.stringify(r.restore?.phasesMs), r.restore?.pbes);
   const hiberlabRestoreMs = sum(r.phasesMs, ['validate', 'load', 'trampoline']);
@@ -167,7 +173,9 @@ async function benchOnce(ramMiB: number): Promise<Row> {
 
   // The disk-heavy references last, so that none of them leaves writeback or discards
   // (this file system is mounted with `discard`) under the measurements above.
+  await settle();
   const raw = await rawFile(save.imageBytes);
+  await settle();
   const v86File = persistAndReload(new Uint8Array(state));
   return {
     ramMiB,
