@@ -311,6 +311,26 @@ describe('write path', () => {
     expect(validateImage(file, EXPECT).pfns.length).toBe(2048);
   });
 
+  it('writes a run of 256 KiB or more at once from the caller\'s buffer, uncopied, and stages shorter ones', () => {
+    const file = path.join(dir, 'swap.img');
+    const dev = SwapDevice.create(file, 16 << 20);
+    const pfns = Uint32Array.from({ length: 256 }, (_, i) => i);
+    const writer = new ImageWriter(dev, writerOptions(pfns)); // the default 4 MiB stage
+    const writes = vi.spyOn(dev, 'writeAt');
+    const short = new Uint8Array(63 * PAGE_SIZE).fill(3);
+    writer.writePages(0, short);
+    expect(writes).not.toHaveBeenCalled();
+    const long = new Uint8Array(64 * PAGE_SIZE).fill(4); // 256 KiB, right after the staged run
+    writer.writePages(63, long);
+    // The stage goes first (63 pages), then the long run, as the very buffer passed in.
+    expect(writes.mock.calls.map(([d]) => d.length)).toEqual([63 * PAGE_SIZE, 64 * PAGE_SIZE]);
+    expect(writes.mock.calls[1]![0]).toBe(long);
+    for (let i = 127; i < 256; i++) writer.writePage(i, short.subarray(0, PAGE_SIZE));
+    writer.commit();
+    dev.close();
+    expect(validateImage(file, EXPECT).pfns.length).toBe(256);
+  });
+
   it('writes the signature last: after metadata, header and an fsync, followed by an fsync', () => {
     const file = path.join(dir, 'swap.img');
     const dev = SwapDevice.create(file, 1 << 20);

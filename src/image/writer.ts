@@ -8,8 +8,8 @@
  *
  * Data goes straight to its final place in the data region, so page i always lives at
  * data_offset + i * PAGE_SIZE, and its CRC32 is taken as it is written. Consecutive
- * small writes are gathered in a staging buffer and reach the file as one write; a big
- * writePages() goes to the file from the caller's buffer, uncopied.
+ * small writes are gathered in a staging buffer and reach the file as one write; a
+ * writePages() of 256 KiB or more goes to the file from the caller's buffer, uncopied.
  *
  * commit() writes the metadata and the header, fsyncs, and only then writes the image
  * signature and fsyncs again. Until that last sector write the device holds the
@@ -75,6 +75,12 @@ export interface CommitResult {
 }
 
 const DEFAULT_STAGING_BYTES = 4 << 20;
+/**
+ * A run this long goes to the file in its own write, uncopied, even if it would still fit
+ * the stage: one more write call costs microseconds, copying a few MiB into the stage
+ * (cold at first: page faults) cost wp-full's atomic section 0.5–5 ms.
+ */
+const DIRECT_WRITE_BYTES = 256 << 10;
 /** Chunk of writePagesAsync: small enough that its CRCs read it from the cache the write just pulled it through. */
 const OVERLAP_CHUNK_BYTES = 2 << 20;
 /** Chunks of writePagesAsync on libuv's thread pool at once (the pool has four threads). */
@@ -187,7 +193,8 @@ export class ImageWriter {
 
   /**
    * Writes data.length / PAGE_SIZE consecutive pages starting at page `firstIndex`.
-   * A run of at least the staging size goes to the file in one write from `data` itself.
+   * A run of 256 KiB or more goes to the file in one write from `data` itself; shorter
+   * ones are gathered in the stage while they follow each other.
    * `crcs`, if given, are the pages' CRC32s, taken by the caller while the data was hot in
    * the CPU cache (a save's atomic copy); they are recorded as they are, and a wrong one
    * makes the image fail validation (BAD_PAGE_CRC), never resume wrong data.
@@ -410,13 +417,14 @@ export class ImageWriter {
 
   #stageOrWrite(firstIndex: number, data: Uint8Array): void {
     const stage = this.#stage;
-    if (this.#stagePages > 0 && firstIndex === this.#stageFirst + this.#stagePages && (this.#stagePages * PAGE_SIZE) + data.length <= stage.length) {
+    const direct = data.length >= Math.min(DIRECT_WRITE_BYTES, stage.length);
+    if (!direct && this.#stagePages > 0 && firstIndex === this.#stageFirst + this.#stagePages && (this.#stagePages * PAGE_SIZE) + data.length <= stage.length) {
       stage.set(data, this.#stagePages * PAGE_SIZE);
       this.#stagePages += data.length / PAGE_SIZE;
       return;
     }
     this.#flushStage();
-    if (data.length >= stage.length) {
+    if (direct) {
       this.#writeData(firstIndex, data);
       return;
     }
