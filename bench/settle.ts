@@ -1,14 +1,16 @@
 /**
  * Before each measured operation the benchmark lets the process and the disk settle, so
- * that no column pays for the one measured before it: V8 collects the garbage left
- * behind (a v86 state of up to 1 GiB; without this its collection landed in whichever
- * operation came next and added 5–30 ms there; V8 then frees the big buffers on a helper
- * thread, which competes with the guest for this machine's two cores for a few hundred
- * ms: a 93 000-instruction freeze took 3–6 ms right after, 0.3 ms after a pause of
- * QUIET_MS), and `sync` writes back and commits what the previous operation left dirty (this file system is mounted with `discard`, so
- * deleting the last run's files also queues work for the disk). Every column, ours
- * and the references alike, gets the same treatment. `npm run bench` runs with
- * --expose-gc; without it only the disk settles.
+ * that no column pays for the one measured before it:
+ *   - V8 collects the garbage left behind (a v86 state of up to 1 GiB). Without this its
+ *     collection landed in whichever operation came next and added 5–30 ms there.
+ *   - V8 then frees the big buffers on a helper thread, which competes with the guest for
+ *     this machine's two cores for a few hundred ms: a 93 000-instruction freeze took
+ *     3–6 ms right after, 0.3 ms after a pause of QUIET_MS.
+ *   - `sync` writes back and commits what the previous operation left dirty (this file
+ *     system is mounted with `discard`, so deleting the last run's files also queues work
+ *     for the disk).
+ * Every column, ours and the references alike, gets the same treatment. `npm run bench`
+ * runs with --expose-gc; without it only the disk settles.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
