@@ -122,6 +122,84 @@ describe('ImageWriter background writeback', () => {
   });
 });
 
+describe('ImageWriter: CRCs given after the write', () => {
+  it('writePagesCrcsLater + startWriteback + giveCrcs write exactly the file writePages writes', async () => {
+    const n = 600;
+    const pfns = Uint32Array.from({ length: n }, (_, i) => 300 + i);
+    const data = randomFillSync(new Uint8Array(n * 4096));
+    const a = tempSwapPath('sync');
+    await writeImage(a, data, pfns, false);
+    const b = tempSwapPath('later');
+    const dev = SwapDevice.ensure(b, 64 << 20);
+    const w = new ImageWriter(dev, { pfns, buildId: BUILD, ramBytes: 32 << 20, frameCount: 8192, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(84) }, durable: false });
+    // A long run (written from the buffer), then a short one (staged) after a writeback began.
+    w.writePagesCrcsLater(0, data.subarray(0, 500 * 4096));
+    w.startWriteback();
+    w.writePagesCrcsLater(500, data.subarray(500 * 4096));
+    const crcs = Uint32Array.from({ length: n }, (_, i) => crc32(data.subarray(i * 4096, (i + 1) * 4096)));
+    w.giveCrcs(0, crcs.subarray(0, 100));
+    w.giveCrcs(100, crcs.subarray(100));
+    await w.commitAsync();
+    dev.close();
+    expect(sha256File(b)).toBe(sha256File(a));
+  });
+
+  it('commit refuses while a CRC is owed, and giveCrcs refuses pages that owe none', () => {
+    const path = tempSwapPath('owed');
+    const dev = SwapDevice.ensure(path, 1 << 20);
+    const w = new ImageWriter(dev, { pfns: Uint32Array.of(1, 2, 3), buildId: BUILD, ramBytes: 32 << 20, frameCount: 8192, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(84) }, durable: false });
+    const page = new Uint8Array(4096).fill(0x5a);
+    w.writePages(0, page);
+    w.writePagesCrcsLater(1, new Uint8Array(2 * 4096).fill(0x5a));
+    expect(() => w.giveCrcs(0, Uint32Array.of(crc32(page)))).toThrow('giveCrcs: page 0 has its CRC already');
+    expect(() => w.giveCrcs(2, Uint32Array.of(0, 0))).toThrow('giveCrcs: page 3 is outside the image');
+    // Written again with its CRC: page 2 owes nothing any more.
+    w.writePages(2, page);
+    expect(() => w.giveCrcs(2, Uint32Array.of(crc32(page)))).toThrow('giveCrcs: page 2 has its CRC already');
+    let err: unknown;
+    try {
+      w.commit();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({ code: 'INCOMPLETE_IMAGE', index: 1, pfn: 2, count: 1 });
+    expect((err as Error).message).toContain('1 pages were written without their CRCs, which were never given (first: page 1, PFN 0x2)');
+    expect(dev.readSignature().kind).toBe('swap');
+    dev.close();
+  });
+
+  it('startWriteback starts one fdatasync (none while one runs), and commitAsync waits for it', async () => {
+    const { dev, writer, data } = durableWriter(300);
+    let release!: () => void;
+    const syncs = vi.spyOn(dev, 'syncDataAsync').mockImplementation(() => new Promise<void>((resolve) => (release = resolve)));
+    writer.writePagesCrcsLater(0, data);
+    writer.startWriteback();
+    writer.startWriteback();
+    expect(syncs).toHaveBeenCalledTimes(1);
+    writer.giveCrcs(0, Uint32Array.from({ length: 300 }, (_, i) => crc32(data.subarray(i * 4096, (i + 1) * 4096))));
+    let committed = false;
+    const commit = writer.commitAsync().then(() => (committed = true));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(committed).toBe(false);
+    release();
+    await commit;
+    expect(dev.readSignature().kind).toBe('image');
+    dev.close();
+  });
+
+  it('a wrong CRC given is caught by validation (BAD_PAGE_CRC), never resumed', async () => {
+    const path = tempSwapPath('wrongcrc');
+    const dev = SwapDevice.ensure(path, 1 << 20);
+    const w = new ImageWriter(dev, { pfns: Uint32Array.of(1, 2), buildId: BUILD, ramBytes: 32 << 20, frameCount: 8192, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(84) }, durable: false });
+    const data = randomFillSync(new Uint8Array(2 * 4096));
+    w.writePagesCrcsLater(0, data);
+    w.giveCrcs(0, Uint32Array.of(crc32(data.subarray(0, 4096)), crc32(data.subarray(0, 4096))));
+    await w.commitAsync();
+    dev.close();
+    expect(() => validateImage(path, { buildId: BUILD, ramBytes: 32 << 20 })).toThrow(expect.objectContaining({ code: 'BAD_PAGE_CRC', index: 1 }));
+  });
+});
+
 describe('crc32', () => {
   it('the fast (PCLMULQDQ) implementation is the one in use here, and equals zlib on every length and start value', () => {
     expect(CRC32_IMPLEMENTATION).toBe('pclmul');

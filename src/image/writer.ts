@@ -75,6 +75,10 @@ export interface CommitResult {
 }
 
 const DEFAULT_STAGING_BYTES = 4 << 20;
+/** #written: the page was written and its CRC recorded. */
+const WRITTEN = 1;
+/** #written: the page was written, its CRC is still to be given (writePagesCrcsLater). */
+const CRC_OWED = 2;
 /**
  * A run this long goes to the file in its own write, uncopied, even if it would still fit
  * the stage: one more write call costs microseconds, copying a few MiB into the stage
@@ -105,6 +109,8 @@ export class ImageWriter {
   readonly #durable: boolean;
   #missing: number;
   #rewritten = 0;
+  /** Pages written with writePagesCrcsLater whose CRCs were not given yet. */
+  #owed = 0;
   #pageBytesWritten = 0;
   #state: 'open' | 'committed' | 'failed' = 'open';
   /** The device held an image when we started: reset its signature before writing over it. */
@@ -324,17 +330,71 @@ export class ImageWriter {
     }
   }
 
-  #recordCrcs(firstIndex: number, data: Uint8Array, given?: Uint32Array): void {
+  /**
+   * Records that data.length / PAGE_SIZE pages from firstIndex were written, with the
+   * given CRCs, or CRCs computed from `data`, or (owed) none yet.
+   */
+  #recordCrcs(firstIndex: number, data: Uint8Array, given?: Uint32Array, owed = false): void {
+    // Fields in locals: this runs inside downtimes, often on its first call with a new
+    // shape of input, and a field first touched after an optimized loop deoptimizes it.
     const count = data.length / PAGE_SIZE;
+    const crcs = this.#crcs;
+    const written = this.#written;
+    const mark = owed ? CRC_OWED : WRITTEN;
+    let rewritten = 0;
+    let wasOwed = 0;
     for (let i = 0; i < count; i++) {
       const index = firstIndex + i;
-      this.#crcs[index] = given ? given[i]! : crc32(data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
-      if (this.#written[index]) this.#rewritten++;
-      else {
-        this.#written[index] = 1;
-        this.#missing--;
+      if (!owed) crcs[index] = given ? given[i]! : crc32(data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+      const before = written[index]!;
+      if (before !== 0) rewritten++;
+      if (before === CRC_OWED) wasOwed++;
+      written[index] = mark;
+    }
+    this.#rewritten += rewritten;
+    this.#missing -= count - rewritten;
+    this.#owed += (owed ? count : 0) - wasOwed;
+  }
+
+  /**
+   * Writes pages like writePages, now, and leaves their CRC32s to a later giveCrcs()
+   * (commit() refuses until every one was given). For a save's downtime: the write (and
+   * a startWriteback()) need not wait for the checksums, which the caller then computes
+   * while the disk works. `data` must hold what the CRCs will be taken from.
+   */
+  writePagesCrcsLater(firstIndex: number, data: Uint8Array): void {
+    this.#checkRun('writePagesCrcsLater', firstIndex, data);
+    this.#guard(() => {
+      this.#recordCrcs(firstIndex, data, undefined, true);
+      this.#pageBytesWritten += data.length;
+      this.#stageOrWrite(firstIndex, data);
+    });
+  }
+
+  /** The CRC32s of pages firstIndex, firstIndex + 1, ... written with writePagesCrcsLater. */
+  giveCrcs(firstIndex: number, crcs: Uint32Array): void {
+    this.#checkOpen();
+    const written = this.#written;
+    for (let i = 0; i < crcs.length; i++) {
+      const index = firstIndex + i;
+      if (written[index] !== CRC_OWED) {
+        throw new RangeError(`giveCrcs: page ${index} ${index >= this.pageCount ? 'is outside the image' : written[index] ? 'has its CRC already' : 'was not written'}`);
       }
     }
+    this.#crcs.set(crcs, firstIndex);
+    written.fill(WRITTEN, firstIndex, firstIndex + crcs.length);
+    this.#owed -= crcs.length;
+  }
+
+  /**
+   * Starts an fdatasync of everything written so far on libuv's thread pool (a durable
+   * writer only; none if one is running): the disk writes back while this thread works
+   * on. commitAsync() waits for it.
+   */
+  startWriteback(): void {
+    this.#checkOpen();
+    this.#guard(() => this.#flushStage());
+    if (this.#durable && !this.#writeback) this.#startWriteback();
   }
 
   /**
@@ -354,6 +414,14 @@ export class ImageWriter {
         'INCOMPLETE_IMAGE',
         `cannot commit the image on ${this.device.path}: ${this.#missing} of ${this.pageCount} pages were never written (first: page ${first}, PFN ${hex(this.#pfns[first]!)})`,
         { path: this.device.path, index: first, pfn: this.#pfns[first]!, count: this.#missing },
+      );
+    }
+    if (this.#owed > 0) {
+      const first = this.#written.indexOf(CRC_OWED);
+      throw new ImageError(
+        'INCOMPLETE_IMAGE',
+        `cannot commit the image on ${this.device.path}: ${this.#owed} pages were written without their CRCs, which were never given (first: page ${first}, PFN ${hex(this.#pfns[first]!)})`,
+        { path: this.device.path, index: first, pfn: this.#pfns[first]!, count: this.#owed },
       );
     }
     if (this.#writeback) throw new Error('commit: a background writeback started by writePagesAsync is still running; finish with commitAsync()');

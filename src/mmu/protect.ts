@@ -391,22 +391,12 @@ export class WriteProtector {
    * the PTEs changed.
    */
   liftInto(target: Uint32Array, tableCopy: Int32Array, pfns: ArrayLike<number>): number {
-    const reasonOf = this.reasonOf;
-    const pteAddrOf = this.pteAddrOf;
     const owners = this.guest.allocator.owners;
-    let lifted = 0;
-    for (let i = 0; i < pfns.length; i++) {
-      const pfn = pfns[i]!;
-      if (!reasonOf[pfn]) continue;
-      const a = pteAddrOf[pfn]!;
-      const table = a >>> 12;
-      const to = tableCopy[table]!;
-      if (to < 0 || owners[table] !== OWNERS.PAGETABLE.value) {
-        throw new ProtectError(`the PTE of protected PFN 0x${pfn.toString(16)} is in frame 0x${table.toString(16)}, which ${to < 0 ? 'has no copy' : `is owned by ${ownerName(owners[table]!)}, not by the page tables`}`);
-      }
-      const w = to * 1024 + ((a & 0xfff) >>> 2);
-      target[w] = target[w]! | PTE.WRITABLE;
-      lifted++;
+    const lifted = liftLoop(target, tableCopy, pfns, this.reasonOf, this.pteAddrOf, owners, OWNERS.PAGETABLE.value, PTE.WRITABLE);
+    if (lifted < 0) {
+      const pfn = -lifted - 1;
+      const table = this.pteAddrOf[pfn]! >>> 12;
+      throw new ProtectError(`the PTE of protected PFN 0x${pfn.toString(16)} is in frame 0x${table.toString(16)}, which ${tableCopy[table]! < 0 ? 'has no copy' : `is owned by ${ownerName(owners[table]!)}, not by the page tables`}`);
     }
     if (lifted !== this.count) throw new ProtectError(`liftInto: ${this.count} frames are protected, ${lifted} of them were among the ${pfns.length} given`);
     return lifted;
@@ -500,4 +490,27 @@ export class WriteProtector {
       }
     }
   }
+}
+
+/**
+ * liftInto's loop: a function of its arguments only, nothing after the loop. It runs
+ * inside downtimes, where V8 often optimizes it while it runs (OSR): a field or module
+ * binding read inside or after the loop would make that code slower or throw it away.
+ * Returns the PTEs lifted, or -(pfn + 1) for the first protected frame whose PTE lies
+ * in a frame without a copy or not owned by the page tables.
+ */
+function liftLoop(target: Uint32Array, tableCopy: Int32Array, pfns: ArrayLike<number>, reasonOf: Uint16Array, pteAddrOf: Uint32Array, owners: Uint8Array, pagetable: number, writable: number): number {
+  let lifted = 0;
+  for (let i = 0; i < pfns.length; i++) {
+    const pfn = pfns[i]!;
+    if (!reasonOf[pfn]) continue;
+    const a = pteAddrOf[pfn]!;
+    const table = a >>> 12;
+    const to = tableCopy[table]!;
+    if (to < 0 || owners[table] !== pagetable) return -pfn - 1;
+    const w = to * 1024 + ((a & 0xfff) >>> 2);
+    target[w] = target[w]! | writable;
+    lifted++;
+  }
+  return lifted;
 }

@@ -5,7 +5,6 @@
  * 4 MiB splits the write protection will need.
  */
 import { performance } from 'node:perf_hooks';
-import { crc32 } from '../image/crc.ts';
 import type { GuestAllocator } from '../machine/allocator.ts';
 import type { Guest } from '../machine/guest.ts';
 import type { PhaseTimer } from '../metrics/timer.ts';
@@ -129,23 +128,6 @@ export function countNosave(alloc: GuestAllocator): number {
 export function memoryAtAtomic(alloc: GuestAllocator, nosaveFrames: number): SaveReport['memory'] {
   const usedAtAtomic = alloc.frameCount - alloc.freeCount;
   return { frames: alloc.frameCount, usedAtAtomic, freeAtAtomic: alloc.freeCount, nosaveFrames };
-}
-
-/** Pages copied between two CRC passes: small enough that the copy is still in the CPU cache. */
-const HOT_COPY_PAGES = 16;
-
-/**
- * Copies `count` frames from `src` to `dst` inside guest RAM and records the CRC32 of each
- * copy in crcs[at...], a few pages at a time so that each CRC reads what the copy just
- * wrote from the CPU cache (a separate pass over cold memory costs about four times as much).
- */
-export function copyPagesWithCrcs(ram: Uint8Array, src: number, dst: number, count: number, crcs: Uint32Array, at: number): void {
-  for (let k = 0; k < count; k += HOT_COPY_PAGES) {
-    const n = Math.min(HOT_COPY_PAGES, count - k);
-    const to = (dst + k) * 4096;
-    ram.copyWithin(to, (src + k) * 4096, (src + k + n) * 4096);
-    for (let j = 0; j < n; j++) crcs[at + k + j] = crc32(ram.subarray(to + j * 4096, to + (j + 1) * 4096));
-  }
 }
 
 /** Calls fn(start, dst, count) for maximal runs where both src[i] and dst[i] ascend by one. */

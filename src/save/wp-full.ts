@@ -11,23 +11,25 @@
  *     until few are left, the round limit is hit, or a round makes no progress
  *   → freeze; atomic section: copy every page of S that is not protected now — the
  *     dirty ones and the ones that could never be protected (page tables, stacks,
- *     descriptor tables) — into free guest frames, after lifting the protection so
- *     the image's page tables carry no read-only bits of the tracker
- *   → write those copies over their earlier versions, commit the signature, power off.
+ *     descriptor tables) — into free guest frames
+ *   → write those copies over their earlier versions and start the disk's writeback;
+ *     meanwhile lift the tracker's read-only bits in the copies of the page tables
+ *     (the image's tables carry none) and checksum the copies; commit the signature,
+ *     power off.
  *
  * A protected page has not changed since it was written (else it would have
  * faulted), so the image equals memory at the atomic point; the oracle checks it.
  */
 import { performance } from 'node:perf_hooks';
 import { OWNERS } from '../abi.ts';
-import { ImageWriter, type SavedContext } from '../image/index.ts';
+import { crc32, ImageWriter, type SavedContext } from '../image/index.ts';
 import { ProtocolError } from '../machine/errors.ts';
 import { FaultHandler } from '../mmu/faults.ts';
 import { DirtyTrackPolicy } from '../mmu/policies/index.ts';
 import { WriteProtector } from '../mmu/protect.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { writeWhileRunning, type LiveIoOptions } from './live-io.ts';
-import { countNosave, DowntimeClock, fixPageSet, forEachRun, freezeTasks, memoryAtAtomic, moveOracleTime, assertNoPagesAdded, PageSetBits, recordAtomicPoint, captureSavedContext, copyPagesWithCrcs } from './common.ts';
+import { countNosave, DowntimeClock, fixPageSet, forEachRun, freezeTasks, memoryAtAtomic, moveOracleTime, assertNoPagesAdded, PageSetBits, recordAtomicPoint, captureSavedContext } from './common.ts';
 import type { PrecopyRound, SaveContext, SaveReport, SaveStrategy } from './strategy.ts';
 
 export interface WpFullOptions extends LiveIoOptions {
@@ -141,7 +143,6 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
     let measureMs = 0;
     let checkMs = 0;
     let copyFramesAdded = 0;
-    let copyCrcs = new Uint32Array(0);
     await timer.time('atomic', () =>
       guest.atomic(() => {
         // What to copy is what is not protected now. Every unprotect went through the
@@ -149,7 +150,7 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
         // above too), so the bitmap, not a scan of every page, says so. The protection
         // stays on: the tracker's read-only bits are lifted in the copies of the page
         // tables (and in the oracle) instead, after the atomic section.
-        toCopy = unprotectedAtAtomic(neverProtected, policy.dirtyPfns(), pageSet);
+        const dp=policy.dirtyPfns();toCopy = unprotectedAtAtomic(neverProtected, dp, pageSet);
         if (toCopy.length > copies.length) {
           const more = alloc.allocFrames(toCopy.length - copies.length, OWNERS.SNAPSHOT.value);
           if (!more) throw new ProtocolError(`wp-full: ${toCopy.length} pages to copy atomically, ${copies.length} frames reserved and only ${alloc.freeCount} more free`);
@@ -183,8 +184,7 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
         });
         assertNoPagesAdded(alloc, pageSet, 'the save');
         const ram = m.ram;
-        copyCrcs = new Uint32Array(toCopy.length);
-        forEachRun(toCopy, copies, (i, src, dst, n) => copyPagesWithCrcs(ram, src, dst, n, copyCrcs, i));
+        forEachRun(toCopy, copies, (_i, src, dst, n) => ram.copyWithin(dst * 4096, src * 4096, (src + n) * 4096));
         memory = memoryAtAtomic(alloc, nosave);
         savedContext = captureSavedContext(guest);
       }),
@@ -197,19 +197,18 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
         while (pfns[j] !== toCopy[i]) j++;
         indexes[i] = j;
       }
-      // First the tracker's read-only bits come out of the page-table copies, then every
-      // run goes out in line: the copy is at most the writable working set, and for tens
-      // of MiB one synchronous write each is faster here than thread-pool round trips.
+      // Every run goes out at once, checksums owed, and the disk starts writing it back.
+      // While it does, the tracker's read-only bits come out of the page-table copies
+      // (those pages are written again) and the CRCs are taken from the copies: commit's
+      // fsync then finds little left to do.
+      forEachRun(indexes, copies, (_i, index, copy, n) => writer.writePagesCrcsLater(index, m.view(copy * 4096, n * 4096)));
+      writer.startWriteback();
       const owners = alloc.owners;
       const tableCopy = new Int32Array(frames).fill(-1);
       for (let i = 0; i < toCopy.length; i++) if (owners[toCopy[i]!] === OWNERS.PAGETABLE.value) tableCopy[toCopy[i]!] = copies[i]!;
       protector.liftInto(m.ram32, tableCopy, protectable);
-      // The CRCs taken during the copy stand, except for runs with a page table: lifting changed those.
-      forEachRun(indexes, copies, (i, index, copy, n) => {
-        let tables = false;
-        for (let k = i; k < i + n && !tables; k++) tables = tableCopy[toCopy[k]!]! >= 0;
-        writer.writePages(index, m.view(copy * 4096, n * 4096), tables ? undefined : copyCrcs.subarray(i, i + n));
-      });
+      for (let i = 0; i < toCopy.length; i++) if (tableCopy[toCopy[i]!]! >= 0) writer.writePagesCrcsLater(indexes[i]!, m.view(copies[i]! * 4096, 4096));
+      forEachRun(indexes, copies, (_i, index, copy, n) => writer.giveCrcs(index, pageCrcs(m.view(copy * 4096, n * 4096))));
       return writer.commitAsync({
         context: savedContext!,
         stats: { atomicCopyPages: toCopy.length, liveWrittenPages: rounds.reduce((a, r) => a + r.pagesWritten, 0), wpFaults: handler.stats.faults, precopyRounds: rounds.length - 1, frozenTasks: tasksFrozen },
@@ -299,4 +298,11 @@ export function unprotectedAtAtomic(neverProtected: Uint32Array, dirty: Uint32Ar
     }
   }
   return out.subarray(0, n);
+}
+
+/** The CRC32 of every page of `data`. */
+function pageCrcs(data: Uint8Array): Uint32Array {
+  const out = new Uint32Array(data.length / 4096);
+  for (let i = 0; i < out.length; i++) out[i] = crc32(data.subarray(i * 4096, (i + 1) * 4096));
+  return out;
 }
