@@ -6,6 +6,10 @@ import { sha256File, tempSwapPath } from './helpers.ts';
 
 const BUILD = 'ab'.repeat(32);
 
+// Node has WebAssembly; @types/node does not declare it. Its memory starts on a page
+// boundary, like the guest RAM O_DIRECT writes come from.
+declare const WebAssembly: { Memory: new (descriptor: { initial: number }) => { buffer: ArrayBuffer } };
+
 function writeImage(path: string, data: Uint8Array, pfns: Uint32Array, asyncRuns: boolean): Promise<void> | void {
   const dev = SwapDevice.ensure(path, 64 << 20);
   const w = new ImageWriter(dev, { pfns, buildId: BUILD, ramBytes: 32 << 20, frameCount: 8192, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(84) }, durable: false });
@@ -77,6 +81,23 @@ describe('ImageWriter.writeRunsAsync', () => {
   });
 });
 
+describe('SwapDevice.writeDirectAsync', () => {
+  it('writes O_DIRECT from page-aligned memory, and through the page cache from memory that is not', async () => {
+    const path = tempSwapPath('odirect');
+    const dev = SwapDevice.create(path, 1 << 20);
+    const memory = new Uint8Array(new WebAssembly.Memory({ initial: 1 }).buffer);
+    randomFillSync(memory);
+    expect(await dev.writeDirectAsync(memory.subarray(4096, 3 * 4096), 8192)).toBe('direct');
+    // One byte off the page: O_DIRECT refuses the address (EINVAL); the data still arrives.
+    expect(await dev.writeDirectAsync(memory.subarray(4097, 4097 + 4096), 3 * 4096 + 4096)).toBe('buffered');
+    const back = new Uint8Array(3 * 4096);
+    dev.readAt(back, 8192);
+    dev.close();
+    expect(Buffer.from(back.subarray(0, 8192)).equals(Buffer.from(memory.subarray(4096, 3 * 4096)))).toBe(true);
+    expect(Buffer.from(back.subarray(8192)).equals(Buffer.from(memory.subarray(4097, 4097 + 4096)))).toBe(true);
+  });
+});
+
 describe('ImageWriter background writeback', () => {
   it('starts an fdatasync every 32 MiB while writing, and commitAsync waits for the last one', async () => {
     const { dev, writer, data, path } = durableWriter(20_000); // 78 MiB
@@ -144,6 +165,31 @@ describe('ImageWriter: CRCs given after the write', () => {
     expect(sha256File(b)).toBe(sha256File(a));
   });
 
+  it('long runs go to the disk in the background (O_DIRECT from page-aligned memory) and give the same file', async () => {
+    const n = 600;
+    const pfns = Uint32Array.from({ length: n }, (_, i) => 300 + i);
+    // Guest RAM is a WebAssembly.Memory: page-aligned, as O_DIRECT wants.
+    const memory = new Uint8Array(new WebAssembly.Memory({ initial: 64 }).buffer);
+    const data = memory.subarray(4096, 4096 + n * 4096);
+    randomFillSync(data);
+    const a = tempSwapPath('sync');
+    await writeImage(a, data, pfns, false);
+    const b = tempSwapPath('direct');
+    const dev = SwapDevice.ensure(b, 64 << 20);
+    const how = vi.spyOn(dev, 'writeDirectAsync');
+    const w = new ImageWriter(dev, { pfns, buildId: BUILD, ramBytes: 32 << 20, frameCount: 8192, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(84) } });
+    w.writePagesCrcsLater(0, data);
+    // A background write is running: the same pages cannot be written over it.
+    expect(() => w.writePages(5, data.subarray(5 * 4096, 6 * 4096))).toThrow('page 5 is still being written in the background (writePagesCrcsLater); await drain() before writing it again');
+    w.giveCrcs(0, Uint32Array.from({ length: n }, (_, i) => crc32(data.subarray(i * 4096, (i + 1) * 4096))));
+    expect(() => w.commit()).toThrow('commit: writes started by writePagesCrcsLater are still running; finish with commitAsync()');
+    await w.commitAsync();
+    dev.close();
+    expect(how).toHaveBeenCalledTimes(1); // 2.3 MiB: one chunk
+    expect(await how.mock.results[0]!.value).toBe('direct');
+    expect(sha256File(b)).toBe(sha256File(a));
+  });
+
   it('commit refuses while a CRC is owed, and giveCrcs refuses pages that owe none', () => {
     const path = tempSwapPath('owed');
     const dev = SwapDevice.ensure(path, 1 << 20);
@@ -175,6 +221,7 @@ describe('ImageWriter: CRCs given after the write', () => {
     writer.writePagesCrcsLater(0, data);
     writer.startWriteback();
     writer.startWriteback();
+    await writer.drain(); // the fdatasync starts when the background writes are done
     expect(syncs).toHaveBeenCalledTimes(1);
     writer.giveCrcs(0, Uint32Array.from({ length: 300 }, (_, i) => crc32(data.subarray(i * 4096, (i + 1) * 4096))));
     let committed = false;

@@ -101,6 +101,8 @@ export class SwapDevice {
   readonly path: string;
   readonly writable: boolean;
   #fd: number | undefined;
+  /** writeDirectAsync's O_DIRECT descriptor: undefined until first used, -1 where there is none. */
+  #directFd: number | undefined;
 
   private constructor(path: string, fd: number, writable: boolean) {
     this.path = path;
@@ -185,6 +187,57 @@ export class SwapDevice {
     }
   }
 
+  /**
+   * Writes all of `data` at `offset` with O_DIRECT, on libuv's thread pool: from the
+   * caller's memory to the disk in one step, past the page cache (no copy into it, no
+   * writeback afterwards; the kernel first writes back and drops any cached pages of the
+   * range, so reads see the new data). O_DIRECT wants the buffer's address, the offset
+   * and the length aligned to the disk's blocks: guest RAM (a WebAssembly.Memory, which
+   * starts on a page boundary) at page offsets is. Where the file system has no O_DIRECT
+   * (tmpfs) or refuses this buffer (EINVAL), the write goes through the page cache
+   * instead. Resolves to how it was written. `data` must not change until it settles;
+   * sync() still makes it durable (the disk's own cache).
+   */
+  async writeDirectAsync(data: Uint8Array, offset: number): Promise<'direct' | 'buffered'> {
+    if (!this.writable) throw new Error(`swap device ${this.path} was opened read-only`);
+    if (this.closed) throw new Error(`swap device ${this.path} is closed`);
+    const fd = this.directFd();
+    if (fd !== undefined && offset % SECTOR_SIZE === 0 && data.length % SECTOR_SIZE === 0) {
+      try {
+        let done = 0;
+        while (done < data.length) {
+          const { bytesWritten } = await writeAsync(fd, data, done, Math.min(data.length - done, MAX_IO_BYTES), offset + done);
+          if (bytesWritten <= 0) throw new Error(`O_DIRECT write to swap device ${this.path} wrote nothing at offset ${offset + done}`);
+          done += bytesWritten;
+        }
+        return 'direct';
+      } catch (err) {
+        // Alignment (EINVAL) before anything was written; anything else is a real error.
+        if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+      }
+    }
+    await this.writeAtAsync(data, offset);
+    return 'buffered';
+  }
+
+  /** Whether writeDirectAsync can bypass the page cache on this file (the file system has O_DIRECT). */
+  hasDirectIo(): boolean {
+    return this.writable && !this.closed && this.directFd() !== undefined;
+  }
+
+  /** The O_DIRECT descriptor, opened on first use; undefined where the file system has none. */
+  private directFd(): number | undefined {
+    if (this.#directFd === undefined) {
+      const flag = fs.constants.O_DIRECT;
+      try {
+        this.#directFd = flag === undefined ? -1 : fs.openSync(this.path, fs.constants.O_WRONLY | flag);
+      } catch {
+        this.#directFd = -1;
+      }
+    }
+    return this.#directFd >= 0 ? this.#directFd : undefined;
+  }
+
   /** fsync: everything written so far is on the disk when this returns. */
   sync(): void {
     fs.fsyncSync(this.fd);
@@ -204,6 +257,8 @@ export class SwapDevice {
 
   /** Closes the file; closing twice is harmless. */
   close(): void {
+    if (this.#directFd !== undefined && this.#directFd >= 0) fs.closeSync(this.#directFd);
+    this.#directFd = undefined;
     if (this.#fd === undefined) return;
     const fd = this.#fd;
     this.#fd = undefined;

@@ -12,10 +12,10 @@
  *   → freeze; atomic section: copy every page of S that is not protected now — the
  *     dirty ones and the ones that could never be protected (page tables, stacks,
  *     descriptor tables) — into free guest frames
- *   → write those copies over their earlier versions and start the disk's writeback;
- *     meanwhile lift the tracker's read-only bits in the copies of the page tables
- *     (the image's tables carry none) and checksum the copies; commit the signature,
- *     power off.
+ *   → write those copies over their earlier versions, in the background (O_DIRECT
+ *     where the file system has it); meanwhile lift the tracker's read-only bits in the
+ *     copies of the page tables (the image's tables carry none; their runs are written
+ *     after that) and checksum the copies; commit the signature, power off.
  *
  * A protected page has not changed since it was written (else it would have
  * faulted), so the image equals memory at the atomic point; the oracle checks it.
@@ -197,17 +197,26 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
         while (pfns[j] !== toCopy[i]) j++;
         indexes[i] = j;
       }
-      // Every run goes out at once, checksums owed, and the disk starts writing it back.
-      // While it does, the tracker's read-only bits come out of the page-table copies
-      // (those pages are written again) and the CRCs are taken from the copies: commit's
-      // fsync then finds little left to do.
-      forEachRun(indexes, copies, (_i, index, copy, n) => writer.writePagesCrcsLater(index, m.view(copy * 4096, n * 4096)));
-      writer.startWriteback();
+      // Every run goes out at once, checksums owed: in the background, straight from the
+      // copies to the disk where the file system allows (O_DIRECT). Meanwhile the tracker's
+      // read-only bits come out of the page-table copies (runs holding one go out after
+      // that) and the CRCs are taken from the copies.
       const owners = alloc.owners;
       const tableCopy = new Int32Array(frames).fill(-1);
       for (let i = 0; i < toCopy.length; i++) if (owners[toCopy[i]!] === OWNERS.PAGETABLE.value) tableCopy[toCopy[i]!] = copies[i]!;
+      const holdsTable = (i: number, n: number) => {
+        for (let k = i; k < i + n; k++) if (tableCopy[toCopy[k]!]! >= 0) return true;
+        return false;
+      };
+      const writeRun = (index: number, copy: number, n: number) => writer.writePagesCrcsLater(index, m.view(copy * 4096, n * 4096));
+      forEachRun(indexes, copies, (i, index, copy, n) => {
+        if (!holdsTable(i, n)) writeRun(index, copy, n);
+      });
+      writer.startWriteback();
       protector.liftInto(m.ram32, tableCopy, protectable);
-      for (let i = 0; i < toCopy.length; i++) if (tableCopy[toCopy[i]!]! >= 0) writer.writePagesCrcsLater(indexes[i]!, m.view(copies[i]! * 4096, 4096));
+      forEachRun(indexes, copies, (i, index, copy, n) => {
+        if (holdsTable(i, n)) writeRun(index, copy, n);
+      });
       forEachRun(indexes, copies, (_i, index, copy, n) => writer.giveCrcs(index, pageCrcs(m.view(copy * 4096, n * 4096))));
       return writer.commitAsync({
         context: savedContext!,
