@@ -29,7 +29,7 @@ import { silentProgress } from '../src/metrics/progress.ts';
 import { swsusp } from '../src/save/swsusp.ts';
 import { benchLive, liveMarkdown, renderLive, type LiveBenchRow } from './live.ts';
 import { benchFaults, faultsMarkdown, type FaultBenchRow } from './faults.ts';
-import { settle } from './settle.ts';
+import { benchFlags, settle } from './settle.ts';
 
 const MiB = 1024 * 1024;
 const fsp = { write: promisify(write), fdatasync: promisify(fdatasync) };
@@ -260,7 +260,7 @@ function head(): string {
     '(src/save, src/restore, src/image, src/machine). Numbers vary by up to 2× on this shared',
     'machine; compare columns within one run, not across runs.',
     '',
-    `Run: ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 1024 ** 3)} GiB.`,
+    `Run: ${new Date().toISOString().slice(0, 10)}, Node ${process.version} (flags: ${benchFlags()}), ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 1024 ** 3)} GiB.`,
   ];
   return `${lines.join('\n')}\n`;
 }
