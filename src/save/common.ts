@@ -157,31 +157,38 @@ export interface PageSetChanges {
  * microseconds inside an atomic section rather than a scan of every frame.
  */
 export function pageSetChanges(alloc: GuestAllocator, expected: Uint32Array | PageSetBits): PageSetChanges {
-  const bm = alloc.bitmap;
-  const owners = alloc.owners;
   const then = expected instanceof PageSetBits ? expected.words : new PageSetBits(alloc, expected).words;
-  const snapshot = OWNERS.SNAPSHOT.value;
-  const nosave = OWNERS.NOSAVE.value;
+  const out = new Int32Array(4);
+  diffPageSet(alloc.bitmap, then, alloc.owners, alloc.frameCount, OWNERS.SNAPSHOT.value, OWNERS.NOSAVE.value, out);
+  const [added, removed, firstAdded, firstRemoved] = out as unknown as [number, number, number, number];
+  return { added, removed, ...(added ? { firstAdded } : {}), ...(removed ? { firstRemoved } : {}) };
+}
+
+/**
+ * pageSetChanges' loop, a function of its arguments with nothing after the loop (it runs
+ * in downtimes, where V8 optimizes it while it runs and would throw that code away at
+ * the first property read after the loop). out: added, removed, first added, first removed.
+ */
+function diffPageSet(now: Uint32Array, then: Uint32Array, owners: Uint8Array, frameCount: number, snapshot: number, nosave: number, out: Int32Array): void {
   let added = 0;
   let removed = 0;
-  let firstAdded: number | undefined;
-  let firstRemoved: number | undefined;
-  for (let w = 0; w < bm.length; w++) {
-    const now = bm[w]!;
-    let diff = (now ^ then[w]!) >>> 0;
+  for (let w = 0; w < now.length; w++) {
+    const word = now[w]!;
+    let diff = (word ^ then[w]!) >>> 0;
     while (diff !== 0) {
       const b = 31 - Math.clz32(diff & -diff);
       diff = (diff & (diff - 1)) >>> 0;
       const pfn = w * 32 + b;
-      if (pfn >= alloc.frameCount) break;
-      if ((now >>> b) & 1) {
+      if (pfn >= frameCount) break;
+      if ((word >>> b) & 1) {
         // Newly in use: saveable unless the hibernation took it or it is not RAM.
         if (owners[pfn] === snapshot || owners[pfn] === nosave) continue;
-        if (added++ === 0) firstAdded = pfn;
-      } else if (removed++ === 0) firstRemoved = pfn;
+        if (added++ === 0) out[2] = pfn;
+      } else if (removed++ === 0) out[3] = pfn;
     }
   }
-  return { added, removed, ...(firstAdded === undefined ? {} : { firstAdded }), ...(firstRemoved === undefined ? {} : { firstRemoved }) };
+  out[0] = added;
+  out[1] = removed;
 }
 
 /** A page set as allocator-bitmap words, made before a downtime so that pageSetChanges inside it is only the comparison. */

@@ -290,7 +290,11 @@ function countChanged(ram: Uint8Array, pfns: Uint32Array, snapshot: Uint8Array):
  */
 export function unprotectedAtAtomic(neverProtected: Uint32Array, dirty: Uint32Array, pageSet: PageSetBits): Uint32Array {
   const out = new Uint32Array(neverProtected.length + dirty.length);
-  const words = pageSet.words;
+  return out.subarray(0, mergeInSet(neverProtected, dirty, pageSet.words, out));
+}
+
+/** unprotectedAtAtomic's merge into `out`, returning its length: nothing after the loop (a downtime's first call is optimized while it runs). */
+function mergeInSet(neverProtected: Uint32Array, dirty: Uint32Array, words: Uint32Array, out: Uint32Array): number {
   let i = 0;
   let j = 0;
   let n = 0;
@@ -306,7 +310,7 @@ export function unprotectedAtAtomic(neverProtected: Uint32Array, dirty: Uint32Ar
       if ((words[b >>> 5]! >>> (b & 31)) & 1) out[n++] = b;
     }
   }
-  return out.subarray(0, n);
+  return n;
 }
 
 /** The CRC32 of every page of `data`. */
