@@ -373,7 +373,9 @@ export class ImageWriter {
    * Writes pages like writePages, now, and leaves their CRC32s to a later giveCrcs()
    * (commit() refuses until every one was given). For a save's downtime: the write (and
    * a startWriteback()) need not wait for the checksums, which the caller then computes
-   * while the disk works. `data` must hold what the CRCs will be taken from.
+   * while the disk works. A run of 256 KiB or more is written in the background (with
+   * O_DIRECT where the file system has it): `data` must not change until drain() or
+   * commitAsync(), and writing those pages again before that throws.
    */
   writePagesCrcsLater(firstIndex: number, data: Uint8Array): void {
     this.#checkRun('writePagesCrcsLater', firstIndex, data);

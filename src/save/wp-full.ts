@@ -150,7 +150,7 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
         // above too), so the bitmap, not a scan of every page, says so. The protection
         // stays on: the tracker's read-only bits are lifted in the copies of the page
         // tables (and in the oracle) instead, after the atomic section.
-        const dp=policy.dirtyPfns();toCopy = unprotectedAtAtomic(neverProtected, dp, pageSet);
+        toCopy = unprotectedAtAtomic(neverProtected, policy.dirtyPfns(), pageSet);
         if (toCopy.length > copies.length) {
           const more = alloc.allocFrames(toCopy.length - copies.length, OWNERS.SNAPSHOT.value);
           if (!more) throw new ProtocolError(`wp-full: ${toCopy.length} pages to copy atomically, ${copies.length} frames reserved and only ${alloc.freeCount} more free`);
