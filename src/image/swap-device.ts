@@ -160,9 +160,15 @@ export class SwapDevice {
   /** Like writeAt, on libuv's thread pool: the caller's thread is free meanwhile. `data` must not change until it settles. */
   async writeAtAsync(data: Uint8Array, offset: number): Promise<void> {
     if (!this.writable) throw new Error(`swap device ${this.path} was opened read-only`);
+    await this.writeAllAsync(this.fd, data, offset);
+  }
+
+  /** Writes all of `data` at `offset` on `fd` (this device's, plain or O_DIRECT), on libuv's thread pool. */
+  private async writeAllAsync(fd: number, data: Uint8Array, offset: number): Promise<void> {
     let done = 0;
     while (done < data.length) {
-      const { bytesWritten } = await writeAsync(this.fd, data, done, Math.min(data.length - done, MAX_IO_BYTES), offset + done);
+      const { bytesWritten } = await writeAsync(fd, data, done, Math.min(data.length - done, MAX_IO_BYTES), offset + done);
+      if (bytesWritten <= 0) throw new Error(`write to swap device ${this.path} wrote nothing at offset ${offset + done}`);
       done += bytesWritten;
     }
   }
@@ -204,12 +210,7 @@ export class SwapDevice {
     const fd = this.directFd();
     if (fd !== undefined && offset % SECTOR_SIZE === 0 && data.length % SECTOR_SIZE === 0) {
       try {
-        let done = 0;
-        while (done < data.length) {
-          const { bytesWritten } = await writeAsync(fd, data, done, Math.min(data.length - done, MAX_IO_BYTES), offset + done);
-          if (bytesWritten <= 0) throw new Error(`O_DIRECT write to swap device ${this.path} wrote nothing at offset ${offset + done}`);
-          done += bytesWritten;
-        }
+        await this.writeAllAsync(fd, data, offset);
         return 'direct';
       } catch (err) {
         // Alignment (EINVAL) before anything was written; anything else is a real error.
