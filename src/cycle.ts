@@ -13,7 +13,7 @@ import { rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import tmp from 'tmp';
 import { CONSTANTS } from './abi.ts';
-import { ImageError, SwapDevice, imageExtent, resetSignature, validateImage, type ValidatedImage } from './image/index.ts';
+import { CrcThread, ImageError, SwapDevice, imageExtent, resetSignature, validateImageAsync, type ValidatedImage } from './image/index.ts';
 import { Guest, type VerifyReport } from './machine/guest.ts';
 import { loadGuestImage } from './machine/guest-image.ts';
 import type { GuestImageRef } from './machine/machine.ts';
@@ -94,6 +94,11 @@ export interface ResumeOptions extends MachineChoice {
   readonly proveUntouched?: boolean;
   /** Keep the resumed guest running and return it (for a lineage of cycles); the caller powers it off. */
   readonly keepRunning?: boolean;
+  /**
+   * Check the image's page CRCs on two threads (a CRC thread started before the boot,
+   * like Linux's crc32 thread in swap.c). Default: true. The outcome is the same either way.
+   */
+  readonly crcThread?: boolean;
 }
 
 export type ResumeStatus = 'resumed' | 'no-image' | 'refused';
@@ -200,6 +205,8 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
   let validated: ValidatedImage | undefined;
   let untouched: boolean | undefined;
   let signatureReset = false;
+  // Started now, so that it is up by the time the boot kernel looks for an image.
+  const crcThread = options.crcThread === false ? undefined : CrcThread.start();
   let t = performance.now();
   let guest: Guest | undefined;
   try {
@@ -210,7 +217,7 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
         t = performance.now();
         const before = options.proveUntouched ? g.machine.ram.slice() : undefined;
         try {
-          validated = validateImage(swap, { buildId: image.buildId, ramBytes: g.machine.ramBytes });
+          validated = await validateImageAsync(swap, { buildId: image.buildId, ramBytes: g.machine.ramBytes }, { crcThread });
           phases.validate = performance.now() - t;
           t = performance.now();
           const plan = await strategy.prepare({ guest: g, swap, image: validated, progress });
@@ -269,6 +276,7 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
     if (kept) guest = undefined;
     return { status, restore: restoreReport, oracle: compared, verify, generation: g.generation, phasesMs: roundAll(phases), console: g.machine.console, signatureReset, guest: kept };
   } finally {
+    await crcThread?.close();
     swap.close();
     await guest?.machine.powerOff();
   }

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -10,6 +11,7 @@ import { STRUCTS } from '../src/abi.ts';
 import {
   CONTEXT_BYTES, HEADER_LAYOUT, HEADER_OFFSET, HEADER_SIZE, ImageError, ImageReader, ImageWriter, MIN_DEVICE_BYTES, PAGE_SIZE,
   SIGNATURE_LAYOUT, SwapDevice, formatInspection, imageExtent, inspectImage, resetSignature, validateImage,
+  CrcThread, validateImageAsync,
   type ImageErrorCode, type ImageWriterOptions, type SavedContext,
 } from '../src/image/index.ts';
 
@@ -104,6 +106,13 @@ function readRange(file: string, offset: number, length: number): Uint8Array {
   fs.readSync(fd, out, 0, length, offset);
   fs.closeSync(fd);
   return out;
+}
+
+/** Page `page` of `data` with byte `at` flipped, as flipByte leaves it in the file. */
+function flipped(data: Uint8Array, page: number, at: number): Uint8Array {
+  const copy = data.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE);
+  copy[at] = copy[at]! ^ 0xff;
+  return copy;
 }
 
 function flipByte(file: string, offset: number): void {
@@ -663,11 +672,18 @@ describe('validation refuses, naming what and where, and never changes the file'
   it('reads pages in bounded chunks, never the whole file at once', () => {
     const { file } = writeImage('swap.img', 200);
     const dev = SwapDevice.open(file);
-    const reads = vi.spyOn(dev, 'readAt');
-    validateImage(dev, EXPECT, { chunkBytes: 16 * PAGE_SIZE });
-    const sizes = reads.mock.calls.map(([into]) => into.length);
+    // The real module object (the scan calls it; vitest hands this file a copy of node:fs).
+    const reads = vi.spyOn(createRequire(import.meta.url)('node:fs') as typeof fs, 'readSync');
+    let sizes: number[];
+    try {
+      validateImage(dev, EXPECT, { chunkBytes: 16 * PAGE_SIZE });
+      sizes = reads.mock.calls.filter(([fd]) => fd === dev.fileDescriptor).map((call) => (call as unknown[])[3] as number);
+    } finally {
+      reads.mockRestore();
+    }
     expect(Math.max(...sizes)).toBe(16 * PAGE_SIZE);
     expect(sizes.filter((s) => s === 16 * PAGE_SIZE).length).toBe(12); // 200 pages = 12 chunks of 16 + one of 8
+    expect(sizes.filter((s) => s === 8 * PAGE_SIZE).length).toBe(1);
     dev.close();
   });
 });
@@ -675,6 +691,76 @@ describe('validation refuses, naming what and where, and never changes the file'
 function validateWithSmallChunks(file: string): ImageError {
   return expectImageError(() => validateImage(file, EXPECT, { chunkBytes: 4 * PAGE_SIZE }), 'BAD_PAGE_CRC');
 }
+
+describe('validation with a CRC thread', () => {
+  let thread: CrcThread;
+  beforeEach(() => {
+    thread = CrcThread.start();
+  });
+  afterEach(async () => {
+    await thread.close();
+  });
+
+  it('accepts a good image with the same result as the single-threaded validation, and the file is unchanged', async () => {
+    const { file, pfns } = writeImage('swap.img', 300);
+    const before = sha256(file);
+    const one = validateImage(file, EXPECT, { chunkBytes: 8 * PAGE_SIZE });
+    const two = await validateImageAsync(file, EXPECT, { chunkBytes: 8 * PAGE_SIZE, crcThread: thread });
+    expect(two.pfns).toEqual(pfns);
+    expect(two.crcs).toEqual(one.crcs);
+    expect(two.header).toEqual(one.header);
+    expect(sha256(file)).toBe(before);
+  });
+
+  it('the thread alone scans every chunk it is given and finds exactly the bad pages, lowest first', async () => {
+    const { file, data } = writeImage('swap.img', 100);
+    const good = validateImage(file, EXPECT);
+    for (const page of [97, 5, 40]) flipByte(file, imageExtent(100).dataOffset + page * PAGE_SIZE + 123);
+    const dev = SwapDevice.open(file);
+    const counter = new SharedArrayBuffer(4);
+    const result = await thread.run({ fd: dev.fileDescriptor, dataOffset: good.dataOffset, pageCount: 100, chunkPages: 16, crcs: good.crcs, counter });
+    dev.close();
+    expect(result).toEqual({
+      chunks: 7, // 100 pages: 6 chunks of 16 + one of 4
+      badPages: 3,
+      first: { index: 5, expected: good.crcs[5], actual: zlib.crc32(flipped(data, 5, 123)) >>> 0 },
+    });
+    expect(new Int32Array(counter)[0]).toBeGreaterThanOrEqual(7);
+  });
+
+  it('refuses a flipped page byte with BAD_PAGE_CRC naming the lowest bad page and the count, whichever thread found them', async () => {
+    const { file } = writeImage('swap.img', 300);
+    const dataOffset = imageExtent(300).dataOffset;
+    for (const page of [299, 150, 17]) flipByte(file, dataOffset + page * PAGE_SIZE);
+    const before = sha256(file);
+    const err = await validateImageAsync(file, EXPECT, { chunkBytes: 8 * PAGE_SIZE, crcThread: thread }).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(ImageError);
+    expect((err as ImageError).code).toBe('BAD_PAGE_CRC');
+    expect(err).toMatchObject({ index: 17, count: 3, offset: dataOffset + 17 * PAGE_SIZE });
+    expect(sha256(file)).toBe(before);
+  });
+
+  it('reports a file that ends inside a chunk as the offset where it ended', async () => {
+    const { file } = writeImage('swap.img', 40);
+    const good = validateImage(file, EXPECT);
+    const dev = SwapDevice.open(file);
+    const end = dev.bytes;
+    const pageCount = (end - good.dataOffset) / PAGE_SIZE + 3; // three pages past the end of the file
+    const result = await thread.run({ fd: dev.fileDescriptor, dataOffset: good.dataOffset, pageCount, chunkPages: 16, crcs: new Uint32Array(pageCount), counter: new SharedArrayBuffer(4) });
+    dev.close();
+    expect(result).toMatchObject({ short: end });
+  });
+
+  it('without a working thread the calling thread validates alone, with the same outcome', async () => {
+    const { file, pfns } = writeImage('swap.img', 50);
+    await thread.close();
+    expect(thread.available).toBe(false);
+    expect(thread.failure).toBe('it was closed');
+    expect((await validateImageAsync(file, EXPECT, { chunkBytes: 4 * PAGE_SIZE, crcThread: thread })).pfns).toEqual(pfns);
+    flipByte(file, imageExtent(50).dataOffset + 3 * PAGE_SIZE);
+    await expect(validateImageAsync(file, EXPECT, { chunkBytes: 4 * PAGE_SIZE, crcThread: thread })).rejects.toMatchObject({ code: 'BAD_PAGE_CRC', index: 3, count: 1 });
+  });
+});
 
 describe('after validation', () => {
   it('ImageReader re-checks CRCs: a page changed after validation gives BAD_PAGE_CRC', () => {

@@ -1,7 +1,8 @@
 import { copyFileSync, openSync, readSync, writeSync, closeSync, truncateSync, statSync } from 'node:fs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { hibernate, resume } from '../src/cycle.ts';
 import { HEADER_OFFSET, resetSignature, SwapDevice, validateImage } from '../src/image/index.ts';
+import { Guest } from '../src/machine/guest.ts';
 import { guestImage, MiB, sha256File, tempSwapPath } from './helpers.ts';
 
 let good: string;
@@ -115,5 +116,42 @@ describe('a bad image is refused before any guest memory is touched, and the fil
     expect(second.status).toBe('no-image');
     expect(second.errorCode).toBe('NO_SIGNATURE');
     expect(statSync(p).size).toBe(statSync(good).size);
+  });
+
+  it('a load read that comes back short (the file shrank after validation) is refused only after every other read has ended, and the frames it took are freed', async () => {
+    // An image whose in-place pages take several reads (they go 8 MiB at a time).
+    const p = tempSwapPath('short-load');
+    await hibernate({ ramBytes: 32 * MiB, workload: 'stream:12M', image: guestImage(), imagePath: p, oracle: false });
+    const original = SwapDevice.prototype.readAtAsync;
+    const events: string[] = [];
+    let calls = 0;
+    const reads = vi.spyOn(SwapDevice.prototype, 'readAtAsync').mockImplementation(async function (this: SwapDevice, into: Uint8Array, offset: number) {
+      const n = calls++;
+      if (n === 0) return into.length - 4096; // the first one ends a page early, at once
+      await new Promise((resolve) => setTimeout(resolve, 20)); // the others are still running then
+      const got = await original.call(this, into, offset);
+      events.push('read ended');
+      return got;
+    });
+    const freeOriginal = Guest.prototype.freeSnapshotFrames;
+    const frees = vi.spyOn(Guest.prototype, 'freeSnapshotFrames').mockImplementation(function (this: Guest) {
+      events.push('frames freed');
+      return freeOriginal.call(this);
+    });
+    try {
+      const before = sha256File(p);
+      const r = await resume({ imagePath: p, ramBytes: 32 * MiB, image: guestImage() });
+      expect(r.status).toBe('refused');
+      expect(r.errorCode).toBe('RESTORE_REFUSED');
+      expect(r.reason).toMatch(/ended while loading page \d+ \(during the load; the \d+ frames it had taken were freed\)/);
+      expect(calls).toBeGreaterThan(1);
+      expect(events.filter((e) => e === 'read ended')).toHaveLength(calls - 1);
+      expect(events.at(-1)).toBe('frames freed');
+      expect(r.signatureReset).toBe(false);
+      expect(sha256File(p)).toBe(before);
+    } finally {
+      reads.mockRestore();
+      frees.mockRestore();
+    }
   });
 });

@@ -25,6 +25,7 @@ export const MIN_DEVICE_BYTES = imageExtent(1).imageBytes;
 const MAX_IO_BYTES = 1 << 30;
 const fdatasyncAsync = promisify(fs.fdatasync);
 const writevAsync = promisify(fs.writev) as unknown as (fd: number, buffers: readonly Uint8Array[], position: number) => Promise<{ bytesWritten: number }>;
+const readAsync = promisify(fs.read) as unknown as (fd: number, buffer: Uint8Array, offset: number, length: number, position: number) => Promise<{ bytesRead: number }>;
 const writeAsync = promisify(fs.write) as unknown as (fd: number, buffer: Uint8Array, offset: number, length: number, position: number) => Promise<{ bytesWritten: number }>;
 
 export class SwapDevice {
@@ -148,6 +149,21 @@ export class SwapDevice {
     return done;
   }
 
+  /**
+   * Like readAt, on libuv's thread pool (several at once run on several threads): the
+   * caller's thread is free meanwhile, and `into` must not be touched until it settles.
+   */
+  async readAtAsync(into: Uint8Array, offset: number): Promise<number> {
+    const fd = this.fd;
+    let done = 0;
+    while (done < into.length) {
+      const { bytesRead } = await readAsync(fd, into, done, Math.min(into.length - done, MAX_IO_BYTES), offset + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return done;
+  }
+
   /** Writes all of `data` at `offset`. */
   writeAt(data: Uint8Array, offset: number): void {
     if (!this.writable) throw new Error(`swap device ${this.path} was opened read-only`);
@@ -264,6 +280,15 @@ export class SwapDevice {
     const fd = this.#fd;
     this.#fd = undefined;
     fs.closeSync(fd);
+  }
+
+  /**
+   * The open file descriptor, for a helper thread of this process (worker threads share
+   * the descriptor table: validation's CRC thread reads the image through it). It stays
+   * the device's: never close it, and stop using it before the device is closed.
+   */
+  get fileDescriptor(): number {
+    return this.fd;
   }
 
   private get fd(): number {

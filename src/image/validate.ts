@@ -18,7 +18,8 @@
  * regions by the file size, so a hostile file cannot make validation allocate more than
  * 8 MiB of metadata or read outside the file. Pages are read in chunks (1 MiB by
  * default: it stays in the CPU cache between the read and the CRCs) into one reused
- * buffer. Validation only reads: a path is opened read-only.
+ * buffer. validateImageAsync can share those chunks with a CRC thread (crc-thread.ts),
+ * so that the scan runs on two cores. Validation only reads: a path is opened read-only.
  */
 
 import { crc32 } from './crc.ts';
@@ -29,6 +30,8 @@ import {
   SWAP_SIGNATURE, decodeHeader, decodeMetadata, headerCrcOf, roundUpToPage, toHex,
   type ImageHeader, type Signature,
 } from './layout.ts';
+import type { CrcThread } from './crc-thread.ts';
+import { scanChunks, type ScanResult } from './page-scan.mjs';
 import { SwapDevice } from './swap-device.ts';
 
 /** What the running machine is: an image from anything else is refused. */
@@ -42,6 +45,12 @@ export interface ImageExpectations {
 export interface ValidateOptions {
   /** Bytes read at a time while checking page CRCs (a multiple of 4096). Default: 1 MiB. */
   readonly chunkBytes?: number;
+  /**
+   * A second thread for the page CRCs (validateImageAsync only): the two threads share
+   * the chunks, so the scan runs on two cores. Without one, or if it is busy or gone,
+   * the calling thread scans alone.
+   */
+  readonly crcThread?: CrcThread;
 }
 
 /** An image that passed every check; give it to an ImageReader. */
@@ -64,28 +73,73 @@ export const DEFAULT_CHUNK_BYTES = 1 << 20;
 
 /** Validates the image on `target` (a device, or a path opened read-only); throws ImageError. */
 export function validateImage(target: SwapDevice | string, expect: ImageExpectations, options: ValidateOptions = {}): ValidatedImage {
-  if (!/^[0-9a-fA-F]{64}$/.test(expect.buildId)) throw new RangeError(`expect.buildId must be 64 hex digits (sha256), got "${expect.buildId}"`);
-  const chunkBytes = checkChunkBytes(options.chunkBytes);
+  const chunkBytes = checkOptions(expect, options);
   const dev = typeof target === 'string' ? SwapDevice.open(target) : target;
   try {
-    const path = dev.path;
-    const fileVersion = dev.version();
-    const { headerOffset, headerCrc } = checkSignature(dev.readSignature(), path);
-    const fileBytes = dev.bytes;
-    const page = readHeaderPage(dev, headerOffset, fileBytes);
-    const header = checkHeader(page, headerOffset, headerCrc, path);
-    checkHeaderLimits(header, headerOffset, path);
-    checkRegionsInFile(header, fileBytes, path);
-    const { pfns, crcs } = readMetadata(dev, header);
-    checkExpectations(header, expect, path);
-    const scan = scanPages(dev, header, pfns, crcs, chunkBytes);
-    if (scan.badPages > 0) throw pageCrcError(path, header, pfns, scan);
-    // Written while we read? Then what we checked may not be what is there: check again.
-    if (dev.version() !== fileVersion) return validateImage(dev, expect, options);
-    return { path, header, pfns, crcs, dataOffset: header.dataOffset, imageBytes: header.dataOffset + header.dataBytes, fileVersion };
+    for (;;) {
+      const facts = checkAllButPages(dev, expect);
+      const scan = scanPages(dev, facts.header, facts.pfns, facts.crcs, chunkBytes);
+      const valid = afterScan(dev, facts, scan);
+      if (valid) return valid;
+    }
   } finally {
     if (typeof target === 'string') dev.close();
   }
+}
+
+/**
+ * validateImage with the page CRCs shared with options.crcThread, if given: the same
+ * checks in the same order, the same errors.
+ */
+export async function validateImageAsync(target: SwapDevice | string, expect: ImageExpectations, options: ValidateOptions = {}): Promise<ValidatedImage> {
+  const chunkBytes = checkOptions(expect, options);
+  const dev = typeof target === 'string' ? SwapDevice.open(target) : target;
+  try {
+    for (;;) {
+      const facts = checkAllButPages(dev, expect);
+      const scan = await scanPagesShared(dev, facts.header, facts.pfns, facts.crcs, chunkBytes, options.crcThread);
+      const valid = afterScan(dev, facts, scan);
+      if (valid) return valid;
+    }
+  } finally {
+    if (typeof target === 'string') dev.close();
+  }
+}
+
+function checkOptions(expect: ImageExpectations, options: ValidateOptions): number {
+  if (!/^[0-9a-fA-F]{64}$/.test(expect.buildId)) throw new RangeError(`expect.buildId must be 64 hex digits (sha256), got "${expect.buildId}"`);
+  return checkChunkBytes(options.chunkBytes);
+}
+
+interface CheckedFacts {
+  readonly fileVersion: string;
+  readonly header: ImageHeader;
+  readonly pfns: Uint32Array;
+  readonly crcs: Uint32Array;
+}
+
+/** Steps 1 to 7. */
+function checkAllButPages(dev: SwapDevice, expect: ImageExpectations): CheckedFacts {
+  const path = dev.path;
+  const fileVersion = dev.version();
+  const { headerOffset, headerCrc } = checkSignature(dev.readSignature(), path);
+  const fileBytes = dev.bytes;
+  const page = readHeaderPage(dev, headerOffset, fileBytes);
+  const header = checkHeader(page, headerOffset, headerCrc, path);
+  checkHeaderLimits(header, headerOffset, path);
+  checkRegionsInFile(header, fileBytes, path);
+  const { pfns, crcs } = readMetadata(dev, header);
+  checkExpectations(header, expect, path);
+  return { fileVersion, header, pfns, crcs };
+}
+
+/** Step 8's verdict; undefined when the file changed while it was read (then: check again). */
+function afterScan(dev: SwapDevice, facts: CheckedFacts, scan: PageScan): ValidatedImage | undefined {
+  const { header, pfns, crcs, fileVersion } = facts;
+  if (scan.badPages > 0) throw pageCrcError(dev.path, header, pfns, scan);
+  // Written while we read? Then what we checked may not be what is there.
+  if (dev.version() !== fileVersion) return undefined;
+  return { path: dev.path, header, pfns, crcs, dataOffset: header.dataOffset, imageBytes: header.dataOffset + header.dataBytes, fileVersion };
 }
 
 // ---------------------------------------------------------------------------
@@ -215,23 +269,49 @@ export interface PageScan {
 
 /** Step 8: CRC of every page against the metadata, reading chunkBytes at a time. */
 export function scanPages(dev: SwapDevice, header: ImageHeader, pfns: Uint32Array, crcs: Uint32Array, chunkBytes = DEFAULT_CHUNK_BYTES): PageScan {
-  const chunkPages = chunkBytes / PAGE_SIZE;
-  const buffer = new Uint8Array(Math.min(chunkBytes, Math.max(PAGE_SIZE, header.dataBytes)));
-  let badPages = 0;
-  let first: PageScan['first'];
-  for (let index = 0; index < pfns.length; index += chunkPages) {
-    const count = Math.min(chunkPages, pfns.length - index);
-    const chunk = buffer.subarray(0, count * PAGE_SIZE);
-    const offset = header.dataOffset + index * PAGE_SIZE;
-    const got = dev.readAt(chunk, offset);
-    if (got < chunk.length) throw truncatedWhileReading(dev.path, offset + got);
-    const bad = comparePageCrcs(chunk, crcs, index);
-    if (bad.badPages > 0) {
-      badPages += bad.badPages;
-      first ??= bad.first;
-    }
+  const job = scanJob(dev, header, pfns, crcs, chunkBytes);
+  return checkedScan(dev, scanChunks({ ...job, counter: new Int32Array(1) }, crc32, scanBuffer(header, chunkBytes)));
+}
+
+/**
+ * scanPages on two threads, this one and `thread` (when it is there and free): both take
+ * chunks from one shared counter. If the thread fails or dies, this one scans it all again.
+ */
+export async function scanPagesShared(dev: SwapDevice, header: ImageHeader, pfns: Uint32Array, crcs: Uint32Array, chunkBytes = DEFAULT_CHUNK_BYTES, thread?: CrcThread): Promise<PageScan> {
+  const job = scanJob(dev, header, pfns, crcs, chunkBytes);
+  if (!thread?.available || pfns.length <= job.chunkPages) return scanPages(dev, header, pfns, crcs, chunkBytes);
+  const shared = new SharedArrayBuffer(4);
+  const counter = new Int32Array(shared);
+  const theirs = thread.run({ ...job, counter: shared });
+  let mine: ScanResult;
+  try {
+    mine = scanChunks({ ...job, counter }, crc32, scanBuffer(header, chunkBytes));
+  } catch (err) {
+    Atomics.store(counter, 0, Math.ceil(pfns.length / job.chunkPages)); // stop the thread, and wait: it reads our descriptor
+    await theirs;
+    throw err;
   }
+  const other = await theirs;
+  if (other === undefined || 'error' in other) return scanPages(dev, header, pfns, crcs, chunkBytes);
+  if (mine.short !== undefined || other.short !== undefined) {
+    throw truncatedWhileReading(dev.path, Math.min(mine.short ?? Infinity, other.short ?? Infinity));
+  }
+  const badPages = mine.badPages + other.badPages;
+  const first = !other.first || (mine.first && mine.first.index < other.first.index) ? mine.first : other.first;
   return first ? { badPages, first } : { badPages };
+}
+
+function scanJob(dev: SwapDevice, header: ImageHeader, pfns: Uint32Array, crcs: Uint32Array, chunkBytes: number) {
+  return { fd: dev.fileDescriptor, dataOffset: header.dataOffset, pageCount: pfns.length, chunkPages: chunkBytes / PAGE_SIZE, crcs };
+}
+
+function scanBuffer(header: ImageHeader, chunkBytes: number): Uint8Array {
+  return new Uint8Array(Math.min(chunkBytes, Math.max(PAGE_SIZE, header.dataBytes)));
+}
+
+function checkedScan(dev: SwapDevice, r: ScanResult): PageScan {
+  if (r.short !== undefined) throw truncatedWhileReading(dev.path, r.short);
+  return r.first ? { badPages: r.badPages, first: r.first } : { badPages: r.badPages };
 }
 
 /** CRC of each page of `chunk` (pages firstIndex...) against crcs. */

@@ -1,0 +1,26 @@
+// Types of page-scan.mjs.
+
+export interface ScanJob {
+  /** File descriptor of the swap device (shared by the threads of this process). */
+  readonly fd: number;
+  /** File offset of page 0. */
+  readonly dataOffset: number;
+  readonly pageCount: number;
+  readonly chunkPages: number;
+  /** The recorded CRC32 of every page. */
+  readonly crcs: Uint32Array;
+  /** Next chunk number; in a SharedArrayBuffer when two threads share the scan. */
+  readonly counter: Int32Array;
+}
+
+export interface ScanResult {
+  /** Chunks this scan took and checked. */
+  readonly chunks: number;
+  readonly badPages: number;
+  /** The lowest-numbered bad page this scan found. */
+  readonly first?: { readonly index: number; readonly expected: number; readonly actual: number };
+  /** The file ended at this offset inside a chunk. */
+  readonly short?: number;
+}
+
+export function scanChunks(job: ScanJob, crc32: (data: Uint8Array) => number, buffer: Uint8Array): ScanResult;

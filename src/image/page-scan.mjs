@@ -1,0 +1,79 @@
+// The page scan of an image's validation (step 8 of validate.ts), shared by the main
+// thread and the CRC thread (crc-thread.ts). Plain JavaScript, so that a worker thread can
+// run it whatever loader the main thread uses (tsx, vitest); types in page-scan.d.mts.
+//
+// The image's data is cut into chunks of chunkPages pages. Whoever scans takes the next
+// chunk number from `counter` (Atomics.add: with a counter in a SharedArrayBuffer two
+// threads share the work, each taking chunks until none is left, so a thread the host
+// slows down simply takes fewer), reads that chunk from `fd` into `buffer` (threads of one
+// process share their file descriptors, and a positioned read needs no lock) and compares
+// each page's CRC32 with crcs[page].
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+import fs from 'node:fs';
+import zlib from 'node:zlib';
+
+const PAGE_SIZE = 4096;
+
+/**
+ * @returns {{ chunks: number, badPages: number, first?: { index: number, expected: number, actual: number }, short?: number }}
+ *   chunks scanned, bad pages found and the lowest-numbered one; `short` is the file
+ *   offset where the file ended inside a chunk (the scan stops there).
+ */
+export function scanChunks(job, crc32, buffer) {
+  const { fd, dataOffset, pageCount, chunkPages, crcs, counter } = job;
+  const chunks = Math.ceil(pageCount / chunkPages);
+  let done = 0;
+  let badPages = 0;
+  let first;
+  for (;;) {
+    const c = Atomics.add(counter, 0, 1);
+    if (c >= chunks) break;
+    const index = c * chunkPages;
+    const count = Math.min(chunkPages, pageCount - index);
+    const chunk = buffer.subarray(0, count * PAGE_SIZE);
+    const offset = dataOffset + index * PAGE_SIZE;
+    for (let got = 0; got < chunk.length; ) {
+      const n = fs.readSync(fd, chunk, got, chunk.length - got, offset + got);
+      if (n === 0) {
+        Atomics.store(counter, 0, chunks); // the other thread stops too
+        return { chunks: done, badPages, short: offset + got };
+      }
+      got += n;
+    }
+    for (let i = 0; i < count; i++) {
+      const actual = crc32(chunk.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+      const expected = crcs[index + i];
+      if (actual !== expected) {
+        badPages++;
+        if (first === undefined || index + i < first.index) first = { index: index + i, expected, actual };
+      }
+    }
+    done++;
+  }
+  return first ? { chunks: done, badPages, first } : { chunks: done, badPages };
+}
+
+/** The CRC32 the main thread uses ('pclmul': @node-rs/crc32, 'zlib': node:zlib); both give the same values. */
+function crcFunction(impl) {
+  if (impl === 'pclmul') {
+    const { crc32 } = createRequire(import.meta.url)('@node-rs/crc32');
+    return (data) => crc32(data, 0) >>> 0;
+  }
+  return (data) => zlib.crc32(data, 0) >>> 0;
+}
+
+// Started by crc-thread.ts as the CRC thread: one job per message, one reply each.
+if (!isMainThread && workerData?.role === 'hiberlab-crc-thread') {
+  const crc32 = crcFunction(workerData.impl);
+  let buffer = new Uint8Array(0);
+  parentPort.on('message', (job) => {
+    try {
+      if (buffer.length < job.chunkPages * PAGE_SIZE) buffer = new Uint8Array(job.chunkPages * PAGE_SIZE);
+      parentPort.postMessage(scanChunks({ ...job, counter: new Int32Array(job.counter) }, crc32, buffer));
+    } catch (err) {
+      parentPort.postMessage({ error: err instanceof Error ? err.message : String(err) });
+    }
+  });
+  parentPort.postMessage({ ready: true });
+}
