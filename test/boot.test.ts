@@ -55,6 +55,32 @@ describe('the guest boots on v86', () => {
     });
   });
 
+  it('claimMasks takes exactly the frames of its masks, word-wise, and refuses a used frame before taking any', async () => {
+    await withGuest({ workload: 'idle' }, (g) => {
+      const a = g.allocator;
+      const free = a.freeCount;
+      const frames = a.allocFrames(40, OWNERS.SNAPSHOT.value)!; // 40 free frames, then given back
+      a.freeFrames(frames);
+      const masks = new Uint32Array(a.bitmap.length);
+      for (const pfn of frames) masks[pfn >>> 5] = (masks[pfn >>> 5]! | (1 << (pfn & 31))) >>> 0;
+      // A used frame in the masks: refused, nothing taken.
+      const used = a.owners.findIndex((o) => o === OWNERS.KERNEL.value);
+      const withUsed = masks.slice();
+      withUsed[used >>> 5] = (withUsed[used >>> 5]! | (1 << (used & 31))) >>> 0;
+      expect(() => a.claimMasks(withUsed, OWNERS.SNAPSHOT.value)).toThrow(`frame 0x${used.toString(16)} is not free`);
+      expect(a.freeCount).toBe(free);
+      // Taken: the 40 frames, owner and bitmap, free count down by 40.
+      expect(a.claimMasks(masks, OWNERS.SNAPSHOT.value)).toBe(40);
+      expect(a.freeCount).toBe(free - 40);
+      for (const pfn of frames) expect([a.isUsed(pfn), a.owner(pfn)]).toEqual([true, OWNERS.SNAPSHOT.value]);
+      expect(a.checkInvariants()).toEqual([]);
+      a.freeFrames(frames);
+      // Too many words.
+      expect(() => a.claimMasks(new Uint32Array(a.bitmap.length + 1), OWNERS.SNAPSHOT.value)).toThrow(RangeError);
+      expect(a.freeCount).toBe(free);
+    });
+  });
+
   it('identity-maps all of RAM with writable supervisor 4 KiB pages, tables owned by PAGETABLE, CR0.WP on', async () => {
     await withGuest({}, (g) => {
       const m = g.machine;

@@ -134,6 +134,40 @@ export class GuestAllocator {
     this.freeCount = this.freeCount - pfns.length;
   }
 
+  /**
+   * Takes every frame whose bit is set in `masks` (one word per bitmap word: the word-wise
+   * claimAll, for callers that found their frames in the bitmap word by word). All must be
+   * free and below frameCount (checked before anything is taken). Returns how many.
+   */
+  claimMasks(masks: Uint32Array, owner: number): number {
+    const bm = this.bitmap;
+    const own = this.owners;
+    if (masks.length > bm.length) throw new RangeError(`claimMasks: ${masks.length} words for a bitmap of ${bm.length}`);
+    const lastBits = this.frameCount - (bm.length - 1) * 32; // frames in the last word: 1..32
+    for (let w = 0; w < masks.length; w++) {
+      const mask = masks[w]!;
+      if (mask === 0) continue;
+      const clash = (bm[w]! & mask) >>> 0;
+      if (clash !== 0) throw new AllocatorError(`frame 0x${(w * 32 + 31 - Math.clz32(clash & -clash)).toString(16)} is not free`);
+      if (w === bm.length - 1 && lastBits < 32 && mask >>> lastBits !== 0) {
+        throw new AllocatorError(`frame 0x${(w * 32 + 31 - Math.clz32(mask)).toString(16)} is beyond the ${this.frameCount} frames`);
+      }
+    }
+    let n = 0;
+    for (let w = 0; w < masks.length; w++) {
+      let bits = masks[w]!;
+      if (bits === 0) continue;
+      bm[w] = (bm[w]! | bits) >>> 0;
+      while (bits !== 0) {
+        own[w * 32 + 31 - Math.clz32(bits & -bits)] = owner;
+        bits = (bits & (bits - 1)) >>> 0;
+        n++;
+      }
+    }
+    this.freeCount = this.freeCount - n;
+    return n;
+  }
+
   /** Gives frames back; each must be in use. */
   freeFrames(pfns: ArrayLike<number>): void {
     const bm = this.bitmap;

@@ -55,6 +55,14 @@ export class GuestBitmap {
     }
   }
 
+  /** Sets the bitmap to `words` (word w = bits 32w .. 32w+31; bits at or beyond `bits` must be 0). */
+  setWords(words: Uint32Array): void {
+    const words32 = Math.ceil(this.bits / 32);
+    if (words.length !== words32) throw new RangeError(`setWords: ${words.length} words for a bitmap of ${words32}`);
+    const ram32 = this.m.ram32;
+    for (let p = 0; p < this.pageWord.length; p++) ram32.set(words.subarray(p * 1024, Math.min((p + 1) * 1024, words.length)), this.pageWord[p]!);
+  }
+
   /** The set bits, ascending. */
   toArray(): Uint32Array {
     const out = new Uint32Array(this.bits);

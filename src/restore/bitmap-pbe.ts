@@ -24,6 +24,7 @@
 import { crc32 } from '../image/crc.ts';
 import { OWNERS, STRUCTS } from '../abi.ts';
 import { ImageReader } from '../image/index.ts';
+import { popcount } from '../machine/allocator.ts';
 import { bitmapPages, GuestBitmap } from '../metrics/bitmap.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { RestoreRefusedError, type RestoreContext, type RestorePlan, type RestoreStrategy } from './strategy.ts';
@@ -54,14 +55,22 @@ export const bitmapPbe: RestoreStrategy = {
       }
       const trampolineBytes = bi.trampoline_end - bi.trampoline_start;
       if (trampolineBytes <= 0 || trampolineBytes > 4096) throw new RestoreRefusedError(`trampoline of ${trampolineBytes} bytes does not fit one page`);
-      const unsafe = new Uint8Array(frames);
+      // The original frames as bitmap words (the unsafe bitmap's content); an original
+      // frame the boot kernel has free is loaded in place. Word-wise: these loops run once
+      // per resume, cold, so every iteration saved counts.
       const bm = alloc.bitmap;
-      let inPlace = 0;
+      const unsafeWords = new Uint32Array(bm.length);
       for (let i = 0; i < pfns.length; i++) {
         const pfn = pfns[i]!;
         if (pfn >= frames) throw new RestoreRefusedError(`image page ${i} belongs to frame 0x${pfn.toString(16)}, beyond this machine's ${frames} frames`);
-        unsafe[pfn] = 1;
-        if (!((bm[pfn >>> 5]! >>> (pfn & 31)) & 1)) inPlace++;
+        unsafeWords[pfn >>> 5] = (unsafeWords[pfn >>> 5]! | (1 << (pfn & 31))) >>> 0;
+      }
+      const inPlaceWords = new Uint32Array(bm.length);
+      let inPlace = 0;
+      for (let w = 0; w < bm.length; w++) {
+        const bits = (unsafeWords[w]! & ~bm[w]!) >>> 0;
+        inPlaceWords[w] = bits;
+        if (bits !== 0) inPlace += popcount(bits);
       }
       const pbes = pfns.length - inPlace;
       const pbePages = Math.ceil(pbes / PBES_PER_PAGE);
@@ -76,44 +85,63 @@ export const bitmapPbe: RestoreStrategy = {
           { pbes, safeNeeded, safeFree },
         );
       }
-      return { unsafe, inPlace, pbes, pbePages, bmPages, safeNeeded };
+      return { unsafeWords, inPlaceWords, inPlace, pbes, pbePages, bmPages, safeNeeded };
     });
 
     // 2. + 3. The unsafe bitmap, then one allocation pass.
     const taken = await timer.time('allocate', () => {
-      const bmFrames = alloc.allocFrames(plan.bmPages, OWNERS.SNAPSHOT.value, (pfn) => plan.unsafe[pfn] === 0)!;
+      const bm = alloc.bitmap;
+      const words = bm.length;
+      // Frames of the last bitmap word that exist.
+      const valid = (w: number): number => (w === words - 1 && frames % 32 !== 0 ? (1 << (frames % 32)) - 1 : 0xffffffff);
+      // The unsafe bitmap's own pages: the lowest free frames that are no original location.
+      const claim = new Uint32Array(words);
+      const bmFrames = new Uint32Array(plan.bmPages);
+      let nBm = 0;
+      for (let w = 0; w < words && nBm < plan.bmPages; w++) {
+        let other = (~bm[w]! & ~plan.unsafeWords[w]! & valid(w)) >>> 0;
+        while (other !== 0 && nBm < plan.bmPages) {
+          const bit = (other & -other) >>> 0;
+          other = (other & ~bit) >>> 0;
+          claim[w] = (claim[w]! | bit) >>> 0;
+          bmFrames[nBm++] = w * 32 + 31 - Math.clz32(bit);
+        }
+      }
+      if (nBm !== plan.bmPages) throw new RestoreRefusedError(`internal: planned ${plan.bmPages} bitmap pages, found ${nBm} frames for them`);
+      alloc.claimMasks(claim, OWNERS.SNAPSHOT.value);
       const unsafeBm = new GuestBitmap(m, bmFrames, frames);
       unsafeBm.clear();
-      unsafeBm.setAll(pfns);
+      unsafeBm.setWords(plan.unsafeWords);
+      // One pass, word by word, reading the unsafe bitmap from guest memory: a free frame
+      // marked unsafe is loaded in place, any other free one is a safe page while needed.
+      claim.fill(0);
       const inPlaceFrames = new Uint32Array(plan.inPlace);
       const safeWanted = plan.safeNeeded - plan.bmPages;
       const safe = new Uint32Array(safeWanted);
       let nInPlace = 0;
       let nSafe = 0;
-      // Word by word: a free frame marked unsafe is loaded in place, any other free one is a safe page.
-      const bm = alloc.bitmap;
-      for (let w = 0; w < bm.length; w++) {
-        const free = ~bm[w]! >>> 0;
+      for (let w = 0; w < words; w++) {
+        const free = (~bm[w]! & valid(w)) >>> 0;
         if (free === 0) continue;
         const unsafeWord = unsafeBm.word(w);
         let own = (free & unsafeWord) >>> 0;
+        claim[w] = own;
         while (own !== 0) {
-          const b = 31 - Math.clz32(own & -own);
+          inPlaceFrames[nInPlace++] = w * 32 + 31 - Math.clz32(own & -own);
           own = (own & (own - 1)) >>> 0;
-          if (w * 32 + b < frames) inPlaceFrames[nInPlace++] = w * 32 + b;
         }
         let other = (free & ~unsafeWord) >>> 0;
         while (other !== 0 && nSafe < safeWanted) {
-          const b = 31 - Math.clz32(other & -other);
-          other = (other & (other - 1)) >>> 0;
-          if (w * 32 + b < frames) safe[nSafe++] = w * 32 + b;
+          const bit = (other & -other) >>> 0;
+          other = (other & ~bit) >>> 0;
+          claim[w] = (claim[w]! | bit) >>> 0;
+          safe[nSafe++] = w * 32 + 31 - Math.clz32(bit);
         }
       }
       if (nInPlace !== plan.inPlace || nSafe !== safeWanted) {
         throw new RestoreRefusedError(`internal: planned ${plan.inPlace} in-place and ${safeWanted} safe frames, found ${nInPlace} and ${nSafe}`);
       }
-      alloc.claimAll(inPlaceFrames, OWNERS.SNAPSHOT.value);
-      alloc.claimAll(safe, OWNERS.SNAPSHOT.value);
+      alloc.claimMasks(claim, OWNERS.SNAPSHOT.value);
       return { bmFrames, inPlaceFrames, safe };
     });
 
@@ -131,8 +159,8 @@ export const bitmapPbe: RestoreStrategy = {
       let nextSafe = 0;
       let prevPbeAddr = 0;
       const chunk = new Uint8Array(CHUNK_PAGES * 4096);
-      const loadInPlace = new Uint8Array(frames);
-      for (const pfn of taken.inPlaceFrames) loadInPlace[pfn] = 1;
+      const inPlaceWords = plan.inPlaceWords;
+      const loadInPlace = (pfn: number): boolean => ((inPlaceWords[pfn >>> 5]! >>> (pfn & 31)) & 1) === 1;
       // Runs of in-place pages go from the file straight into their frames when the file
       // is provably the one validated; everything else through the checking reader.
       const direct = ctx.swap.version() === image.fileVersion;
@@ -144,20 +172,20 @@ export const bitmapPbe: RestoreStrategy = {
         while (i < pfns.length) {
           const pfn = pfns[i]!;
           let n = 1;
-          if (loadInPlace[pfn] && direct) {
-            while (n < CHUNK_PAGES && i + n < pfns.length && pfns[i + n] === pfn + n && loadInPlace[pfn + n]) n++;
+          if (direct && loadInPlace(pfn)) {
+            while (n < CHUNK_PAGES && i + n < pfns.length && pfns[i + n] === pfn + n && loadInPlace(pfn + n)) n++;
             const into = ram.subarray(pfn * 4096, (pfn + n) * 4096);
             const first = i;
             reads.push(ctx.swap.readAtAsync(into, image.dataOffset + first * 4096).then((got) => {
               if (got !== into.length) throw new RestoreRefusedError(`image on ${ctx.swap.path} ended while loading page ${first + got / 4096}`);
             }));
           } else {
-            while (n < CHUNK_PAGES && i + n < pfns.length && !(loadInPlace[pfns[i + n]!] && direct)) n++;
+            while (n < CHUNK_PAGES && i + n < pfns.length && !(direct && loadInPlace(pfns[i + n]!))) n++;
             const data = reader.readPages(i, n, chunk.subarray(0, n * 4096));
             for (let k = 0; k < n; k++) {
               const p = pfns[i + k]!;
               const page = data.subarray(k * 4096, (k + 1) * 4096);
-              if (loadInPlace[p]) {
+              if (loadInPlace(p)) {
                 ram.set(page, p * 4096);
                 continue;
               }
@@ -185,7 +213,7 @@ export const bitmapPbe: RestoreStrategy = {
       if (direct && ctx.swap.version() !== image.fileVersion) {
         for (let k = 0; k < pfns.length; k++) {
           const p = pfns[k]!;
-          if (loadInPlace[p] && (crc32(ram.subarray(p * 4096, p * 4096 + 4096)) >>> 0) !== image.crcs[k]) {
+          if (loadInPlace(p) && (crc32(ram.subarray(p * 4096, p * 4096 + 4096)) >>> 0) !== image.crcs[k]) {
             throw new RestoreRefusedError(`page ${k} (PFN 0x${p.toString(16)}) changed on ${ctx.swap.path} while it was being loaded`);
           }
         }
