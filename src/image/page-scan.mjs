@@ -75,5 +75,28 @@ if (!isMainThread && workerData?.role === 'hiberlab-crc-thread') {
       parentPort.postMessage({ error: err instanceof Error ? err.message : String(err) });
     }
   });
+  warmUp(crc32);
   parentPort.postMessage({ ready: true });
+}
+
+/**
+ * A new thread runs its code cold (V8's interpreter): its first scan took about a third of
+ * the chunks the main thread took. So it scans 32 MiB of /dev/zero first, while the boot
+ * kernel boots, and V8 compiles the loop before the image needs it.
+ */
+function warmUp(crc32) {
+  let fd;
+  try {
+    fd = fs.openSync('/dev/zero', 'r');
+  } catch {
+    return;
+  }
+  try {
+    const chunkPages = 256;
+    const pageCount = 8192;
+    const buffer = new Uint8Array(chunkPages * PAGE_SIZE);
+    scanChunks({ fd, dataOffset: 0, pageCount, chunkPages, crcs: new Uint32Array(pageCount), counter: new Int32Array(1) }, crc32, buffer);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
