@@ -7,8 +7,9 @@
  * thread that is read + checksum of the whole image, one chunk after the other. With a
  * CrcThread the two threads take chunks from one shared counter (page-scan.mjs), each
  * reading its own chunks with a positioned read on the same file descriptor, so the scan
- * runs on two cores. Measured on this 2-core machine: a 232 MiB image in 27–35 ms
- * instead of 55–60 ms (docs/BENCHMARKS.md).
+ * runs on two cores. Measured on this 2-core machine, a 232 MiB image: 31–45 ms instead
+ * of 48–68 ms with a warm thread; inside resume(), whose thread is new each time, a median
+ * of 55 ms against 59–70 ms (docs/BENCHMARKS.md, session 7).
  *
  * Start it early (worker start-up takes tens of milliseconds; resume() starts it before
  * booting the boot kernel) and close it when done. Where no worker can be started, or
