@@ -118,26 +118,10 @@ export class GuestAllocator {
     return true;
   }
 
-  /** Takes the listed frames, which must all be free (checked before anything is taken). */
-  claimAll(pfns: ArrayLike<number>, owner: number): void {
-    const bm = this.bitmap;
-    const own = this.owners;
-    for (let i = 0; i < pfns.length; i++) {
-      const pfn = pfns[i]!;
-      if ((bm[pfn >>> 5]! >>> (pfn & 31)) & 1) throw new AllocatorError(`frame 0x${pfn.toString(16)} is not free`);
-    }
-    for (let i = 0; i < pfns.length; i++) {
-      const pfn = pfns[i]!;
-      bm[pfn >>> 5] = (bm[pfn >>> 5]! | (1 << (pfn & 31))) >>> 0;
-      own[pfn] = owner;
-    }
-    this.freeCount = this.freeCount - pfns.length;
-  }
-
   /**
-   * Takes every frame whose bit is set in `masks` (one word per bitmap word: the word-wise
-   * claimAll, for callers that found their frames in the bitmap word by word). All must be
-   * free and below frameCount (checked before anything is taken). Returns how many.
+   * Takes every frame whose bit is set in `masks` (one word per bitmap word, for callers
+   * that found their frames in the bitmap word by word). All must be free and below
+   * frameCount (checked before anything is taken). Returns how many.
    */
   claimMasks(masks: Uint32Array, owner: number): number {
     const bm = this.bitmap;

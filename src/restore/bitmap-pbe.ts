@@ -115,7 +115,6 @@ export const bitmapPbe: RestoreStrategy = {
       // One pass, word by word, reading the unsafe bitmap from guest memory: a free frame
       // marked unsafe is loaded in place, any other free one is a safe page while needed.
       claim.fill(0);
-      const inPlaceFrames = new Uint32Array(plan.inPlace);
       const safeWanted = plan.safeNeeded - plan.bmPages;
       const safe = new Uint32Array(safeWanted);
       let nInPlace = 0;
@@ -124,12 +123,9 @@ export const bitmapPbe: RestoreStrategy = {
         const free = (~bm[w]! & valid(w)) >>> 0;
         if (free === 0) continue;
         const unsafeWord = unsafeBm.word(w);
-        let own = (free & unsafeWord) >>> 0;
+        const own = (free & unsafeWord) >>> 0;
         claim[w] = own;
-        while (own !== 0) {
-          inPlaceFrames[nInPlace++] = w * 32 + 31 - Math.clz32(own & -own);
-          own = (own & (own - 1)) >>> 0;
-        }
+        if (own !== 0) nInPlace += popcount(own);
         let other = (free & ~unsafeWord) >>> 0;
         while (other !== 0 && nSafe < safeWanted) {
           const bit = (other & -other) >>> 0;
@@ -142,7 +138,7 @@ export const bitmapPbe: RestoreStrategy = {
         throw new RestoreRefusedError(`internal: planned ${plan.inPlace} in-place and ${safeWanted} safe frames, found ${nInPlace} and ${nSafe}`);
       }
       alloc.claimMasks(claim, OWNERS.SNAPSHOT.value);
-      return { bmFrames, inPlaceFrames, safe };
+      return { bmFrames, inPlace: nInPlace, safe };
     });
 
     const trampolinePfn = taken.safe[0]!;
@@ -234,7 +230,7 @@ export const bitmapPbe: RestoreStrategy = {
         pagesLoaded: pfns.length,
         inPlacePages: plan.inPlace,
         pbes: pbeCount,
-        snapshotFrames: taken.bmFrames.length + taken.inPlaceFrames.length + taken.safe.length,
+        snapshotFrames: taken.bmFrames.length + taken.inPlace + taken.safe.length,
         phasesMs: timer.phases,
       },
     };
