@@ -340,17 +340,17 @@ describe('write path', () => {
     expect(validateImage(file, EXPECT).pfns.length).toBe(256);
   });
 
-  it('writes the signature last: after metadata, header and an fsync, followed by an fsync', () => {
+  it('writes the signature last: after metadata, header and a data sync (fdatasync), followed by another', () => {
     const file = path.join(dir, 'swap.img');
     const dev = SwapDevice.create(file, 1 << 20);
     const ops: string[] = [];
     const realWrite = dev.writeAt.bind(dev);
-    const realSync = dev.sync.bind(dev);
+    const realSync = dev.syncData.bind(dev);
     vi.spyOn(dev, 'writeAt').mockImplementation((data, offset) => {
       ops.push(`write ${offset}+${data.length}`);
       realWrite(data, offset);
     });
-    vi.spyOn(dev, 'sync').mockImplementation(() => {
+    vi.spyOn(dev, 'syncData').mockImplementation(() => {
       ops.push('sync');
       realSync();
     });
@@ -381,13 +381,13 @@ describe('write path', () => {
     expectRefusal(file, 'NO_SIGNATURE');
   });
 
-  it('a commit interrupted before the signature (fsync fails) leaves no image signature, and the writer is closed', () => {
+  it('a commit interrupted before the signature (fdatasync fails) leaves no image signature, and the writer is closed', () => {
     const file = path.join(dir, 'swap.img');
     const dev = SwapDevice.create(file, 1 << 20);
     const writer = new ImageWriter(dev, writerOptions(Uint32Array.of(1, 2)));
     writer.writePages(0, new Uint8Array(2 * PAGE_SIZE).fill(3));
-    vi.spyOn(dev, 'sync').mockImplementationOnce(() => {
-      throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+    vi.spyOn(dev, 'syncData').mockImplementationOnce(() => {
+      throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
     });
     expect(() => writer.commit()).toThrow(/EIO/);
     expect(dev.readSignature().kind).toBe('swap');

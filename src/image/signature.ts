@@ -1,7 +1,7 @@
 /**
  * The signature block, written and undone (swap.c: mark_swapfiles, and the reset of
  * the swap signature when the image is consumed). Each is a single sector write,
- * fsync'ed, so the device holds either the old signature or the new one.
+ * made durable with fdatasync, so the device holds either the old signature or the new one.
  */
 
 import { ImageError } from './errors.ts';
@@ -9,7 +9,7 @@ import { encodeImageSignature, encodeSwapSignature } from './layout.ts';
 import type { SwapDevice } from './swap-device.ts';
 
 export interface SignatureWriteOptions {
-  /** fsync after the write. Default: true. */
+  /** fdatasync after the write. Default: true. */
   readonly durable?: boolean;
 }
 
@@ -24,15 +24,15 @@ export function resetSignature(dev: SwapDevice, options: SignatureWriteOptions =
     throw new ImageError('NOT_A_SWAP_DEVICE', `refusing to reset the signature of ${dev.path}: it is not a swap device (sector 0 starts with ${sig.rawHex})`, { path: dev.path, offset: 0 });
   }
   dev.writeAt(encodeSwapSignature(sig.deviceBytes ?? dev.bytes), 0);
-  if (options.durable ?? true) dev.sync();
+  if (options.durable ?? true) dev.syncData();
 }
 
 /**
  * Writes the image signature pointing at the header at headerOffset with headerCrc
- * (swap.c: mark_swapfiles). Only the writer calls it, after the image is fsync'ed.
+ * (swap.c: mark_swapfiles). Only the writer calls it, after the image is durable.
  */
 export function markImage(dev: SwapDevice, headerOffset: number, headerCrc: number, options: SignatureWriteOptions = {}): void {
   const sig = dev.readSignature();
   dev.writeAt(encodeImageSignature(sig.deviceBytes ?? dev.bytes, headerOffset, headerCrc), 0);
-  if (options.durable ?? true) dev.sync();
+  if (options.durable ?? true) dev.syncData();
 }

@@ -11,8 +11,8 @@
  * small writes are gathered in a staging buffer and reach the file as one write; a
  * writePages() of 256 KiB or more goes to the file from the caller's buffer, uncopied.
  *
- * commit() writes the metadata and the header, fsyncs, and only then writes the image
- * signature and fsyncs again. Until that last sector write the device holds the
+ * commit() writes the metadata and the header, makes them and the data durable
+ * (fdatasync), and only then writes the image signature and makes it durable. Until that last sector write the device holds the
  * signature it had before, so a crash or an error at any point leaves either no
  * image or the complete new one, never a signature over half an image. (An image that
  * was already on the device is discarded, signature reset, just before the first byte
@@ -48,7 +48,7 @@ export interface ImageWriterOptions {
   readonly context?: SavedContext;
   /** Counters for the header; commit() may add to them. Default: all zero. */
   readonly stats?: ImageStatsInput;
-  /** fsync before and after the signature (and after discarding an old image). Default: true. */
+  /** fdatasync before and after the signature (and after discarding an old image). Default: true. */
   readonly durable?: boolean;
   /** Size of the buffer that gathers consecutive small writes. Default: 4 MiB. */
   readonly stagingBytes?: number;
@@ -94,7 +94,7 @@ const WRITES_IN_FLIGHT = 3;
 /**
  * A durable writer starts an fdatasync in the background whenever this much was
  * written since the last one began: the disk writes back while more is written,
- * and commit()'s fsync finds little left to do (one fsync at the end waits for all
+ * and commit()'s fdatasync finds little left to do (one fsync at the end waits for all
  * of it at once, measured 60–75 ms for 232 MiB on this machine's disk).
  */
 const WRITEBACK_BYTES = 32 << 20;
@@ -456,8 +456,8 @@ export class ImageWriter {
 
   /**
    * Finishes the image: every page must have been written (INCOMPLETE_IMAGE otherwise,
-   * leaving the device as it was). Writes metadata and header, fsyncs, writes the image
-   * signature, fsyncs. After commit the writer is closed.
+   * leaving the device as it was). Writes metadata and header, fdatasyncs, writes the
+   * image signature, fdatasyncs. After commit the writer is closed.
    */
   commit(options: CommitOptions = {}): CommitResult {
     this.#checkOpen();
@@ -503,7 +503,7 @@ export class ImageWriter {
       this.#discardOldImage();
       this.device.writeAt(metadata, this.extent.metadataOffset);
       this.device.writeAt(headerPage, HEADER_OFFSET);
-      if (this.#durable) this.device.sync();
+      if (this.#durable) this.device.syncData();
       // The point of no return for the suspend side: from here on the image resumes.
       markImage(this.device, HEADER_OFFSET, headerCrc, { durable: this.#durable });
       this.#state = 'committed';
