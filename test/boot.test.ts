@@ -3,6 +3,8 @@ import { ABI_VERSION, fieldOffset, OWNERS, PROBES } from '../src/abi.ts';
 import { Guest } from '../src/machine/guest.ts';
 import { EmulatorDiedError, GuestExceptionError } from '../src/machine/errors.ts';
 import { PageTableWalker, PTE } from '../src/mmu/page-table.ts';
+import { countBits, framesOfWords } from '../src/metrics/bitmap.ts';
+import { saveablePfns, saveableWords } from '../src/save/common.ts';
 import { guestImage, MiB } from './helpers.ts';
 
 async function withGuest<T>(opts: Partial<Parameters<typeof Guest.boot>[0]>, fn: (g: Guest) => Promise<T> | T): Promise<T> {
@@ -78,6 +80,47 @@ describe('the guest boots on v86', () => {
       // Too many words.
       expect(() => a.claimMasks(new Uint32Array(a.bitmap.length + 1), OWNERS.SNAPSHOT.value)).toThrow(RangeError);
       expect(a.freeCount).toBe(free);
+    });
+  });
+
+  it('allocMasks takes the lowest free frames word-wise, all or nothing, like allocFrames', async () => {
+    await withGuest({ workload: 'idle' }, (g) => {
+      const a = g.allocator;
+      const free = a.freeCount;
+      // What allocFrames would take (taken and given back), then the same count as masks.
+      const expected = a.allocFrames(1000, OWNERS.SNAPSHOT.value)!;
+      a.freeFrames(expected);
+      const masks = a.allocMasks(1000, OWNERS.SNAPSHOT.value)!;
+      expect(Array.from(framesOfWords(masks, a.frameCount))).toEqual(Array.from(expected));
+      expect(a.freeCount).toBe(free - 1000);
+      for (const pfn of expected) expect(a.owner(pfn)).toBe(OWNERS.SNAPSHOT.value);
+      expect(a.checkInvariants()).toEqual([]);
+      a.freeFrames(expected);
+      // More than is free: nothing taken.
+      expect(a.allocMasks(free + 1, OWNERS.SNAPSHOT.value)).toBeUndefined();
+      expect(a.freeCount).toBe(free);
+      expect(countBits(a.allocMasks(0, OWNERS.SNAPSHOT.value)!)).toBe(0);
+      // Every free frame: exactly the free ones.
+      const all = a.allocMasks(free, OWNERS.SNAPSHOT.value)!;
+      expect(a.freeCount).toBe(0);
+      expect(countBits(all)).toBe(free);
+      a.freeFrames(framesOfWords(all, a.frameCount));
+      expect(a.checkInvariants()).toEqual([]);
+    });
+  });
+
+  it('saveableWords is the in-use bitmap without the hibernation\'s own and the non-RAM frames', async () => {
+    await withGuest({ workload: 'stream:2M' }, (g) => {
+      const a = g.allocator;
+      const taken = a.allocFrames(77, OWNERS.SNAPSHOT.value)!;
+      const bySlowWalk: number[] = [];
+      for (let pfn = 0; pfn < a.frameCount; pfn++) {
+        if (a.isUsed(pfn) && a.owner(pfn) !== OWNERS.SNAPSHOT.value && a.owner(pfn) !== OWNERS.NOSAVE.value) bySlowWalk.push(pfn);
+      }
+      expect(a.owners.indexOf(OWNERS.NOSAVE.value)).toBeGreaterThan(0); // the VGA window is there to leave out
+      expect(Array.from(framesOfWords(saveableWords(a), a.frameCount))).toEqual(bySlowWalk);
+      expect(Array.from(saveablePfns(a))).toEqual(bySlowWalk);
+      a.freeFrames(taken);
     });
   });
 

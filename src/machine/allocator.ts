@@ -9,6 +9,7 @@
  * gone from the guest's free memory: limits such as swsusp's half-of-RAM rule follow.
  */
 import { OWNERS } from '../abi.ts';
+import { popcount } from '../metrics/bitmap.ts';
 import { fieldAddr, readStruct, type BootInfo } from './guest-structs.ts';
 import type { Machine } from './machine.ts';
 
@@ -142,6 +143,11 @@ export class GuestAllocator {
       let bits = masks[w]!;
       if (bits === 0) continue;
       bm[w] = (bm[w]! | bits) >>> 0;
+      if (bits === 0xffffffff) {
+        own.fill(owner, w * 32, w * 32 + 32);
+        n += 32;
+        continue;
+      }
       while (bits !== 0) {
         own[w * 32 + 31 - Math.clz32(bits & -bits)] = owner;
         bits = (bits & (bits - 1)) >>> 0;
@@ -150,6 +156,43 @@ export class GuestAllocator {
     }
     this.freeCount = this.freeCount - n;
     return n;
+  }
+
+  /**
+   * allocFrames a word at a time: takes the `count` lowest free frames for `owner` and
+   * returns them as masks, one per bitmap word (bit set = taken), for callers that go on
+   * word by word or run by run. All or nothing: undefined (nothing taken) if there are
+   * not enough.
+   */
+  allocMasks(count: number, owner: number): Uint32Array | undefined {
+    const bm = this.bitmap;
+    const masks = new Uint32Array(bm.length);
+    if (count === 0) return masks;
+    if (count > this.freeCount) return undefined;
+    const lastBits = this.frameCount - (bm.length - 1) * 32; // frames in the last word: 1..32
+    let left = count;
+    for (let w = 0; w < bm.length && left > 0; w++) {
+      let free = ~bm[w]! >>> 0;
+      if (w === bm.length - 1 && lastBits < 32) free = (free & ((1 << lastBits) - 1)) >>> 0;
+      if (free === 0) continue;
+      const n = free === 0xffffffff ? 32 : popcount(free);
+      if (n <= left) {
+        masks[w] = free;
+        left -= n;
+        continue;
+      }
+      // The lowest `left` free frames of this word.
+      let take = 0;
+      while (left > 0) {
+        take = (take | (free & -free)) >>> 0;
+        free = (free & (free - 1)) >>> 0;
+        left--;
+      }
+      masks[w] = take;
+    }
+    if (left > 0) return undefined;
+    this.claimMasks(masks, owner);
+    return masks;
   }
 
   /** Gives frames back; each must be in use. */
@@ -193,8 +236,3 @@ export class GuestAllocator {
   }
 }
 
-export function popcount(x: number): number {
-  x = x - ((x >>> 1) & 0x55555555);
-  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
-}

@@ -24,8 +24,7 @@
 import { crc32 } from '../image/crc.ts';
 import { OWNERS, STRUCTS } from '../abi.ts';
 import { ImageReader } from '../image/index.ts';
-import { popcount } from '../machine/allocator.ts';
-import { bitmapPages, GuestBitmap } from '../metrics/bitmap.ts';
+import { bitmapPages, GuestBitmap, popcount } from '../metrics/bitmap.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { RestoreRefusedError, type RestoreContext, type RestorePlan, type RestoreStrategy } from './strategy.ts';
 

@@ -14,6 +14,7 @@ import type { SaveContext, SaveReport } from './strategy.ts';
 import { OWNERS, STRUCTS } from '../abi.ts';
 import type { SavedContext } from '../image/index.ts';
 import { ProtocolError } from '../machine/errors.ts';
+import { countBits, framesOfWords, wordsOfFrames } from '../metrics/bitmap.ts';
 
 /** Downtime: from the FREEZE command until the guest runs again or the image is committed. */
 export class DowntimeClock {
@@ -96,23 +97,25 @@ export function fixPageSet(guest: Guest, protector: WriteProtector): Uint32Array
  * itself, and RAM (a NOSAVE frame is a hole in the memory map: the VGA window).
  */
 export function saveablePfns(alloc: GuestAllocator): Uint32Array {
-  const bm = alloc.bitmap;
+  return framesOfWords(saveableWords(alloc), alloc.frameCount);
+}
+
+/**
+ * saveablePfns as allocator-bitmap words: the bitmap with the hibernation's own frames
+ * and the non-RAM frames taken out. Word by word; the owner map is searched only for
+ * those two owners (TypedArray.indexOf, native), not read frame by frame.
+ */
+export function saveableWords(alloc: GuestAllocator): Uint32Array {
+  const words = alloc.bitmap.slice();
+  const tail = alloc.frameCount & 31;
+  if (tail !== 0) words[words.length - 1] = (words[words.length - 1]! & ((1 << tail) - 1)) >>> 0;
   const owners = alloc.owners;
-  const snapshot = OWNERS.SNAPSHOT.value;
-  const nosave = OWNERS.NOSAVE.value;
-  const out = new Uint32Array(alloc.frameCount);
-  let n = 0;
-  for (let w = 0; w < bm.length; w++) {
-    let word = bm[w]!;
-    while (word !== 0) {
-      const b = 31 - Math.clz32(word & -word);
-      const pfn = w * 32 + b;
-      const owner = owners[pfn];
-      if (pfn < alloc.frameCount && owner !== snapshot && owner !== nosave) out[n++] = pfn;
-      word = (word & (word - 1)) >>> 0;
+  for (const owner of [OWNERS.SNAPSHOT.value, OWNERS.NOSAVE.value]) {
+    for (let pfn = owners.indexOf(owner); pfn >= 0; pfn = owners.indexOf(owner, pfn + 1)) {
+      words[pfn >>> 5] = (words[pfn >>> 5]! & ~(1 << (pfn & 31))) >>> 0;
     }
   }
-  return out.slice(0, n);
+  return words;
 }
 
 /** Frames in use that are not RAM (owner NOSAVE). They are set at boot and never change. */
@@ -194,11 +197,13 @@ function diffPageSet(now: Uint32Array, then: Uint32Array, owners: Uint8Array, fr
 /** A page set as allocator-bitmap words, made before a downtime so that pageSetChanges inside it is only the comparison. */
 export class PageSetBits {
   readonly words: Uint32Array;
-  constructor(alloc: GuestAllocator, pfns: Uint32Array) {
-    this.words = new Uint32Array(alloc.bitmap.length);
-    for (let i = 0; i < pfns.length; i++) {
-      const p = pfns[i]!;
-      this.words[p >>> 5] = (this.words[p >>> 5]! | (1 << (p & 31))) >>> 0;
+  /** From the set's frames, or from its words (kept, not copied). */
+  constructor(alloc: GuestAllocator, set: Uint32Array, form: 'frames' | 'words' = 'frames') {
+    if (form === 'words') {
+      if (set.length !== alloc.bitmap.length) throw new RangeError(`PageSetBits: ${set.length} words for a bitmap of ${alloc.bitmap.length}`);
+      this.words = set;
+    } else {
+      this.words = wordsOfFrames(set, alloc.bitmap.length * 32);
     }
   }
 }
@@ -220,12 +225,13 @@ export function assertNoPagesAdded(alloc: GuestAllocator, pageSet: PageSetBits, 
 }
 
 /** At the atomic point: the saveable pages must be exactly those fixed `since` (nothing allocated or freed). */
-export function assertPageSetUnchanged(alloc: GuestAllocator, expected: Uint32Array, since: string, bits?: PageSetBits): void {
-  const c = pageSetChanges(alloc, bits ?? expected);
+export function assertPageSetUnchanged(alloc: GuestAllocator, expected: Uint32Array | PageSetBits, since: string): void {
+  const c = pageSetChanges(alloc, expected);
   if (c.added || c.removed) {
     const first = c.firstAdded ?? c.firstRemoved!;
+    const pages = expected instanceof PageSetBits ? countBits(expected.words) : expected.length;
     throw new ProtocolError(
-      `the set of saveable pages changed between ${since} (${expected.length} pages) and the atomic point: ` +
+      `the set of saveable pages changed between ${since} (${pages} pages) and the atomic point: ` +
         `${c.added} pages newly in use, ${c.removed} freed (first: PFN 0x${first.toString(16)})`,
     );
   }

@@ -20,11 +20,11 @@
 import { OWNERS } from '../abi.ts';
 import { ImageWriter, type SavedContext } from '../image/index.ts';
 import { ProtocolError } from '../machine/errors.ts';
-import { bitmapPages, GuestBitmap } from '../metrics/bitmap.ts';
+import { bitmapPages, countBits, forEachRunPair, framesOfWords, GuestBitmap, runsOfWords } from '../metrics/bitmap.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { HibernationRefusedError, type SaveContext, type SaveReport, type SaveStrategy } from './strategy.ts';
 import { commitImage } from './write-image.ts';
-import { assertPageSetUnchanged, DowntimeClock, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint, captureSavedContext, saveablePfns, memoryAtAtomic, countNosave } from './common.ts';
+import { assertPageSetUnchanged, DowntimeClock, freezeTasks, moveOracleTime, recordAtomicPoint, captureSavedContext, saveableWords, memoryAtAtomic, countNosave, PageSetBits } from './common.ts';
 
 export { forEachRun, saveablePfns } from './common.ts';
 
@@ -45,18 +45,23 @@ export const swsusp: SaveStrategy = {
     tasksFrozen = await freezeTasks(guest, timer, clock);
 
     // Preallocation (hibernate_preallocate_memory): copies + orig_bm + copy_bm + one buffer page.
+    // The page sets are allocator-bitmap words and runs of frames, not lists of frames:
+    // each save runs once per process, cold, and a loop over every page costs ~100 ns a
+    // page there (metrics/bitmap.ts).
     const metaPages = 2 * bitmapPages(frames) + 1;
     let saveable: Uint32Array = new Uint32Array(0);
+    let saveableCount = 0;
     let copies: Uint32Array | undefined;
     let meta: Uint32Array | undefined;
     await timer.time('prepare', async () => {
       for (;;) {
-        saveable = saveablePfns(alloc);
-        const need = saveable.length + metaPages;
+        saveable = saveableWords(alloc);
+        saveableCount = countBits(saveable);
+        const need = saveableCount + metaPages;
         const free = alloc.freeCount;
-        if (saveable.length > swap.maxPages()) {
-          await thawAndRefuse(guest, `the image would hold ${saveable.length} pages but the swap device ${swap.path} holds at most ${swap.maxPages()}`, {
-            saveable: saveable.length, swapPages: swap.maxPages(),
+        if (saveableCount > swap.maxPages()) {
+          await thawAndRefuse(guest, `the image would hold ${saveableCount} pages but the swap device ${swap.path} holds at most ${swap.maxPages()}`, {
+            saveable: saveableCount, swapPages: swap.maxPages(),
           });
         }
         if (need <= free) break;
@@ -68,15 +73,15 @@ export const swsusp: SaveStrategy = {
         if (dropped === 0) {
           await thawAndRefuse(
             guest,
-            `cannot hibernate: ${saveable.length} saveable pages need as many free frames for their atomic copies plus ${metaPages} for the memory bitmaps ` +
+            `cannot hibernate: ${saveableCount} saveable pages need as many free frames for their atomic copies plus ${metaPages} for the memory bitmaps ` +
               `(${need} in all), but only ${free} of ${frames} frames are free` +
               (cachePagesDropped ? ` after dropping ${cachePagesDropped} cache pages` : '') +
               `; swsusp can save at most about half of RAM (${(frames * 4) / 1024} MiB here)`,
-            { saveable: saveable.length, needed: need, free, frames, cachePagesDropped },
+            { saveable: saveableCount, needed: need, free, frames, cachePagesDropped },
           );
         }
       }
-      copies = alloc.allocFrames(saveable.length, OWNERS.SNAPSHOT.value);
+      copies = alloc.allocMasks(saveableCount, OWNERS.SNAPSHOT.value);
       meta = alloc.allocFrames(metaPages, OWNERS.SNAPSHOT.value);
       if (!copies || !meta) throw new ProtocolError('allocator ran short after the free count said it would not');
     });
@@ -84,6 +89,7 @@ export const swsusp: SaveStrategy = {
     const bmPages = bitmapPages(frames);
     const origBm = new GuestBitmap(m, meta!.subarray(0, bmPages), frames);
     const copyBm = new GuestBitmap(m, meta!.subarray(bmPages, 2 * bmPages), frames);
+    const pageSet = new PageSetBits(alloc, saveable, 'words');
     let savedContext: SavedContext | undefined;
     let memory: SaveReport['memory'] | undefined;
 
@@ -91,17 +97,17 @@ export const swsusp: SaveStrategy = {
     await timer.time('atomic', () =>
       guest.atomic(() => {
         oracleMs = recordAtomicPoint(ctx, clock);
-        assertPageSetUnchanged(alloc, saveable, 'the preallocation');
+        assertPageSetUnchanged(alloc, pageSet, 'the preallocation');
         memory = memoryAtAtomic(alloc, nosave);
         savedContext = captureSavedContext(guest);
         origBm.clear();
-        origBm.setAll(saveable);
+        origBm.setWords(saveable);
         copyBm.clear();
-        copyBm.setAll(copies!);
+        copyBm.setWords(copies!);
         const ram = m.ram;
-        const phase = progress.phase('atomic copy', saveable.length);
+        const phase = progress.phase('atomic copy', saveableCount);
         let done = 0;
-        forEachRun(saveable, copies!, (_i, src, dst, n) => {
+        forEachRunPair(runsOfWords(saveable, frames), runsOfWords(copies!, frames), (_i, src, dst, n) => {
           ram.copyWithin(dst * 4096, src * 4096, (src + n) * 4096);
           done += n;
           phase.update(done);
@@ -110,11 +116,13 @@ export const swsusp: SaveStrategy = {
       }),
     );
 
-    // Writing happens outside the atomic section, from the copies, as swsusp_write does.
+    // Writing happens outside the atomic section, from the copies, as swsusp_write does:
+    // the PFNs from orig_bm, the data from copy_bm's frames, both read back from guest RAM.
     const written = await timer.time('write', () => {
-      const pfns = origBm.toArray();
-      const copyPfns = copyBm.toArray();
-      if (pfns.length !== copyPfns.length) throw new ProtocolError(`orig_bm has ${pfns.length} pages but copy_bm ${copyPfns.length}`);
+      const pfns = framesOfWords(origBm.toWords(), frames);
+      const copyWords = copyBm.toWords();
+      const copyCount = countBits(copyWords);
+      if (pfns.length !== copyCount) throw new ProtocolError(`orig_bm has ${pfns.length} pages but copy_bm ${copyCount}`);
       const writer = new ImageWriter(swap, {
         pfns,
         buildId: m.options.image.buildId,
@@ -125,7 +133,8 @@ export const swsusp: SaveStrategy = {
         stats: { atomicCopyPages: pfns.length, frozenTasks: tasksFrozen },
       });
       const parts: Uint8Array[] = [];
-      forEachRun(copyPfns, copyPfns, (_i, copy, _d, n) => parts.push(m.view(copy * 4096, n * 4096)));
+      const copyRuns = runsOfWords(copyWords, frames);
+      for (let r = 0; r < copyRuns.length; r += 2) parts.push(m.view(copyRuns[r]! * 4096, copyRuns[r + 1]! * 4096));
       return commitImage(writer, parts, progress);
     });
 
@@ -137,8 +146,8 @@ export const swsusp: SaveStrategy = {
       strategy: 'swsusp',
       pagesSaved: written.pageCount,
       imageBytes: written.imageBytes,
-      atomicCopyPages: saveable.length,
-      snapshotFrames: copies!.length + meta!.length,
+      atomicCopyPages: saveableCount,
+      snapshotFrames: saveableCount + meta!.length,
       cachePagesDropped,
       tasksFrozen,
       memory: memory!,
