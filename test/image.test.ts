@@ -14,6 +14,7 @@ import {
   CrcThread, validateImageAsync,
   type ImageErrorCode, type ImageWriterOptions, type SavedContext,
 } from '../src/image/index.ts';
+import { wordsOfFrames } from '../src/metrics/bitmap.ts';
 
 // ---------------------------------------------------------------------------
 // Fixtures
@@ -173,6 +174,7 @@ describe('round trip', () => {
     const { file, pfns, data } = writeImage('swap.img', 300, 7);
     const image = validateImage(file, EXPECT);
     expect(Array.from(image.pfns)).toEqual(Array.from(pfns));
+    expect(Array.from(image.pfnWords)).toEqual(Array.from(wordsOfFrames(pfns, FRAMES)));
     expect(image.header).toMatchObject({
       version: 1, buildId: BUILD, ramBytes: RAM, frameCount: FRAMES, pageCount: 300, strategy: 'swsusp',
       stats: { atomicCopyPages: 300, liveWrittenPages: 0, rewrittenPages: 0, wpFaults: 0, precopyRounds: 0, frozenTasks: 3 },

@@ -118,6 +118,47 @@ describe('a bad image is refused before any guest memory is touched, and the fil
     expect(statSync(p).size).toBe(statSync(good).size);
   });
 
+  /** Runs `touch` on the file once validation is done (after its second version() call), as if it changed then. */
+  function changeAfterValidation(path: string, touch: (path: string) => void) {
+    const original = SwapDevice.prototype.version;
+    let calls = 0;
+    return vi.spyOn(SwapDevice.prototype, 'version').mockImplementation(function (this: SwapDevice) {
+      if (++calls === 3) touch(path);
+      return original.call(this);
+    });
+  }
+
+  it('a file written to after validation (same bytes) is loaded through the checking reader, and resumes', async () => {
+    const p = variant('touched', () => {});
+    const version = changeAfterValidation(p, (f) => patchByte(f, dataOffset + 5, 0)); // a write that changes nothing but the file's times
+    const straight = vi.spyOn(SwapDevice.prototype, 'readAtAsync');
+    try {
+      const r = await resume({ imagePath: p, ramBytes: 32 * MiB, image: guestImage() });
+      expect(r.status).toBe('resumed');
+      expect(r.oracle?.differingPages).toEqual([]);
+      expect(r.verify.length).toBeGreaterThan(0);
+      expect(r.verify.every((v) => v.badWords === 0)).toBe(true);
+      expect(straight).not.toHaveBeenCalled(); // nothing went straight from the file into guest frames
+    } finally {
+      version.mockRestore();
+      straight.mockRestore();
+    }
+  });
+
+  it('a page corrupted after validation is caught by the checking reader: refused, and the frames the load took are freed', async () => {
+    const p = variant('corrupted-late', () => {});
+    const version = changeAfterValidation(p, (f) => patchByte(f, dataOffset + 3 * 4096 + 7, 0x20));
+    try {
+      const r = await resume({ imagePath: p, ramBytes: 32 * MiB, image: guestImage() });
+      expect(r.status).toBe('refused');
+      expect(r.errorCode).toBe('BAD_PAGE_CRC');
+      expect(r.reason).toMatch(/^page 3 \(PFN 0x[0-9a-f]+\) at offset \d+ of .* is corrupt: .* \(during the load; the \d+ frames it had taken were freed\)$/);
+      expect(r.signatureReset).toBe(false);
+    } finally {
+      version.mockRestore();
+    }
+  });
+
   it('a load read that comes back short (the file shrank after validation) is refused only after every other read has ended, and the frames it took are freed', async () => {
     // An image whose in-place pages take several reads (they go 8 MiB at a time).
     const p = tempSwapPath('short-load');

@@ -59,6 +59,11 @@ export interface ValidatedImage {
   readonly header: ImageHeader;
   /** PFN of page i, strictly ascending. */
   readonly pfns: Uint32Array;
+  /**
+   * The same PFNs as bitmap words over the image's frame_count (word w = frames 32w ..
+   * 32w+31), made in the same pass that checks them: for restores that work word by word.
+   */
+  readonly pfnWords: Uint32Array;
   /** CRC32 of page i, as recorded by the writer. */
   readonly crcs: Uint32Array;
   /** Byte offset of page 0; page i is at dataOffset + i * 4096. */
@@ -115,6 +120,7 @@ interface CheckedFacts {
   readonly fileVersion: string;
   readonly header: ImageHeader;
   readonly pfns: Uint32Array;
+  readonly pfnWords: Uint32Array;
   readonly crcs: Uint32Array;
 }
 
@@ -128,18 +134,18 @@ function checkAllButPages(dev: SwapDevice, expect: ImageExpectations): CheckedFa
   const header = checkHeader(page, headerOffset, headerCrc, path);
   checkHeaderLimits(header, headerOffset, path);
   checkRegionsInFile(header, fileBytes, path);
-  const { pfns, crcs } = readMetadata(dev, header);
+  const { pfns, pfnWords, crcs } = readMetadata(dev, header);
   checkExpectations(header, expect, path);
-  return { fileVersion, header, pfns, crcs };
+  return { fileVersion, header, pfns, pfnWords, crcs };
 }
 
 /** Step 8's verdict; undefined when the file changed while it was read (then: check again). */
 function afterScan(dev: SwapDevice, facts: CheckedFacts, scan: PageScan): ValidatedImage | undefined {
-  const { header, pfns, crcs, fileVersion } = facts;
+  const { header, pfns, pfnWords, crcs, fileVersion } = facts;
   if (scan.badPages > 0) throw pageCrcError(dev.path, header, pfns, scan);
   // Written while we read? Then what we checked may not be what is there.
   if (dev.version() !== fileVersion) return undefined;
-  return { path: dev.path, header, pfns, crcs, dataOffset: header.dataOffset, imageBytes: header.dataOffset + header.dataBytes, fileVersion };
+  return { path: dev.path, header, pfns, pfnWords, crcs, dataOffset: header.dataOffset, imageBytes: header.dataOffset + header.dataBytes, fileVersion };
 }
 
 // ---------------------------------------------------------------------------
@@ -226,8 +232,8 @@ export function checkRegionsInFile(header: ImageHeader, fileBytes: number, path:
   }
 }
 
-/** Step 6: reads the metadata and checks its CRC, the PFN order and range. */
-export function readMetadata(dev: SwapDevice, header: ImageHeader): { pfns: Uint32Array; crcs: Uint32Array } {
+/** Step 6: reads the metadata and checks its CRC, the PFN order and range (and makes pfnWords on the way). */
+export function readMetadata(dev: SwapDevice, header: ImageHeader): { pfns: Uint32Array; pfnWords: Uint32Array; crcs: Uint32Array } {
   const path = dev.path;
   const bytes = new Uint8Array(header.metadataBytes);
   const got = dev.readAt(bytes, header.metadataOffset);
@@ -237,17 +243,18 @@ export function readMetadata(dev: SwapDevice, header: ImageHeader): { pfns: Uint
     throw new ImageError('BAD_METADATA', `the image metadata at offset ${header.metadataOffset} of ${path} is corrupt: stored CRC ${hex32(header.metadataCrc)}, computed ${hex32(computed)}`, { path, offset: header.metadataOffset, expected: header.metadataCrc, actual: computed });
   }
   const { pfns, crcs } = decodeMetadata(bytes, header.pageCount);
+  const pfnWords = new Uint32Array(Math.ceil(header.frameCount / 32));
   for (let i = 0; i < pfns.length; i++) {
     const pfn = pfns[i]!;
-    const offset = header.metadataOffset + i * 4;
     if (i > 0 && pfn <= pfns[i - 1]!) {
-      throw new ImageError('BAD_METADATA', `the PFNs in the image metadata of ${path} are not ascending: entry ${i} (PFN ${hex(pfn)}) follows entry ${i - 1} (PFN ${hex(pfns[i - 1]!)})`, { path, offset, index: i, pfn });
+      throw new ImageError('BAD_METADATA', `the PFNs in the image metadata of ${path} are not ascending: entry ${i} (PFN ${hex(pfn)}) follows entry ${i - 1} (PFN ${hex(pfns[i - 1]!)})`, { path, offset: header.metadataOffset + i * 4, index: i, pfn });
     }
     if (pfn >= header.frameCount) {
-      throw new ImageError('BAD_METADATA', `entry ${i} of the image metadata of ${path} is PFN ${hex(pfn)}, beyond the ${header.frameCount} frames of the image`, { path, offset, index: i, pfn, expected: header.frameCount });
+      throw new ImageError('BAD_METADATA', `entry ${i} of the image metadata of ${path} is PFN ${hex(pfn)}, beyond the ${header.frameCount} frames of the image`, { path, offset: header.metadataOffset + i * 4, index: i, pfn, expected: header.frameCount });
     }
+    pfnWords[pfn >>> 5] = (pfnWords[pfn >>> 5]! | (1 << (pfn & 31))) >>> 0;
   }
-  return { pfns, crcs };
+  return { pfns, pfnWords, crcs };
 }
 
 /** Step 7: the image belongs to this guest build and this RAM size. */
