@@ -1,6 +1,6 @@
 import { randomFillSync } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
-import { ImageWriter, SwapDevice, validateImage } from '../src/image/index.ts';
+import { ImageWriter, SwapDevice, imageExtent, validateImage } from '../src/image/index.ts';
 import { CRC32_IMPLEMENTATION, crc32, crc32Portable } from '../src/image/crc.ts';
 import { sha256File, tempSwapPath } from './helpers.ts';
 
@@ -99,22 +99,38 @@ describe('SwapDevice.writeDirectAsync', () => {
 });
 
 describe('ImageWriter background writeback', () => {
-  it('starts an fdatasync every 32 MiB while writing, and commitAsync waits for the last one', async () => {
+  it('starts an fdatasync every 32 MiB while writing; commitAsync syncs the rest at once, beside the last one, and waits for both', async () => {
     const { dev, writer, data, path } = durableWriter(20_000); // 78 MiB
+    const metadataOffset = imageExtent(20_000).metadataOffset;
     // The writer starts a writeback only when the last one is done: the first finishes at
-    // once (a real disk may take longer than the next 32 MiB), the second when released.
-    let release!: () => void;
-    const syncs = vi.spyOn(dev, 'syncDataAsync').mockImplementation(() =>
-      syncs.mock.calls.length === 1 ? Promise.resolve() : new Promise<void>((resolve) => (release = resolve)));
+    // once (a real disk may take longer than the next 32 MiB), the others when released.
+    const releases: Array<() => void> = [];
+    const events: string[] = [];
+    const syncs = vi.spyOn(dev, 'syncDataAsync').mockImplementation(() => {
+      events.push(`sync ${syncs.mock.calls.length}`);
+      return syncs.mock.calls.length === 1 ? Promise.resolve() : new Promise<void>((resolve) => releases.push(resolve));
+    });
+    const realWrite = dev.writeAt.bind(dev);
+    vi.spyOn(dev, 'writeAt').mockImplementation((bytes, offset) => {
+      if (offset === metadataOffset) events.push('metadata');
+      realWrite(bytes, offset);
+    });
     await writer.writePagesAsync(0, data);
     expect(syncs).toHaveBeenCalledTimes(2);
     let committed = false;
     const commit = writer.commitAsync().then(() => (committed = true));
     await new Promise((resolve) => setTimeout(resolve, 20));
+    // The last 14 MiB went to the disk at once, while the second writeback still runs;
+    // nothing of the metadata, header or signature is written until both are done.
+    expect(events).toEqual(['sync 1', 'sync 2', 'sync 3']);
     expect(committed).toBe(false);
     expect(dev.readSignature().kind).toBe('swap');
-    release();
+    releases[0]!();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(committed).toBe(false);
+    releases[1]!();
     await commit;
+    expect(events).toEqual(['sync 1', 'sync 2', 'sync 3', 'metadata']);
     expect(dev.readSignature().kind).toBe('image');
     dev.close();
     expect(validateImage(path, { buildId: BUILD, ramBytes: 512 << 20 }).pfns.length).toBe(20_000);
@@ -122,13 +138,15 @@ describe('ImageWriter background writeback', () => {
 
   it('a plain commit() while a writeback still runs is refused with the way out, and commits nothing', async () => {
     const { dev, writer, data } = durableWriter(9_000); // 35 MiB: one writeback
-    let release!: () => void;
-    vi.spyOn(dev, 'syncDataAsync').mockImplementation(() => new Promise<void>((resolve) => (release = resolve)));
+    const releases: Array<() => void> = [];
+    vi.spyOn(dev, 'syncDataAsync').mockImplementation(() => new Promise<void>((resolve) => releases.push(resolve)));
     await writer.writePagesAsync(0, data);
     expect(() => writer.commit()).toThrow('commit: a background writeback started by writePagesAsync is still running; finish with commitAsync()');
     expect(dev.readSignature().kind).toBe('swap');
-    release();
-    await writer.commitAsync();
+    const commit = writer.commitAsync();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    for (const release of releases) release();
+    await commit;
     expect(dev.readSignature().kind).toBe('image');
     dev.close();
   });
@@ -139,6 +157,18 @@ describe('ImageWriter background writeback', () => {
     await writer.writePagesAsync(0, data);
     await expect(writer.commitAsync()).rejects.toThrow(/EIO/);
     expect(dev.readSignature().kind).toBe('swap');
+    dev.close();
+  });
+
+  it('a failed fdatasync of the last stretch fails the commit: no image signature, and the writer is closed', async () => {
+    const { dev, writer, data } = durableWriter(4_000); // 16 MiB: no writeback while writing, one in commitAsync
+    const syncs = vi.spyOn(dev, 'syncDataAsync').mockRejectedValue(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    await writer.writePagesAsync(0, data);
+    expect(syncs).not.toHaveBeenCalled();
+    await expect(writer.commitAsync()).rejects.toThrow(/EIO/);
+    expect(syncs).toHaveBeenCalledTimes(1);
+    expect(dev.readSignature().kind).toBe('swap');
+    expect(() => writer.commit()).toThrow(/closed after a failed write/);
     dev.close();
   });
 });
