@@ -12,11 +12,11 @@
  * writePages() of 256 KiB or more goes to the file from the caller's buffer, uncopied.
  *
  * commit() writes the metadata and the header, makes them and the data durable
- * (fdatasync), and only then writes the image signature and makes it durable. Until that last sector write the device holds the
- * signature it had before, so a crash or an error at any point leaves either no
- * image or the complete new one, never a signature over half an image. (An image that
- * was already on the device is discarded, signature reset, just before the first byte
- * of the new one is written over it.)
+ * (fdatasync), and only then writes the image signature and makes it durable. Until
+ * that last sector write the device holds the signature it had before, so a crash or
+ * an error at any point leaves either no image or the complete new one, never a
+ * signature over half an image. (An image that was already on the device is discarded,
+ * signature reset, just before the first byte of the new one is written over it.)
  */
 
 import { crc32 } from './crc.ts';

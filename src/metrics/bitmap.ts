@@ -67,7 +67,7 @@ export function runsOfWords(words: Uint32Array, bits: number): Uint32Array {
         push(start, bit0 + b);
         start = -1;
       } else {
-        const ones = b < 32 ? x >>> b : 0;
+        const ones = x >>> b;
         if (ones === 0) break;
         b += 31 - Math.clz32(ones & -ones);
         start = bit0 + b;
@@ -163,34 +163,11 @@ export class GuestBitmap {
     for (let i = 0; i < this.frames.length; i++) this.m.ram.fill(0, this.frames[i]! * 4096, this.frames[i]! * 4096 + 4096);
   }
 
-  set(bit: number): void {
-    const w = this.wordIndex(bit);
-    const ram32 = this.m.ram32;
-    ram32[w] = (ram32[w]! | (1 << (bit & 31))) >>> 0;
-  }
-
-  test(bit: number): boolean {
-    return ((this.m.ram32[this.wordIndex(bit)]! >>> (bit & 31)) & 1) === 1;
-  }
-
   /** Word w (bits 32w .. 32w+31) of the bitmap. */
   word(w: number): number {
     const bit0 = w * 32;
     if (!(bit0 >= 0 && bit0 < this.bits)) throw new RangeError(`word ${w} outside bitmap of ${this.bits}`);
     return this.m.ram32[this.pageWord[bit0 >>> 15]! + ((bit0 & 32767) >>> 5)]!;
-  }
-
-  /** Sets every listed bit (one loop, no call per bit). */
-  setAll(list: ArrayLike<number>): void {
-    const ram32 = this.m.ram32;
-    const pageWord = this.pageWord;
-    const bits = this.bits;
-    for (let i = 0; i < list.length; i++) {
-      const bit = list[i]!;
-      if (!(bit >= 0 && bit < bits)) throw new RangeError(`bit ${bit} outside bitmap of ${bits}`);
-      const w = pageWord[bit >>> 15]! + ((bit & 32767) >>> 5);
-      ram32[w] = (ram32[w]! | (1 << (bit & 31))) >>> 0;
-    }
   }
 
   /** Sets the bitmap to `words` (word w = bits 32w .. 32w+31; bits at or beyond `bits` must be 0). */
@@ -214,28 +191,5 @@ export class GuestBitmap {
     const tail = this.bits & 31;
     if (tail !== 0) out[words32 - 1] = (out[words32 - 1]! & ((1 << tail) - 1)) >>> 0;
     return out;
-  }
-
-  /** The set bits, ascending. */
-  toArray(): Uint32Array {
-    const out = new Uint32Array(this.bits);
-    let n = 0;
-    const ram32 = this.m.ram32;
-    const words = Math.ceil(this.bits / 32);
-    for (let w = 0; w < words; w++) {
-      const bit0 = w * 32;
-      let word = ram32[this.pageWord[bit0 >>> 15]! + ((bit0 & 32767) >>> 5)]!;
-      while (word !== 0) {
-        const b = 31 - Math.clz32(word & -word);
-        if (bit0 + b < this.bits) out[n++] = bit0 + b;
-        word = (word & (word - 1)) >>> 0;
-      }
-    }
-    return out.slice(0, n);
-  }
-
-  private wordIndex(bit: number): number {
-    if (!(bit >= 0 && bit < this.bits)) throw new RangeError(`bit ${bit} outside bitmap of ${this.bits}`);
-    return this.pageWord[bit >>> 15]! + ((bit & 32767) >>> 5);
   }
 }
