@@ -23,4 +23,11 @@ export interface ScanResult {
   readonly short?: number;
 }
 
+export function comparePageCrcs(
+  chunk: Uint8Array,
+  crcs: Uint32Array,
+  firstIndex: number,
+  crc32: (data: Uint8Array) => number,
+): Pick<ScanResult, 'badPages' | 'first'>;
+
 export function scanChunks(job: ScanJob, crc32: (data: Uint8Array) => number, buffer: Uint8Array): ScanResult;

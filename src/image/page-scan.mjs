@@ -41,17 +41,32 @@ export function scanChunks(job, crc32, buffer) {
       }
       got += n;
     }
-    for (let i = 0; i < count; i++) {
-      const actual = crc32(chunk.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
-      const expected = crcs[index + i];
-      if (actual !== expected) {
-        badPages++;
-        if (first === undefined || index + i < first.index) first = { index: index + i, expected, actual };
-      }
-    }
+    const scan = comparePageCrcs(chunk, crcs, index, crc32);
+    badPages += scan.badPages;
+    if (scan.first && (first === undefined || scan.first.index < first.index)) first = scan.first;
     done++;
   }
   return first ? { chunks: done, badPages, first } : { chunks: done, badPages };
+}
+
+/**
+ * The CRC32 of each page of `chunk` (pages firstIndex, firstIndex + 1, ...) against
+ * crcs[page]: how many differ, and the first of them.
+ * @returns {{ badPages: number, first?: { index: number, expected: number, actual: number } }}
+ */
+export function comparePageCrcs(chunk, crcs, firstIndex, crc32) {
+  let badPages = 0;
+  let first;
+  const count = chunk.length / PAGE_SIZE;
+  for (let i = 0; i < count; i++) {
+    const actual = crc32(chunk.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+    const expected = crcs[firstIndex + i];
+    if (actual !== expected) {
+      badPages++;
+      first ??= { index: firstIndex + i, expected, actual };
+    }
+  }
+  return first ? { badPages, first } : { badPages };
 }
 
 /** The CRC32 the main thread uses ('pclmul': @node-rs/crc32, 'zlib': node:zlib); both give the same values. */

@@ -31,7 +31,7 @@ import {
   type ImageHeader, type Signature,
 } from './layout.ts';
 import type { CrcThread } from './crc-thread.ts';
-import { scanChunks, type ScanResult } from './page-scan.mjs';
+import { comparePageCrcs as comparePages, scanChunks, type ScanResult } from './page-scan.mjs';
 import { SwapDevice } from './swap-device.ts';
 
 /** What the running machine is: an image from anything else is refused. */
@@ -321,20 +321,9 @@ function checkedScan(dev: SwapDevice, r: ScanResult): PageScan {
   return r.first ? { badPages: r.badPages, first: r.first } : { badPages: r.badPages };
 }
 
-/** CRC of each page of `chunk` (pages firstIndex...) against crcs. */
+/** CRC of each page of `chunk` (pages firstIndex...) against crcs (page-scan.mjs, with this thread's crc32). */
 export function comparePageCrcs(chunk: Uint8Array, crcs: Uint32Array, firstIndex: number): PageScan {
-  let badPages = 0;
-  let first: PageScan['first'];
-  const count = chunk.length / PAGE_SIZE;
-  for (let i = 0; i < count; i++) {
-    const actual = crc32(chunk.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
-    const expected = crcs[firstIndex + i]!;
-    if (actual !== expected) {
-      badPages++;
-      first ??= { index: firstIndex + i, expected, actual };
-    }
-  }
-  return first ? { badPages, first } : { badPages };
+  return comparePages(chunk, crcs, firstIndex, crc32);
 }
 
 /** BAD_PAGE_CRC for a scan that found bad pages. */

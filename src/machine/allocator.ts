@@ -9,7 +9,7 @@
  * gone from the guest's free memory: limits such as swsusp's half-of-RAM rule follow.
  */
 import { OWNERS } from '../abi.ts';
-import { popcount } from '../metrics/bitmap.ts';
+import { frameMask, popcount } from '../metrics/bitmap.ts';
 import { fieldAddr, readStruct, type BootInfo } from './guest-structs.ts';
 import type { Machine } from './machine.ts';
 
@@ -128,13 +128,12 @@ export class GuestAllocator {
     const bm = this.bitmap;
     const own = this.owners;
     if (masks.length > bm.length) throw new RangeError(`claimMasks: ${masks.length} words for a bitmap of ${bm.length}`);
-    const lastBits = this.frameCount - (bm.length - 1) * 32; // frames in the last word: 1..32
     for (let w = 0; w < masks.length; w++) {
       const mask = masks[w]!;
       if (mask === 0) continue;
       const clash = (bm[w]! & mask) >>> 0;
       if (clash !== 0) throw new AllocatorError(`frame 0x${(w * 32 + 31 - Math.clz32(clash & -clash)).toString(16)} is not free`);
-      if (w === bm.length - 1 && lastBits < 32 && mask >>> lastBits !== 0) {
+      if ((mask & ~frameMask(w, this.frameCount)) !== 0) {
         throw new AllocatorError(`frame 0x${(w * 32 + 31 - Math.clz32(mask)).toString(16)} is beyond the ${this.frameCount} frames`);
       }
     }
@@ -169,11 +168,9 @@ export class GuestAllocator {
     const masks = new Uint32Array(bm.length);
     if (count === 0) return masks;
     if (count > this.freeCount) return undefined;
-    const lastBits = this.frameCount - (bm.length - 1) * 32; // frames in the last word: 1..32
     let left = count;
     for (let w = 0; w < bm.length && left > 0; w++) {
-      let free = ~bm[w]! >>> 0;
-      if (w === bm.length - 1 && lastBits < 32) free = (free & ((1 << lastBits) - 1)) >>> 0;
+      let free = (~bm[w]! & frameMask(w, this.frameCount)) >>> 0;
       if (free === 0) continue;
       const n = free === 0xffffffff ? 32 : popcount(free);
       if (n <= left) {

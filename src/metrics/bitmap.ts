@@ -21,6 +21,15 @@ export function popcount(x: number): number {
   return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
 }
 
+/**
+ * The bits of word w that are frames of a bitmap over `bits` frames: all 32, except in
+ * the last word when `bits` is not a multiple of 32.
+ */
+export function frameMask(w: number, bits: number): number {
+  const left = bits - w * 32;
+  return left >= 32 ? 0xffffffff : left > 0 ? (1 << left) - 1 : 0;
+}
+
 /** Set bits in all of `words`. */
 export function countBits(words: Uint32Array): number {
   let n = 0;
@@ -50,9 +59,8 @@ export function runsOfWords(words: Uint32Array, bits: number): Uint32Array {
     out[n++] = end - first;
   };
   for (let w = 0; w < lastWord; w++) {
-    let x = words[w]!;
+    const x = (words[w]! & frameMask(w, bits)) >>> 0;
     const bit0 = w * 32;
-    if (w === lastWord - 1 && bits - bit0 < 32) x = (x & ((1 << (bits - bit0)) - 1)) >>> 0;
     if (x === 0xffffffff) {
       if (start < 0) start = bit0;
       continue;
@@ -188,8 +196,7 @@ export class GuestBitmap {
       const n = Math.min(1024, words32 - first);
       out.set(ram32.subarray(this.pageWord[p]!, this.pageWord[p]! + n), first);
     }
-    const tail = this.bits & 31;
-    if (tail !== 0) out[words32 - 1] = (out[words32 - 1]! & ((1 << tail) - 1)) >>> 0;
+    out[words32 - 1] = (out[words32 - 1]! & frameMask(words32 - 1, this.bits)) >>> 0;
     return out;
   }
 }

@@ -24,7 +24,7 @@
 import { crc32 } from '../image/crc.ts';
 import { OWNERS, STRUCTS } from '../abi.ts';
 import { ImageReader } from '../image/index.ts';
-import { bitmapPages, GuestBitmap, popcount, runsOfWords } from '../metrics/bitmap.ts';
+import { bitmapPages, frameMask, GuestBitmap, popcount, runsOfWords } from '../metrics/bitmap.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { RestoreRefusedError, type RestoreContext, type RestorePlan, type RestoreStrategy } from './strategy.ts';
 
@@ -91,14 +91,12 @@ export const bitmapPbe: RestoreStrategy = {
     const taken = await timer.time('allocate', () => {
       const bm = alloc.bitmap;
       const words = bm.length;
-      // Frames of the last bitmap word that exist.
-      const valid = (w: number): number => (w === words - 1 && frames % 32 !== 0 ? (1 << (frames % 32)) - 1 : 0xffffffff);
       // The unsafe bitmap's own pages: the lowest free frames that are no original location.
       const claim = new Uint32Array(words);
       const bmFrames = new Uint32Array(plan.bmPages);
       let nBm = 0;
       for (let w = 0; w < words && nBm < plan.bmPages; w++) {
-        let other = (~bm[w]! & ~plan.unsafeWords[w]! & valid(w)) >>> 0;
+        let other = (~bm[w]! & ~plan.unsafeWords[w]! & frameMask(w, frames)) >>> 0;
         while (other !== 0 && nBm < plan.bmPages) {
           const bit = (other & -other) >>> 0;
           other = (other & ~bit) >>> 0;
@@ -119,7 +117,7 @@ export const bitmapPbe: RestoreStrategy = {
       let nInPlace = 0;
       let nSafe = 0;
       for (let w = 0; w < words; w++) {
-        const free = (~bm[w]! & valid(w)) >>> 0;
+        const free = (~bm[w]! & frameMask(w, frames)) >>> 0;
         if (free === 0) continue;
         const unsafeWord = unsafeBm.word(w);
         const own = (free & unsafeWord) >>> 0;

@@ -14,7 +14,7 @@ import type { SaveContext, SaveReport } from './strategy.ts';
 import { OWNERS, STRUCTS } from '../abi.ts';
 import type { SavedContext } from '../image/index.ts';
 import { ProtocolError } from '../machine/errors.ts';
-import { countBits, framesOfWords, wordsOfFrames } from '../metrics/bitmap.ts';
+import { countBits, frameMask, framesOfWords, wordsOfFrames } from '../metrics/bitmap.ts';
 
 /** Downtime: from the FREEZE command until the guest runs again or the image is committed. */
 export class DowntimeClock {
@@ -107,8 +107,7 @@ export function saveablePfns(alloc: GuestAllocator): Uint32Array {
  */
 export function saveableWords(alloc: GuestAllocator): Uint32Array {
   const words = alloc.bitmap.slice();
-  const tail = alloc.frameCount & 31;
-  if (tail !== 0) words[words.length - 1] = (words[words.length - 1]! & ((1 << tail) - 1)) >>> 0;
+  words[words.length - 1] = (words[words.length - 1]! & frameMask(words.length - 1, alloc.frameCount)) >>> 0;
   const owners = alloc.owners;
   for (const owner of [OWNERS.SNAPSHOT.value, OWNERS.NOSAVE.value]) {
     for (let pfn = owners.indexOf(owner); pfn >= 0; pfn = owners.indexOf(owner, pfn + 1)) {
