@@ -71,6 +71,78 @@ describe('ImageWriter.writeRunsAsync', () => {
     expect(sha256File(b)).toBe(sha256File(a));
   });
 
+  it('fill produces each piece just before it is written: after the writes of the pieces before it were submitted, at most three of them unfinished', async () => {
+    const n = 3000; // ~11.7 MiB: pieces of 2 MiB, and parts that split some of them
+    const pfns = Uint32Array.from({ length: n }, (_, i) => 300 + i);
+    const data = randomFillSync(new Uint8Array(n * 4096));
+    const a = tempSwapPath('filled');
+    await writeImage(a, data, pfns, false);
+    const b = tempSwapPath('fill');
+    const dev = SwapDevice.ensure(b, 64 << 20);
+    const w = new ImageWriter(dev, { pfns, buildId: BUILD, ramBytes: 32 << 20, frameCount: 8192, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(84) }, durable: false });
+    let submitted = 0;
+    let finished = 0;
+    const writev = dev.writevAtAsync.bind(dev);
+    vi.spyOn(dev, 'writevAtAsync').mockImplementation((parts, offset) => {
+      submitted++;
+      return writev(parts, offset).then(() => void finished++);
+    });
+    // Parts of 700 pages (2.7 MiB), empty until fill copies their bytes in.
+    const starts: number[] = [];
+    const parts: Uint8Array[] = [];
+    for (let at = 0; at < n; at += 700) {
+      starts.push(at * 4096);
+      parts.push(new Uint8Array(Math.min(700, n - at) * 4096));
+    }
+    const seen: Array<{ part: number; offset: number; bytes: number; submitted: number; unfinished: number }> = [];
+    await w.writeRunsAsync(0, parts, {
+      fill: (piece, part, offset) => {
+        seen.push({ part, offset, bytes: piece.length, submitted, unfinished: submitted - finished });
+        piece.set(data.subarray(starts[part]! + offset, starts[part]! + offset + piece.length));
+      },
+    });
+    await w.commitAsync();
+    dev.close();
+    expect(sha256File(b)).toBe(sha256File(a));
+    // Every byte of every part was filled once, in order, in pieces of at most 2 MiB.
+    let part = 0;
+    let offset = 0;
+    for (const s of seen) {
+      if (offset === parts[part]!.length) {
+        part++;
+        offset = 0;
+      }
+      expect([s.part, s.offset]).toEqual([part, offset]);
+      expect(s.bytes).toBeLessThanOrEqual(2 << 20);
+      offset += s.bytes;
+    }
+    expect([part, offset]).toEqual([parts.length - 1, parts.at(-1)!.length]);
+    // Pieces are gathered into 2 MiB writes: the piece that starts the k-th 2 MiB of the
+    // image is filled after k writes were submitted, with no more than three unfinished.
+    let at = 0;
+    for (const s of seen) {
+      if (at % (2 << 20) === 0) expect(s.submitted).toBe(at / (2 << 20));
+      expect(s.unfinished).toBeLessThanOrEqual(3);
+      at += s.bytes;
+    }
+  });
+
+  it('a fill that throws fails the write and the writer: no image signature', async () => {
+    const { dev, writer } = durableWriter(2048);
+    const parts = [new Uint8Array(2048 * 4096)];
+    let calls = 0;
+    await expect(
+      writer.writeRunsAsync(0, parts, {
+        fill: () => {
+          if (++calls === 3) throw new Error('the copy went wrong');
+        },
+      }),
+    ).rejects.toThrow('the copy went wrong');
+    await expect(writer.commitAsync()).rejects.toThrow();
+    expect(dev.readSignature().kind).toBe('swap');
+    dev.close();
+  });
+
   it('refuses parts that are not whole pages, or that run past the image, before writing anything', async () => {
     const dev = SwapDevice.ensure(tempSwapPath('bad'), 1 << 20);
     const w = new ImageWriter(dev, { pfns: Uint32Array.of(1, 2), buildId: BUILD, ramBytes: 32 << 20, frameCount: 8192, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(84) }, durable: false });

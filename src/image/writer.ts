@@ -244,8 +244,19 @@ export class ImageWriter {
    * (swsusp's copies sit wherever the allocator had free frames): `parts` (each whole
    * pages) fill pages firstIndex, firstIndex+1, ... in order, gathered into 2 MiB
    * writev calls.
+   *
+   * `fill`, if given, produces the bytes of each piece of a part (at most 2 MiB) just
+   * before the piece is gathered for writing: `piece` is parts[part] from byte `offset`
+   * on. So producing the next piece (swsusp's atomic copy into it) runs on this thread
+   * while the last ones are written on libuv's pool, and each piece's CRCs are taken
+   * while it is still in the CPU cache. The promise settles when everything is written.
    */
-  async writeRunsAsync(firstIndex: number, parts: readonly Uint8Array[]): Promise<void> {
+  async writeRunsAsync(
+    firstIndex: number,
+    parts: readonly Uint8Array[],
+    options: { readonly fill?: (piece: Uint8Array, part: number, offset: number) => void } = {},
+  ): Promise<void> {
+    const { fill } = options;
     this.#checkOpen();
     let total = 0;
     for (const part of parts) {
@@ -287,10 +298,13 @@ export class ImageWriter {
       }
     };
     try {
-      for (const part of parts) {
+      for (let p = 0; p < parts.length; p++) {
+        const part = parts[p]!;
         for (let off = 0; off < part.length; ) {
           const n = Math.min(part.length - off, OVERLAP_CHUNK_BYTES - batchBytes);
-          batch.push(part.subarray(off, off + n));
+          const piece = part.subarray(off, off + n);
+          fill?.(piece, p, off);
+          batch.push(piece);
           batchBytes += n;
           off += n;
           if (batchBytes >= OVERLAP_CHUNK_BYTES) await submit();

@@ -10,7 +10,8 @@
  *     does not fit, refuse with the numbers (and thaw: nothing was lost)
  *   → atomic section (the guest saved its context, interrupts off): copy every
  *     saveable page into its copy
- *   → write the image from the copies (PFNs from orig_bm, data from copy_bm's frames)
+ *   → write the image from the copies (PFNs from orig_bm, data from copy_bm's frames);
+ *     the writes of the first copies start while the rest are still being copied
  *   → signature last, power off.
  *
  * The half-of-RAM limit is nowhere in this file: the copies are real frames, so a
@@ -23,7 +24,6 @@ import { ProtocolError } from '../machine/errors.ts';
 import { bitmapPages, countBits, forEachRunPair, framesOfWords, GuestBitmap, runsOfWords } from '../metrics/bitmap.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { HibernationRefusedError, type SaveContext, type SaveReport, type SaveStrategy } from './strategy.ts';
-import { commitImage } from './write-image.ts';
 import { assertPageSetUnchanged, DowntimeClock, freezeTasks, moveOracleTime, recordAtomicPoint, captureSavedContext, saveableWords, memoryAtAtomic, countNosave, PageSetBits } from './common.ts';
 
 export { forEachRun, saveablePfns } from './common.ts';
@@ -94,8 +94,11 @@ export const swsusp: SaveStrategy = {
     let memory: SaveReport['memory'] | undefined;
 
     let oracleMs = 0;
+    let writer: ImageWriter | undefined;
+    let writing: Promise<void> | undefined;
+    const phase = progress.phase('atomic copy and write', saveableCount);
     await timer.time('atomic', () =>
-      guest.atomic(() => {
+      guest.atomic(async () => {
         oracleMs = recordAtomicPoint(ctx, clock);
         assertPageSetUnchanged(alloc, pageSet, 'the preallocation');
         memory = memoryAtAtomic(alloc, nosave);
@@ -104,38 +107,59 @@ export const swsusp: SaveStrategy = {
         origBm.setWords(saveable);
         copyBm.clear();
         copyBm.setWords(copies!);
-        const ram = m.ram;
-        const phase = progress.phase('atomic copy', saveableCount);
-        let done = 0;
-        forEachRunPair(runsOfWords(saveable, frames), runsOfWords(copies!, frames), (_i, src, dst, n) => {
-          ram.copyWithin(dst * 4096, src * 4096, (src + n) * 4096);
-          done += n;
-          phase.update(done);
+        // As copy_data_pages and swsusp_write do, both the copy and the image follow the
+        // two bitmaps read back from guest RAM: the PFNs from orig_bm, the copies at
+        // copy_bm's frames, the n-th set bit of one paired with the n-th of the other.
+        const origWords = origBm.toWords();
+        const copyWords = copyBm.toWords();
+        const pfns = framesOfWords(origWords, frames);
+        if (pfns.length !== saveableCount || countBits(copyWords) !== saveableCount) {
+          throw new ProtocolError(`orig_bm has ${pfns.length} pages and copy_bm ${countBits(copyWords)}, but ${saveableCount} were counted`);
+        }
+        writer = new ImageWriter(swap, {
+          pfns,
+          buildId: m.options.image.buildId,
+          ramBytes: m.ramBytes,
+          frameCount: frames,
+          strategy: 'swsusp',
+          context: savedContext,
+          stats: { atomicCopyPages: pfns.length, frozenTasks: tasksFrozen },
         });
-        phase.end();
+        const src: number[] = [];
+        const dst: number[] = [];
+        const parts: Uint8Array[] = [];
+        forEachRunPair(runsOfWords(origWords, frames), runsOfWords(copyWords, frames), (_i, from, to, n) => {
+          src.push(from * 4096);
+          dst.push(to * 4096);
+          parts.push(m.view(to * 4096, n * 4096));
+        });
+        // The copy is made piece by piece (2 MiB) just before the image writer takes the
+        // piece, so the writes of the first copies run on libuv's pool while the rest are
+        // copied. The writer is the host's, not a guest device that the atomic section
+        // would have suspended; the image still holds only the copies. The atomic section
+        // ends when the last page is copied; the last writes finish after it.
+        const ram = m.ram;
+        let copied = 0;
+        let copiedAll!: () => void;
+        const allCopied = new Promise<void>((resolve) => (copiedAll = resolve));
+        writing = writer.writeRunsAsync(0, parts, {
+          fill: (piece, part, offset) => {
+            const from = src[part]! + offset;
+            ram.copyWithin(dst[part]! + offset, from, from + piece.length);
+            copied += piece.length / 4096;
+            phase.update(copied);
+            if (copied === saveableCount) copiedAll();
+          },
+        });
+        await Promise.race([allCopied, writing]);
       }),
     );
 
-    // Writing happens outside the atomic section, from the copies, as swsusp_write does:
-    // the PFNs from orig_bm, the data from copy_bm's frames, both read back from guest RAM.
-    const written = await timer.time('write', () => {
-      const pfns = framesOfWords(origBm.toWords(), frames);
-      const copyWords = copyBm.toWords();
-      const copyCount = countBits(copyWords);
-      if (pfns.length !== copyCount) throw new ProtocolError(`orig_bm has ${pfns.length} pages but copy_bm ${copyCount}`);
-      const writer = new ImageWriter(swap, {
-        pfns,
-        buildId: m.options.image.buildId,
-        ramBytes: m.ramBytes,
-        frameCount: frames,
-        strategy: 'swsusp',
-        context: savedContext!,
-        stats: { atomicCopyPages: pfns.length, frozenTasks: tasksFrozen },
-      });
-      const parts: Uint8Array[] = [];
-      const copyRuns = runsOfWords(copyWords, frames);
-      for (let r = 0; r < copyRuns.length; r += 2) parts.push(m.view(copyRuns[r]! * 4096, copyRuns[r + 1]! * 4096));
-      return commitImage(writer, parts, progress);
+    const written = await timer.time('write', async () => {
+      await writing;
+      const result = await writer!.commitAsync();
+      phase.end();
+      return result;
     });
 
     const downtime = clock.finish();
