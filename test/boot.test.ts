@@ -1,7 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ABI_VERSION, fieldOffset, OWNERS, PROBES } from '../src/abi.ts';
 import { Guest } from '../src/machine/guest.ts';
 import { EmulatorDiedError, GuestExceptionError } from '../src/machine/errors.ts';
+import { nodeWasToldHowToCompileWasm, v86WasmModule, wasmCompilation } from '../src/machine/v86.ts';
 import { PageTableWalker, PTE } from '../src/mmu/page-table.ts';
 import { countBits, framesOfWords } from '../src/metrics/bitmap.ts';
 import { saveablePfns, saveableWords } from '../src/save/common.ts';
@@ -247,6 +248,35 @@ describe('the guest boots on v86', () => {
       expect(turned()).toBe(true);
       expect(runs).toBeGreaterThan(1);
     });
+  });
+
+  it("every machine of a process is an instance of one compiled v86 module, and V8's lazy wasm compilation is off", async () => {
+    const wasm = (globalThis as unknown as { WebAssembly: { Module: new (...a: never[]) => object; instantiate: (...a: unknown[]) => unknown } }).WebAssembly;
+    const module = await v86WasmModule();
+    expect(await v86WasmModule()).toBe(module);
+    const instantiate = vi.spyOn(wasm, 'instantiate');
+    let firstArgs: unknown[];
+    try {
+      await withGuest({}, () => {});
+      await withGuest({}, () => {});
+      firstArgs = instantiate.mock.calls.map((c) => c[0]);
+    } finally {
+      instantiate.mockRestore();
+    }
+    // v86's JIT instantiates its own small modules from bytes; the machines' come from the module.
+    const fromModule = firstArgs.filter((m) => m instanceof wasm.Module);
+    expect(fromModule).toHaveLength(2);
+    for (const m of fromModule) expect(m).toBe(module);
+    expect(wasmCompilation).toBe('eager (set by hiberlab)');
+  });
+
+  it("leaves V8's lazy wasm compilation alone when node was told either way", () => {
+    expect(nodeWasToldHowToCompileWasm([])).toBe(false);
+    expect(nodeWasToldHowToCompileWasm(['--expose-gc', '--no-flush-bytecode'], '--max-old-space-size=4096')).toBe(false);
+    expect(nodeWasToldHowToCompileWasm(['--wasm-lazy-compilation'])).toBe(true);
+    expect(nodeWasToldHowToCompileWasm(['--no-wasm-lazy-compilation'])).toBe(true);
+    expect(nodeWasToldHowToCompileWasm([], '--max-old-space-size=4096 --no-wasm_lazy_compilation')).toBe(true);
+    expect(nodeWasToldHowToCompileWasm(['--wasm-lazy-compilation-hints'])).toBe(false);
   });
 
   it('a planted corruption is found by the workload verification', async () => {

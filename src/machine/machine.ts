@@ -21,7 +21,7 @@ import {
   MachineError,
   ProtocolError,
 } from './errors.ts';
-import { loadV86, v86WasmBytes, Wasm, WASM_OFFSETS, type V86Cpu, type V86Emulator } from './v86.ts';
+import { loadV86, v86WasmModule, Wasm, WASM_OFFSETS, type V86Cpu, type V86Emulator } from './v86.ts';
 import { readExceptionFrame } from './guest-structs.ts';
 
 export const MIN_RAM_BYTES = 16 * 1024 * 1024;
@@ -213,7 +213,7 @@ export class Machine {
             return rngState | 0;
           };
         }
-        const { instance } = await Wasm.instantiate(v86WasmBytes(), imports);
+        const instance = await Wasm.instantiate(await v86WasmModule(), imports);
         return instance.exports;
       },
       memory_size: options.ramBytes,

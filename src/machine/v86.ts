@@ -5,6 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
 
 /** Byte offsets of CPU state inside the wasm memory (see `CPU(...)` in libv86-debug.mjs). */
 export const WASM_OFFSETS = {
@@ -77,9 +78,17 @@ export type V86Constructor = new (options: V86Options) => V86Emulator;
 
 const require = createRequire(import.meta.url);
 
+/** A compiled WebAssembly module (opaque here). */
+export interface WasmModule {
+  readonly __wasmModule?: never;
+}
+
 /** Node's WebAssembly global (its types live in lib.dom, which this project does not load). */
 export const Wasm = (globalThis as unknown as {
-  WebAssembly: { instantiate(bytes: Uint8Array, imports: object): Promise<{ instance: { exports: Record<string, unknown> } }> };
+  WebAssembly: {
+    compile(bytes: Uint8Array): Promise<WasmModule>;
+    instantiate(module: WasmModule, imports: object): Promise<{ exports: Record<string, unknown> }>;
+  };
 }).WebAssembly;
 
 /** Directory of the v86 npm package's build (libv86.mjs, v86.wasm). */
@@ -93,6 +102,53 @@ let cachedWasm: Uint8Array | undefined;
 export function v86WasmBytes(): Uint8Array {
   cachedWasm ??= readFileSync(v86BuildDir() + 'v86.wasm');
   return cachedWasm;
+}
+
+let cachedModule: Promise<WasmModule> | undefined;
+
+/**
+ * v86's wasm module, compiled once per process and shared by every machine the process
+ * boots (each gets its own instance and memory), with V8's lazy compilation of wasm
+ * turned off for the whole process first (see useEagerWasmCompilation).
+ */
+export function v86WasmModule(): Promise<WasmModule> {
+  cachedModule ??= (useEagerWasmCompilation(), Wasm.compile(v86WasmBytes()));
+  return cachedModule;
+}
+
+/** What useEagerWasmCompilation did: 'set', or why it left V8's setting alone. */
+export let wasmCompilation: 'eager (set by hiberlab)' | 'as node was told' | 'not yet set' = 'not yet set';
+
+/**
+ * Sets V8's `--no-wasm-lazy-compilation` for this process, unless node was started with
+ * either form of the flag (then the user's choice stands).
+ *
+ * V8 compiles a wasm function lazily by default: on its first call, on the thread that
+ * calls it. v86's JIT turns hot guest code into small wasm modules and installs each
+ * one when WebAssembly.instantiate() resolves; compiled lazily, the first call of such a
+ * function compiles it right there, inside `main_loop`, and the guest stands still
+ * meanwhile. That was the 4–19 ms that 103 guest instructions (the hibernation
+ * request) or the 93 000 of the FREEZE command sometimes took, in most saves: longer
+ * than the whole freeze. Compiled eagerly, a module is compiled on V8's background
+ * threads before instantiate() resolves, and nothing is compiled on the guest's time.
+ * docs/V86.md has the measurements. The setting changes when wasm is compiled, never
+ * what it does.
+ */
+export function useEagerWasmCompilation(): void {
+  if (wasmCompilation !== 'not yet set') return;
+  if (nodeWasToldHowToCompileWasm(process.execArgv, process.env.NODE_OPTIONS)) {
+    wasmCompilation = 'as node was told';
+    return;
+  }
+  setFlagsFromString('--no-wasm-lazy-compilation');
+  wasmCompilation = 'eager (set by hiberlab)';
+}
+
+/** Whether node's flags (its argv before the script, and NODE_OPTIONS) set V8's lazy wasm compilation either way. */
+export function nodeWasToldHowToCompileWasm(execArgv: readonly string[], nodeOptions = ''): boolean {
+  return [...execArgv, ...nodeOptions.split(/\s+/)]
+    .map((f) => f.replace(/^--(no-)?wasm[-_]lazy[-_]compilation$/, 'set'))
+    .includes('set');
 }
 
 let cachedCtor: V86Constructor | undefined;
