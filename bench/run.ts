@@ -40,6 +40,9 @@ interface Row {
   pages: number;
   hiberlabSaveMs: number;
   hiberlabRestoreMs: number;
+  /** The boot kernel's boot (excluded from the restore), and the whole validation, which runs beside it. */
+  resumeBootMs: number;
+  validationMs: number;
   v86SaveMs: number;
   v86RestoreMs: number;
   v86StateMiB: number;
@@ -183,6 +186,8 @@ async function benchOnce(ramMiB: number): Promise<Row> {
     pages: save.pagesSaved,
     hiberlabSaveMs,
     hiberlabRestoreMs,
+    resumeBootMs: r.phasesMs.boot ?? NaN,
+    validationMs: r.validationMs ?? NaN,
     v86SaveMs,
     v86RestoreMs,
     v86StateMiB: state.byteLength / MiB,
@@ -209,6 +214,8 @@ async function benchSize(ramMiB: number, reps: number): Promise<Row> {
     ...runs[0]!,
     hiberlabSaveMs: best('hiberlabSaveMs'),
     hiberlabRestoreMs: best('hiberlabRestoreMs'),
+    resumeBootMs: best('resumeBootMs'),
+    validationMs: best('validationMs'),
     v86SaveMs: best('v86SaveMs'),
     v86RestoreMs: best('v86RestoreMs'),
     v86FileWriteMs: best('v86FileWriteMs'),
@@ -227,7 +234,7 @@ function ratio(a: number, b: number): string {
 
 function render(rows: Row[]): string {
   const t = new Table({
-    head: ['RAM', 'image', 'hiberlab save + restore', 'v86 save_state + restore_state', 'v86 incl. its file', 'file write + read', 'memcpy', 'vs v86 (≤ 0.3×)', 'vs v86 incl. file', 'vs file (≤ 2×)', 'cycle'],
+    head: ['RAM', 'image', 'hiberlab save + restore', 'boot kernel boot (validation in it)', 'v86 save_state + restore_state', 'v86 incl. its file', 'file write + read', 'memcpy', 'vs v86 (≤ 0.3×)', 'vs v86 incl. file', 'vs file (≤ 2×)', 'cycle'],
     style: { head: [], border: [] },
   });
   for (const r of rows) {
@@ -238,6 +245,7 @@ function render(rows: Row[]): string {
       `${r.ramMiB} MiB`,
       `${r.imageMiB.toFixed(1)} MiB`,
       `${r.hiberlabSaveMs.toFixed(0)} + ${r.hiberlabRestoreMs.toFixed(0)} ms`,
+      `${r.resumeBootMs.toFixed(0)} ms (${r.validationMs.toFixed(0)} ms)`,
       `${r.v86SaveMs.toFixed(0)} + ${r.v86RestoreMs.toFixed(0)} ms (${r.v86StateMiB.toFixed(0)} MiB)`,
       `${(v86 + r.v86FileWriteMs + r.v86FileReadMs).toFixed(0)} ms`,
       `${r.fileWriteMs.toFixed(0)} + ${r.fileReadMs.toFixed(0)} ms`,
@@ -273,7 +281,10 @@ function hibernateMarkdown(rows: Row[]): string {
     `Best of ${rows[0]?.runs ?? 1} runs for every column (this machine\'s disk and CPU are shared and noisy).`,
     'Guest RAM filled by a `stream` workload (hash output: incompressible) to 45 % of RAM, about',
     'as much as swsusp can save. hiberlab save = freeze → image committed (fsync, signature);',
-    'restore = validate every checksum → load → trampoline done; boots excluded. v86 = its own',
+    'restore = validate every checksum → load → trampoline done; boots excluded. The validation',
+    'begins with the boot kernel\'s boot (the CRC thread checks the pages while v86 boots it), so',
+    'the restore counts only what the boot kernel still waits for; the whole validation and the',
+    'boot it overlaps are in their own columns (best of each). v86 = its own',
     '`save_state()` of the same machine at the same point and `restore_state()` into a fresh',
     'instance (no compression on save; zero pages skipped). File = writing the image\'s bytes to',
     'a file and making them durable (the faster of one fsync at the end and the image writer\'s own',
@@ -286,13 +297,13 @@ function hibernateMarkdown(rows: Row[]): string {
     'measured operation the process and the disk settle (garbage collected, `sync`, 250 ms quiet;',
     'bench/settle.ts), so that no column pays for the one before it.',
     '',
-    '| RAM | image | pages | hiberlab save | hiberlab restore | v86 save_state | v86 restore_state | v86 state file write + read | file write | file read | memcpy | ours / v86 (target ≤ 0.3) | ours / (v86 + its file) | ours / file (target ≤ 2) | cycle |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| RAM | image | pages | hiberlab save | hiberlab restore | boot kernel boot | whole validation (beside the boot) | v86 save_state | v86 restore_state | v86 state file write + read | file write | file read | memcpy | ours / v86 (target ≤ 0.3) | ours / (v86 + its file) | ours / file (target ≤ 2) | cycle |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     const ours = r.hiberlabSaveMs + r.hiberlabRestoreMs;
     lines.push(
-      `| ${r.ramMiB} MiB | ${r.imageMiB.toFixed(1)} MiB | ${r.pages} | ${r.hiberlabSaveMs.toFixed(0)} ms | ${r.hiberlabRestoreMs.toFixed(0)} ms | ` +
+      `| ${r.ramMiB} MiB | ${r.imageMiB.toFixed(1)} MiB | ${r.pages} | ${r.hiberlabSaveMs.toFixed(0)} ms | ${r.hiberlabRestoreMs.toFixed(0)} ms | ${r.resumeBootMs.toFixed(0)} ms | ${r.validationMs.toFixed(0)} ms | ` +
         `${r.v86SaveMs.toFixed(0)} ms | ${r.v86RestoreMs.toFixed(0)} ms | ${r.v86FileWriteMs.toFixed(0)} + ${r.v86FileReadMs.toFixed(0)} ms | ${r.fileWriteMs.toFixed(0)} ms | ${r.fileReadMs.toFixed(0)} ms | ${r.memcpyMs.toFixed(1)} ms | ` +
         `${(ours / (r.v86SaveMs + r.v86RestoreMs)).toFixed(2)} | ${(ours / (r.v86SaveMs + r.v86RestoreMs + r.v86FileWriteMs + r.v86FileReadMs)).toFixed(2)} | ${(ours / (r.fileWriteMs + r.fileReadMs)).toFixed(2)} | ${r.verdict} |`,
     );

@@ -67,6 +67,7 @@ export function cycleSummary(r: CycleReport): string {
     ['oracle', `${r.oracle.pagesCompared} pages compared with the ${r.oracle.against}, ${r.oracle.differingPages.length} differ`],
     ['tasks verified', r.verify.map((v) => `task ${v.taskId}: ${v.badWords ? `${v.badWords} bad` : 'ok'} (${v.wordsChecked} words)`).join(', ') || 'none'],
     ...phaseRows(r.phasesMs),
+    ...validationRows(r.validationMs, r.phasesMs['resume.validate']),
   ];
   const lines = [table(rows)];
   for (const f of r.failures) lines.push(`failure: ${f}`);
@@ -93,7 +94,14 @@ export function resumeSummary(r: ResumeResult): string {
     ['check', `${r.oracle?.pagesCompared ?? 0} pages compared with the ${r.oracle?.against}, ${r.oracle?.differingPages.length ?? 0} differ`],
     ['tasks verified', r.verify.map((v) => `task ${v.taskId}: ${v.badWords ? `${v.badWords} bad` : 'ok'}`).join(', ') || 'none'],
     ...phaseRows(r.phasesMs),
+    ...validationRows(r.validationMs, r.phasesMs.validate),
   ]);
+}
+
+/** The validation runs beside the boot kernel's boot: its whole time, and how much of it the boot kernel waited for. */
+function validationRows(whole: number | undefined, waited: number | undefined): Array<[string, string]> {
+  if (whole === undefined) return [];
+  return [['validation', `${ms(whole)} in all, beside the boot; ${ms(waited ?? 0)} of it after the boot`]];
 }
 
 export function faultsSummary(r: FaultRunReport): string {

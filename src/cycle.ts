@@ -13,7 +13,7 @@ import { rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import tmp from 'tmp';
 import { CONSTANTS } from './abi.ts';
-import { CrcThread, ImageError, SwapDevice, imageExtent, resetSignature, validateImageAsync, type ValidatedImage } from './image/index.ts';
+import { beginImageValidation, CrcThread, ImageError, SwapDevice, imageExtent, resetSignature, validateImageAsync, type ImageValidation, type ValidatedImage } from './image/index.ts';
 import { Guest, type VerifyReport } from './machine/guest.ts';
 import { loadGuestImage } from './machine/guest-image.ts';
 import type { GuestImageRef } from './machine/machine.ts';
@@ -115,7 +115,13 @@ export interface ResumeResult {
   /** For refusals with proveUntouched: RAM equal before and after the refusal. */
   readonly guestMemoryUntouched?: boolean;
   readonly generation?: number;
+  /**
+   * boot, validate (what is left of the validation once the boot kernel is up), load,
+   * trampoline, compare, verify.
+   */
   readonly phasesMs: Readonly<Record<string, number>>;
+  /** The whole validation, from its start before the boot to its verdict (it overlaps the boot). */
+  readonly validationMs?: number;
   readonly console: string;
   /** Whether the image's signature was consumed (reset). */
   readonly signatureReset: boolean;
@@ -136,6 +142,8 @@ export interface CycleReport {
   readonly oracle: { against: 'oracle' | 'image'; pagesCompared: number; differingPages: PageDifference[]; cpuDifferences: string[] };
   readonly verify: VerifyReport[];
   readonly phasesMs: Readonly<Record<string, number>>;
+  /** The resume's whole image validation; it runs beside resume.boot, and resume.validate is what was left after it. */
+  readonly validationMs?: number;
 }
 
 function progressOf(p: Progress | boolean | undefined): Progress {
@@ -205,9 +213,15 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
   let validated: ValidatedImage | undefined;
   let untouched: boolean | undefined;
   let signatureReset = false;
-  // Started now, so that it is up by the time the boot kernel looks for an image.
   const crcThread = options.crcThread === false ? undefined : CrcThread.start();
+  // The image is checked while the boot kernel boots, as nothing of the boot depends on
+  // it: signature, header and metadata now, the pages' CRCs on the CRC thread meanwhile.
+  // The boot kernel then waits only for what is left ("validate"); guest memory is
+  // touched only after the verdict, as before.
   let t = performance.now();
+  const validationStart = t;
+  let validationMs: number | undefined;
+  let validation: ImageValidation | undefined = beginImageValidation(swap, { buildId: image.buildId, ramBytes }, { crcThread });
   let guest: Guest | undefined;
   try {
     guest = await Guest.boot(
@@ -217,8 +231,12 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
         t = performance.now();
         const before = options.proveUntouched ? g.machine.ram.slice() : undefined;
         try {
-          validated = await validateImageAsync(swap, { buildId: image.buildId, ramBytes: g.machine.ramBytes }, { crcThread });
+          const begun = validation!;
+          validation = undefined;
+          if (g.machine.ramBytes !== ramBytes) await begun.cancel(); // v86 gave another RAM size: check against that
+          validated = await (g.machine.ramBytes === ramBytes ? begun.finish() : validateImageAsync(swap, { buildId: image.buildId, ramBytes: g.machine.ramBytes }, { crcThread }));
           phases.validate = performance.now() - t;
+          validationMs = performance.now() - validationStart;
           t = performance.now();
           const plan = await strategy.prepare({ guest: g, swap, image: validated, progress });
           restoreReport = plan.report;
@@ -246,7 +264,7 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
       },
     );
     if (status !== 'resumed') {
-      return { status, reason, errorCode, verify: [], guestMemoryUntouched: untouched, phasesMs: roundAll(phases), console: guest.machine.console, signatureReset };
+      return { status, reason, errorCode, verify: [], guestMemoryUntouched: untouched, phasesMs: roundAll(phases), validationMs: validationMs && round1(validationMs), console: guest.machine.console, signatureReset };
     }
     const g = guest;
     const savedPfns = validated!.pfns;
@@ -274,8 +292,9 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
     compared = { ...compared!, cpuDifferences };
     const kept = options.keepRunning ? g : undefined;
     if (kept) guest = undefined;
-    return { status, restore: restoreReport, oracle: compared, verify, generation: g.generation, phasesMs: roundAll(phases), console: g.machine.console, signatureReset, guest: kept };
+    return { status, restore: restoreReport, oracle: compared, verify, generation: g.generation, phasesMs: roundAll(phases), validationMs: validationMs && round1(validationMs), console: g.machine.console, signatureReset, guest: kept };
   } finally {
+    await validation?.cancel(); // the boot failed before the verdict was asked for
     await crcThread?.close();
     swap.close();
     await guest?.machine.powerOff();
@@ -368,6 +387,7 @@ export function judge(h: HibernateResult, r: ResumeResult, options: HibernateOpt
     oracle,
     verify: r.verify,
     phasesMs: phases,
+    validationMs: r.validationMs,
   };
 }
 

@@ -11,7 +11,7 @@ import { STRUCTS } from '../src/abi.ts';
 import {
   CONTEXT_BYTES, HEADER_LAYOUT, HEADER_OFFSET, HEADER_SIZE, ImageError, ImageReader, ImageWriter, MIN_DEVICE_BYTES, PAGE_SIZE,
   SIGNATURE_LAYOUT, SwapDevice, formatInspection, imageExtent, inspectImage, resetSignature, validateImage,
-  CrcThread, validateImageAsync,
+  CrcThread, validateImageAsync, beginImageValidation,
   type ImageErrorCode, type ImageWriterOptions, type SavedContext,
 } from '../src/image/index.ts';
 import { wordsOfFrames } from '../src/metrics/bitmap.ts';
@@ -761,6 +761,109 @@ describe('validation with a CRC thread', () => {
     expect((await validateImageAsync(file, EXPECT, { chunkBytes: 4 * PAGE_SIZE, crcThread: thread })).pfns).toEqual(pfns);
     flipByte(file, imageExtent(50).dataOffset + 3 * PAGE_SIZE);
     await expect(validateImageAsync(file, EXPECT, { chunkBytes: 4 * PAGE_SIZE, crcThread: thread })).rejects.toMatchObject({ code: 'BAD_PAGE_CRC', index: 3, count: 1 });
+  });
+});
+
+describe('a validation begun ahead of its verdict (beginImageValidation)', () => {
+  let thread: CrcThread;
+  beforeEach(() => {
+    thread = CrcThread.start();
+  });
+  afterEach(async () => {
+    await thread.close();
+  });
+
+  /** Blocks this thread (no event-loop turn) until the shared scan counter passes `chunks`, or 20 s. */
+  function blockUntilTaken(counter: Int32Array, chunks: number): number {
+    const nap = new Int32Array(new SharedArrayBuffer(4));
+    const start = Date.now();
+    while (Atomics.load(counter, 0) < chunks && Date.now() - start < 20_000) Atomics.wait(nap, 0, 0, 5);
+    return Atomics.load(counter, 0);
+  }
+
+  it('the CRC thread scans every page while this thread is busy elsewhere; finish() then gives what validateImageAsync gives', async () => {
+    const { file, pfns } = writeImage('swap.img', 300);
+    const before = sha256(file);
+    const dev = SwapDevice.open(file);
+    const run = vi.spyOn(thread, 'run');
+    const begun = beginImageValidation(dev, EXPECT, { chunkBytes: 8 * PAGE_SIZE, crcThread: thread });
+    expect(run).toHaveBeenCalledTimes(1);
+    const counter = new Int32Array(run.mock.calls[0]![0].counter);
+    // 300 pages in chunks of 8: 38 chunks, all taken by the thread while this one never yields.
+    expect(blockUntilTaken(counter, 38)).toBeGreaterThanOrEqual(38);
+    const got = await begun.finish();
+    const alone = validateImage(dev, EXPECT);
+    dev.close();
+    expect(got.pfns).toEqual(pfns);
+    expect(got.crcs).toEqual(alone.crcs);
+    expect(got.header).toEqual(alone.header);
+    expect(got.fileVersion).toBe(alone.fileVersion);
+    expect(sha256(file)).toBe(before);
+  });
+
+  it('finish() refuses what validateImageAsync refuses, with the same error: bad pages, no signature', async () => {
+    const { file } = writeImage('swap.img', 300);
+    const dataOffset = imageExtent(300).dataOffset;
+    for (const page of [299, 150, 17]) flipByte(file, dataOffset + page * PAGE_SIZE);
+    const dev = SwapDevice.open(file);
+    await expect(beginImageValidation(dev, EXPECT, { chunkBytes: 8 * PAGE_SIZE, crcThread: thread }).finish()).rejects.toMatchObject({
+      code: 'BAD_PAGE_CRC', index: 17, count: 3, offset: dataOffset + 17 * PAGE_SIZE,
+    });
+    dev.close();
+    const empty = path.join(dir, 'empty.img');
+    SwapDevice.create(empty, 1 << 20).close();
+    const blank = SwapDevice.open(empty);
+    const begun = beginImageValidation(blank, EXPECT, { crcThread: thread }); // does not throw: the verdict is finish()'s
+    await expect(begun.finish()).rejects.toMatchObject({ code: 'NO_SIGNATURE' });
+    blank.close();
+  });
+
+  it('a page corrupted after the scan but before finish() is refused: the file changed, so it is checked again', async () => {
+    const { file } = writeImage('swap.img', 300);
+    const dev = SwapDevice.open(file);
+    const run = vi.spyOn(thread, 'run');
+    const begun = beginImageValidation(dev, EXPECT, { chunkBytes: 8 * PAGE_SIZE, crcThread: thread });
+    expect(blockUntilTaken(new Int32Array(run.mock.calls[0]![0].counter), 38)).toBeGreaterThanOrEqual(38);
+    flipByte(file, imageExtent(300).dataOffset + 42 * PAGE_SIZE + 9);
+    await expect(begun.finish()).rejects.toMatchObject({ code: 'BAD_PAGE_CRC', index: 42, count: 1 });
+    dev.close();
+  });
+
+  it('a CRC thread that has not begun the job by the time this thread took every chunk is not waited for', async () => {
+    const { file, pfns } = writeImage('swap.img', 300);
+    const dev = SwapDevice.open(file);
+    // A thread still starting up: it takes the job and never begins it (nor answers).
+    const starting = { available: true, run: (_job: unknown) => new Promise<never>(() => {}) } as unknown as CrcThread;
+    expect((await beginImageValidation(dev, EXPECT, { chunkBytes: 8 * PAGE_SIZE, crcThread: starting }).finish()).pfns).toEqual(pfns);
+    await beginImageValidation(dev, EXPECT, { chunkBytes: 8 * PAGE_SIZE, crcThread: starting }).cancel();
+    dev.close();
+  }, 10_000);
+
+  it('the CRC thread does nothing with a job closed before it began (it may no longer read the file)', async () => {
+    const counter = new SharedArrayBuffer(8);
+    Atomics.store(new Int32Array(counter), 1, 2);
+    const result = await thread.run({ fd: 1 << 30, dataOffset: 0, pageCount: 64, chunkPages: 16, crcs: new Uint32Array(64), counter });
+    expect(result).toEqual({ chunks: 0, badPages: 0 });
+    expect(new Int32Array(counter)[0]).toBe(0);
+  });
+
+  it('cancel() leaves the CRC thread reading nothing more: the file may be closed at once, and the thread takes the next job', async () => {
+    const { file, pfns } = writeImage('swap.img', 300);
+    const dev = SwapDevice.open(file);
+    const run = vi.spyOn(thread, 'run');
+    const begun = beginImageValidation(dev, EXPECT, { chunkBytes: 4 * PAGE_SIZE, crcThread: thread });
+    expect(thread.available).toBe(false);
+    await begun.cancel();
+    dev.close();
+    // Whether it had begun (then cancel waited for it) or not (then it does nothing), its
+    // answer is no read error.
+    const answer = await run.mock.results[0]!.value;
+    expect(answer).not.toHaveProperty('error');
+    expect(answer).not.toHaveProperty('short');
+    expect(thread.available).toBe(true);
+    const again = SwapDevice.open(file);
+    expect((await validateImageAsync(again, EXPECT, { crcThread: thread })).pfns).toEqual(pfns);
+    again.close();
   });
 });
 

@@ -1,7 +1,7 @@
 import { copyFileSync, openSync, readSync, writeSync, closeSync, truncateSync, statSync } from 'node:fs';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { hibernate, resume } from '../src/cycle.ts';
-import { HEADER_OFFSET, resetSignature, SwapDevice, validateImage } from '../src/image/index.ts';
+import { CrcThread, HEADER_OFFSET, resetSignature, SwapDevice, validateImage } from '../src/image/index.ts';
 import { Guest } from '../src/machine/guest.ts';
 import { guestImage, MiB, sha256File, tempSwapPath } from './helpers.ts';
 
@@ -116,6 +116,25 @@ describe('a bad image is refused before any guest memory is touched, and the fil
     expect(second.status).toBe('no-image');
     expect(second.errorCode).toBe('NO_SIGNATURE');
     expect(statSync(p).size).toBe(statSync(good).size);
+  });
+
+  it('the page scan starts on the CRC thread before the boot kernel runs, and the whole validation is reported', async () => {
+    const p = variant('early', () => {});
+    const run = vi.spyOn(CrcThread.prototype, 'run');
+    let scansAtFirstConsoleLine: number | undefined;
+    try {
+      const r = await resume({
+        imagePath: p, ramBytes: 32 * MiB, image: guestImage(),
+        onConsole: () => (scansAtFirstConsoleLine ??= run.mock.calls.length),
+      });
+      expect(r.status).toBe('resumed');
+      expect(scansAtFirstConsoleLine).toBe(1);
+      expect(run.mock.calls[0]![0].pageCount).toBe(r.restore!.pagesLoaded);
+      // It began with the boot, so it took at least the boot and what the boot kernel waited for.
+      expect(r.validationMs).toBeGreaterThanOrEqual(r.phasesMs.boot! + r.phasesMs.validate! - 0.2);
+    } finally {
+      run.mockRestore();
+    }
   });
 
   /** Runs `touch` on the file once validation is done (after its second version() call), as if it changed then. */

@@ -9,7 +9,11 @@ export interface ScanJob {
   readonly chunkPages: number;
   /** The recorded CRC32 of every page. */
   readonly crcs: Uint32Array;
-  /** Next chunk number; in a SharedArrayBuffer when two threads share the scan. */
+  /**
+   * [0]: the next chunk number; in a SharedArrayBuffer when two threads share the scan.
+   * [1], if there: 0 until the CRC thread begins the job (it sets 1) or the main thread
+   * closes it unbegun (2; the CRC thread then does nothing).
+   */
   readonly counter: Int32Array;
 }
 

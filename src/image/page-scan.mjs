@@ -84,8 +84,16 @@ if (!isMainThread && workerData?.role === 'hiberlab-crc-thread') {
   let buffer = new Uint8Array(0);
   parentPort.on('message', (job) => {
     try {
+      const counter = new Int32Array(job.counter);
+      // A counter with a second slot says whether this thread began the job (1) or the
+      // main thread, done with every chunk before this thread got to it, closed it (2):
+      // then the main thread is not waiting for us, and the file may already be closed.
+      if (counter.length > 1 && Atomics.compareExchange(counter, 1, 0, 1) !== 0) {
+        parentPort.postMessage({ chunks: 0, badPages: 0 });
+        return;
+      }
       if (buffer.length < job.chunkPages * PAGE_SIZE) buffer = new Uint8Array(job.chunkPages * PAGE_SIZE);
-      parentPort.postMessage(scanChunks({ ...job, counter: new Int32Array(job.counter) }, crc32, buffer));
+      parentPort.postMessage(scanChunks({ ...job, counter }, crc32, buffer));
     } catch (err) {
       parentPort.postMessage({ error: err instanceof Error ? err.message : String(err) });
     }

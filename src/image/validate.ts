@@ -111,6 +111,40 @@ export async function validateImageAsync(target: SwapDevice | string, expect: Im
   }
 }
 
+/** A validation begun ahead of the moment its verdict is needed (beginImageValidation). */
+export interface ImageValidation {
+  /** The verdict: what validateImageAsync would return, or the error it would throw. */
+  finish(): Promise<ValidatedImage>;
+  /** Gives the validation up if finish() was not called: stops the CRC thread's scan and waits until it no longer reads the device. */
+  cancel(): Promise<void>;
+}
+
+/**
+ * validateImageAsync in two halves, for a caller that has other work for this thread
+ * first (a resume boots the boot kernel): the signature, header, metadata and
+ * expectations are checked now, and the page scan starts on options.crcThread, which
+ * scans alone meanwhile; finish() has this thread take the chunks the CRC thread has not
+ * reached yet and gives the verdict. Same checks, same errors (an error found now is
+ * thrown by finish()); if the file changed before the verdict, finish() checks it all
+ * again. Without a CRC thread the scan waits for finish().
+ */
+export function beginImageValidation(dev: SwapDevice, expect: ImageExpectations, options: ValidateOptions = {}): ImageValidation {
+  const chunkBytes = checkOptions(expect, options);
+  let facts: CheckedFacts;
+  try {
+    facts = checkAllButPages(dev, expect);
+  } catch (err) {
+    return { finish: () => Promise.reject(err), cancel: async () => {} };
+  }
+  const scan = startSharedScan(dev, facts.header, facts.pfns, facts.crcs, chunkBytes, options.crcThread);
+  return {
+    async finish() {
+      return afterScan(dev, facts, await scan.join()) ?? validateImageAsync(dev, expect, options);
+    },
+    cancel: () => scan.cancel(),
+  };
+}
+
 function checkOptions(expect: ImageExpectations, options: ValidateOptions): number {
   if (!/^[0-9a-fA-F]{64}$/.test(expect.buildId)) throw new RangeError(`expect.buildId must be 64 hex digits (sha256), got "${expect.buildId}"`);
   return checkChunkBytes(options.chunkBytes);
@@ -285,27 +319,55 @@ export function scanPages(dev: SwapDevice, header: ImageHeader, pfns: Uint32Arra
  * chunks from one shared counter. If the thread fails or dies, this one scans it all again.
  */
 export async function scanPagesShared(dev: SwapDevice, header: ImageHeader, pfns: Uint32Array, crcs: Uint32Array, chunkBytes = DEFAULT_CHUNK_BYTES, thread?: CrcThread): Promise<PageScan> {
+  return startSharedScan(dev, header, pfns, crcs, chunkBytes, thread).join();
+}
+
+/**
+ * Starts the shared scan: the CRC thread begins taking chunks now; join() has this
+ * thread take the rest and combines both results. cancel() (instead of join) stops the
+ * thread after its current chunk and waits for it.
+ */
+function startSharedScan(
+  dev: SwapDevice, header: ImageHeader, pfns: Uint32Array, crcs: Uint32Array, chunkBytes: number, thread?: CrcThread,
+): { join(): Promise<PageScan>; cancel(): Promise<void> } {
   const job = scanJob(dev, header, pfns, crcs, chunkBytes);
-  if (!thread?.available || pfns.length <= job.chunkPages) return scanPages(dev, header, pfns, crcs, chunkBytes);
-  const shared = new SharedArrayBuffer(4);
+  if (!thread?.available || pfns.length <= job.chunkPages) {
+    return { join: async () => scanPages(dev, header, pfns, crcs, chunkBytes), cancel: async () => {} };
+  }
+  const shared = new SharedArrayBuffer(8);
   const counter = new Int32Array(shared);
   const theirs = thread.run({ ...job, counter: shared });
-  let mine: ScanResult;
-  try {
-    mine = scanChunks({ ...job, counter }, crc32, scanBuffer(header, chunkBytes));
-  } catch (err) {
-    Atomics.store(counter, 0, Math.ceil(pfns.length / job.chunkPages)); // stop the thread, and wait: it reads our descriptor
-    await theirs;
-    throw err;
-  }
-  const other = await theirs;
-  if (other === undefined || 'error' in other) return scanPages(dev, header, pfns, crcs, chunkBytes);
-  if (mine.short !== undefined || other.short !== undefined) {
-    throw truncatedWhileReading(dev.path, Math.min(mine.short ?? Infinity, other.short ?? Infinity));
-  }
-  const badPages = mine.badPages + other.badPages;
-  const first = !other.first || (mine.first && mine.first.index < other.first.index) ? mine.first : other.first;
-  return first ? { badPages, first } : { badPages };
+  /**
+   * Closes the job if the thread has not begun it (a worker still starting up: tens of ms,
+   * more while the boot kernel boots beside it); it will then do nothing, and nobody
+   * waits for it. Returns whether the thread began.
+   */
+  const closeIfUnbegun = (): boolean => Atomics.compareExchange(counter, 1, 0, 2) !== 0;
+  const stop = async (): Promise<void> => {
+    Atomics.store(counter, 0, Math.ceil(pfns.length / job.chunkPages)); // the thread takes no more chunks
+    if (closeIfUnbegun()) await theirs; // it reads our descriptor until then
+  };
+  return {
+    async join() {
+      let mine: ScanResult;
+      try {
+        mine = scanChunks({ ...job, counter }, crc32, scanBuffer(header, chunkBytes));
+      } catch (err) {
+        await stop();
+        throw err;
+      }
+      // Every chunk is taken: wait for the thread only if it has one of them.
+      const other = closeIfUnbegun() ? await theirs : { chunks: 0, badPages: 0 };
+      if (other === undefined || 'error' in other) return scanPages(dev, header, pfns, crcs, chunkBytes);
+      if (mine.short !== undefined || other.short !== undefined) {
+        throw truncatedWhileReading(dev.path, Math.min(mine.short ?? Infinity, other.short ?? Infinity));
+      }
+      const badPages = mine.badPages + other.badPages;
+      const first = !other.first || (mine.first && mine.first.index < other.first.index) ? mine.first : other.first;
+      return first ? { badPages, first } : { badPages };
+    },
+    cancel: stop,
+  };
 }
 
 function scanJob(dev: SwapDevice, header: ImageHeader, pfns: Uint32Array, crcs: Uint32Array, chunkBytes: number) {
