@@ -67,7 +67,7 @@ export function cycleSummary(r: CycleReport): string {
     ['oracle', `${r.oracle.pagesCompared} pages compared with the ${r.oracle.against}, ${r.oracle.differingPages.length} differ`],
     ['tasks verified', r.verify.map((v) => `task ${v.taskId}: ${v.badWords ? `${v.badWords} bad` : 'ok'} (${v.wordsChecked} words)`).join(', ') || 'none'],
     ...phaseRows(r.phasesMs),
-    ...validationRows(r.validationMs, r.phasesMs['resume.validate']),
+    ...validationRows(r.validationScan, r.phasesMs['resume.validate']),
   ];
   const lines = [table(rows)];
   for (const f of r.failures) lines.push(`failure: ${f}`);
@@ -94,14 +94,14 @@ export function resumeSummary(r: ResumeResult): string {
     ['check', `${r.oracle?.pagesCompared ?? 0} pages compared with the ${r.oracle?.against}, ${r.oracle?.differingPages.length ?? 0} differ`],
     ['tasks verified', r.verify.map((v) => `task ${v.taskId}: ${v.badWords ? `${v.badWords} bad` : 'ok'}`).join(', ') || 'none'],
     ...phaseRows(r.phasesMs),
-    ...validationRows(r.validationMs, r.phasesMs.validate),
+    ...validationRows(r.validationScan, r.phasesMs.validate),
   ]);
 }
 
-/** The validation runs beside the boot kernel's boot: its whole time, and how much of it the boot kernel waited for. */
-function validationRows(whole: number | undefined, waited: number | undefined): Array<[string, string]> {
-  if (whole === undefined) return [];
-  return [['validation', `${ms(whole)} in all, beside the boot; ${ms(waited ?? 0)} of it after the boot`]];
+/** The page scan begins on the CRC thread while the boot kernel boots: its share, and what the boot kernel waited for. */
+function validationRows(scan: { chunks: number; crcThreadChunks: number } | undefined, waited: number | undefined): Array<[string, string]> {
+  if (!scan) return [];
+  return [['validation', `${scan.chunks} chunks checked, ${scan.crcThreadChunks} of them on the CRC thread (begun with the boot); the boot kernel waited ${ms(waited ?? 0)}`]];
 }
 
 export function faultsSummary(r: FaultRunReport): string {

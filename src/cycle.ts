@@ -120,8 +120,8 @@ export interface ResumeResult {
    * trampoline, compare, verify.
    */
   readonly phasesMs: Readonly<Record<string, number>>;
-  /** The whole validation, from its start before the boot to its verdict (it overlaps the boot). */
-  readonly validationMs?: number;
+  /** The validation's page scan: chunks checked, and how many on the CRC thread (which began while the boot kernel booted). */
+  readonly validationScan?: ValidatedImage['scan'];
   readonly console: string;
   /** Whether the image's signature was consumed (reset). */
   readonly signatureReset: boolean;
@@ -142,8 +142,8 @@ export interface CycleReport {
   readonly oracle: { against: 'oracle' | 'image'; pagesCompared: number; differingPages: PageDifference[]; cpuDifferences: string[] };
   readonly verify: VerifyReport[];
   readonly phasesMs: Readonly<Record<string, number>>;
-  /** The resume's whole image validation; it runs beside resume.boot, and resume.validate is what was left after it. */
-  readonly validationMs?: number;
+  /** The resume's page scan: chunks checked, and how many on the CRC thread, beside resume.boot (resume.validate is what the boot kernel waited for). */
+  readonly validationScan?: ValidatedImage['scan'];
 }
 
 function progressOf(p: Progress | boolean | undefined): Progress {
@@ -219,8 +219,6 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
   // The boot kernel then waits only for what is left ("validate"); guest memory is
   // touched only after the verdict, as before.
   let t = performance.now();
-  const validationStart = t;
-  let validationMs: number | undefined;
   let validation: ImageValidation | undefined = beginImageValidation(swap, { buildId: image.buildId, ramBytes }, { crcThread });
   let guest: Guest | undefined;
   try {
@@ -236,7 +234,6 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
           if (g.machine.ramBytes !== ramBytes) await begun.cancel(); // v86 gave another RAM size: check against that
           validated = await (g.machine.ramBytes === ramBytes ? begun.finish() : validateImageAsync(swap, { buildId: image.buildId, ramBytes: g.machine.ramBytes }, { crcThread }));
           phases.validate = performance.now() - t;
-          validationMs = performance.now() - validationStart;
           t = performance.now();
           const plan = await strategy.prepare({ guest: g, swap, image: validated, progress });
           restoreReport = plan.report;
@@ -264,7 +261,7 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
       },
     );
     if (status !== 'resumed') {
-      return { status, reason, errorCode, verify: [], guestMemoryUntouched: untouched, phasesMs: roundAll(phases), validationMs: validationMs && round1(validationMs), console: guest.machine.console, signatureReset };
+      return { status, reason, errorCode, verify: [], guestMemoryUntouched: untouched, phasesMs: roundAll(phases), console: guest.machine.console, signatureReset };
     }
     const g = guest;
     const savedPfns = validated!.pfns;
@@ -292,7 +289,7 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
     compared = { ...compared!, cpuDifferences };
     const kept = options.keepRunning ? g : undefined;
     if (kept) guest = undefined;
-    return { status, restore: restoreReport, oracle: compared, verify, generation: g.generation, phasesMs: roundAll(phases), validationMs: validationMs && round1(validationMs), console: g.machine.console, signatureReset, guest: kept };
+    return { status, restore: restoreReport, oracle: compared, verify, generation: g.generation, phasesMs: roundAll(phases), validationScan: validated!.scan, console: g.machine.console, signatureReset, guest: kept };
   } finally {
     await validation?.cancel(); // the boot failed before the verdict was asked for
     await crcThread?.close();
@@ -387,7 +384,7 @@ export function judge(h: HibernateResult, r: ResumeResult, options: HibernateOpt
     oracle,
     verify: r.verify,
     phasesMs: phases,
-    validationMs: r.validationMs,
+    validationScan: r.validationScan,
   };
 }
 

@@ -798,6 +798,8 @@ describe('a validation begun ahead of its verdict (beginImageValidation)', () =>
     expect(got.crcs).toEqual(alone.crcs);
     expect(got.header).toEqual(alone.header);
     expect(got.fileVersion).toBe(alone.fileVersion);
+    expect(got.scan).toEqual({ chunks: 38, crcThreadChunks: 38 });
+    expect(alone.scan).toEqual({ chunks: Math.ceil(300 / 256), crcThreadChunks: 0 });
     expect(sha256(file)).toBe(before);
   });
 
@@ -834,7 +836,9 @@ describe('a validation begun ahead of its verdict (beginImageValidation)', () =>
     const dev = SwapDevice.open(file);
     // A thread still starting up: it takes the job and never begins it (nor answers).
     const starting = { available: true, run: (_job: unknown) => new Promise<never>(() => {}) } as unknown as CrcThread;
-    expect((await beginImageValidation(dev, EXPECT, { chunkBytes: 8 * PAGE_SIZE, crcThread: starting }).finish()).pfns).toEqual(pfns);
+    const got = await beginImageValidation(dev, EXPECT, { chunkBytes: 8 * PAGE_SIZE, crcThread: starting }).finish();
+    expect(got.pfns).toEqual(pfns);
+    expect(got.scan).toEqual({ chunks: 38, crcThreadChunks: 0 });
     await beginImageValidation(dev, EXPECT, { chunkBytes: 8 * PAGE_SIZE, crcThread: starting }).cancel();
     dev.close();
   }, 10_000);

@@ -72,6 +72,8 @@ export interface ValidatedImage {
   readonly imageBytes: number;
   /** SwapDevice.version() of the file the checks read; a reader re-checks CRCs only if it changed. */
   readonly fileVersion: string;
+  /** The page scan: chunks checked, and how many of them on the CRC thread. */
+  readonly scan: { readonly chunks: number; readonly crcThreadChunks: number };
 }
 
 export const DEFAULT_CHUNK_BYTES = 1 << 20;
@@ -179,7 +181,10 @@ function afterScan(dev: SwapDevice, facts: CheckedFacts, scan: PageScan): Valida
   if (scan.badPages > 0) throw pageCrcError(dev.path, header, pfns, scan);
   // Written while we read? Then what we checked may not be what is there.
   if (dev.version() !== fileVersion) return undefined;
-  return { path: dev.path, header, pfns, pfnWords, crcs, dataOffset: header.dataOffset, imageBytes: header.dataOffset + header.dataBytes, fileVersion };
+  return {
+    path: dev.path, header, pfns, pfnWords, crcs, dataOffset: header.dataOffset, imageBytes: header.dataOffset + header.dataBytes, fileVersion,
+    scan: { chunks: scan.chunks, crcThreadChunks: scan.crcThreadChunks },
+  };
 }
 
 // ---------------------------------------------------------------------------
@@ -303,6 +308,9 @@ export function checkExpectations(header: ImageHeader, expect: ImageExpectations
 }
 
 export interface PageScan {
+  /** Chunks checked in all, and how many of them the CRC thread checked. */
+  readonly chunks: number;
+  readonly crcThreadChunks: number;
   readonly badPages: number;
   /** The first bad page, if any. */
   readonly first?: { readonly index: number; readonly expected: number; readonly actual: number };
@@ -364,7 +372,8 @@ function startSharedScan(
       }
       const badPages = mine.badPages + other.badPages;
       const first = !other.first || (mine.first && mine.first.index < other.first.index) ? mine.first : other.first;
-      return first ? { badPages, first } : { badPages };
+      const chunks = mine.chunks + other.chunks;
+      return first ? { chunks, crcThreadChunks: other.chunks, badPages, first } : { chunks, crcThreadChunks: other.chunks, badPages };
     },
     cancel: stop,
   };
@@ -380,16 +389,17 @@ function scanBuffer(header: ImageHeader, chunkBytes: number): Uint8Array {
 
 function checkedScan(dev: SwapDevice, r: ScanResult): PageScan {
   if (r.short !== undefined) throw truncatedWhileReading(dev.path, r.short);
-  return r.first ? { badPages: r.badPages, first: r.first } : { badPages: r.badPages };
+  const counts = { chunks: r.chunks, crcThreadChunks: 0, badPages: r.badPages };
+  return r.first ? { ...counts, first: r.first } : counts;
 }
 
 /** CRC of each page of `chunk` (pages firstIndex...) against crcs (page-scan.mjs, with this thread's crc32). */
-export function comparePageCrcs(chunk: Uint8Array, crcs: Uint32Array, firstIndex: number): PageScan {
+export function comparePageCrcs(chunk: Uint8Array, crcs: Uint32Array, firstIndex: number): Pick<PageScan, 'badPages' | 'first'> {
   return comparePages(chunk, crcs, firstIndex, crc32);
 }
 
 /** BAD_PAGE_CRC for a scan that found bad pages. */
-export function pageCrcError(path: string, header: Pick<ImageHeader, 'dataOffset'>, pfns: Uint32Array, scan: PageScan): ImageError {
+export function pageCrcError(path: string, header: Pick<ImageHeader, 'dataOffset'>, pfns: Uint32Array, scan: Pick<PageScan, 'badPages' | 'first'>): ImageError {
   const first = scan.first!;
   const pfn = pfns[first.index]!;
   const offset = header.dataOffset + first.index * PAGE_SIZE;
