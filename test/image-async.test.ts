@@ -41,12 +41,12 @@ describe('ImageWriter.writePagesAsync', () => {
   });
 });
 
-/** A durable writer over `pages` pages and the data for them (random, incompressible). */
-function durableWriter(pages: number): { dev: SwapDevice; writer: ImageWriter; data: Uint8Array; path: string } {
+/** A durable writer over `pages` pages and the data for them (random, incompressible); through the page cache unless `directIo`. */
+function durableWriter(pages: number, directIo = false): { dev: SwapDevice; writer: ImageWriter; data: Uint8Array; path: string } {
   const path = tempSwapPath('writeback');
   const dev = SwapDevice.ensure(path, (pages + 64) * 4096);
   const pfns = Uint32Array.from({ length: pages }, (_, i) => 300 + i);
-  const writer = new ImageWriter(dev, { pfns, buildId: BUILD, ramBytes: 512 << 20, frameCount: 131072, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(84) } });
+  const writer = new ImageWriter(dev, { pfns, buildId: BUILD, ramBytes: 512 << 20, frameCount: 131072, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(84) }, directIo });
   return { dev, writer, data: randomFillSync(new Uint8Array(pages * 4096)), path };
 }
 
@@ -79,7 +79,7 @@ describe('ImageWriter.writeRunsAsync', () => {
     await writeImage(a, data, pfns, false);
     const b = tempSwapPath('fill');
     const dev = SwapDevice.ensure(b, 64 << 20);
-    const w = new ImageWriter(dev, { pfns, buildId: BUILD, ramBytes: 32 << 20, frameCount: 8192, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(84) }, durable: false });
+    const w = new ImageWriter(dev, { pfns, buildId: BUILD, ramBytes: 32 << 20, frameCount: 8192, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(84) }, durable: false, directIo: false });
     let submitted = 0;
     let finished = 0;
     const writev = dev.writevAtAsync.bind(dev);
@@ -167,6 +167,46 @@ describe('SwapDevice.writeDirectAsync', () => {
     dev.close();
     expect(Buffer.from(back.subarray(0, 8192)).equals(Buffer.from(memory.subarray(4096, 3 * 4096)))).toBe(true);
     expect(Buffer.from(back.subarray(8192)).equals(Buffer.from(memory.subarray(4097, 4097 + 4096)))).toBe(true);
+  });
+});
+
+describe('O_DIRECT writes of long runs', () => {
+  it('SwapDevice.writevDirectAsync gathers page-aligned parts O_DIRECT, and parts that are not through the page cache', async () => {
+    const path = tempSwapPath('odirectv');
+    const dev = SwapDevice.create(path, 1 << 20);
+    const memory = new Uint8Array(new WebAssembly.Memory({ initial: 2 }).buffer);
+    randomFillSync(memory);
+    const aligned = [memory.subarray(8192, 3 * 4096), memory.subarray(0, 4096), memory.subarray(10 * 4096, 12 * 4096)];
+    expect(await dev.writevDirectAsync(aligned, 4096)).toBe('direct');
+    const unaligned = [memory.subarray(4096, 2 * 4096), memory.subarray(20 * 4096 + 512 + 1, 20 * 4096 + 512 + 1 + 4096)];
+    expect(await dev.writevDirectAsync(unaligned, 16 * 4096)).toBe('buffered');
+    const back = new Uint8Array(4 * 4096);
+    dev.readAt(back, 4096);
+    expect(Buffer.from(back).equals(Buffer.concat(aligned))).toBe(true);
+    const back2 = new Uint8Array(2 * 4096);
+    dev.readAt(back2, 16 * 4096);
+    expect(Buffer.from(back2).equals(Buffer.concat(unaligned))).toBe(true);
+    dev.close();
+  });
+
+  it('the writer sends runs of guest-like memory O_DIRECT, with no background writeback, and writes the same file as through the page cache', async () => {
+    const pages = 9000; // 35 MiB: one background writeback through the page cache
+    const memory = new Uint8Array(new WebAssembly.Memory({ initial: (pages * 4096) / 65536 + 1 }).buffer);
+    randomFillSync(memory);
+    const data = memory.subarray(0, pages * 4096);
+    const results: Array<{ sha: string; syncs: number; direct: number }> = [];
+    for (const directIo of [true, false]) {
+      const { dev, writer, path } = durableWriter(pages, directIo);
+      const syncs = vi.spyOn(dev, 'syncDataAsync');
+      await writer.writeRunsAsync(0, [data.subarray(0, 4000 * 4096), data.subarray(4000 * 4096)]);
+      const backgroundSyncs = syncs.mock.calls.length;
+      const done = await writer.commitAsync();
+      dev.close();
+      results.push({ sha: sha256File(path), syncs: backgroundSyncs, direct: done.directPageBytes });
+    }
+    expect(results[0]!.sha).toBe(results[1]!.sha);
+    expect(results[0]).toMatchObject({ syncs: 0, direct: pages * 4096 });
+    expect(results[1]).toMatchObject({ syncs: 1, direct: 0 });
   });
 });
 

@@ -196,10 +196,36 @@ export class SwapDevice {
    */
   async writevAtAsync(parts: readonly Uint8Array[], offset: number): Promise<void> {
     if (!this.writable) throw new Error(`swap device ${this.path} was opened read-only`);
+    await this.writevAllAsync(this.fd, parts, offset);
+  }
+
+  /**
+   * writevAtAsync with O_DIRECT where it can (see writeDirectAsync: every part must start
+   * and end on a sector boundary of page-aligned memory, as guest frames do), through the
+   * page cache otherwise. Resolves to how it was written.
+   */
+  async writevDirectAsync(parts: readonly Uint8Array[], offset: number): Promise<'direct' | 'buffered'> {
+    if (!this.writable) throw new Error(`swap device ${this.path} was opened read-only`);
+    if (this.closed) throw new Error(`swap device ${this.path} is closed`);
+    const fd = this.directFd();
+    if (fd !== undefined && offset % SECTOR_SIZE === 0 && parts.every((p) => p.length % SECTOR_SIZE === 0)) {
+      try {
+        await this.writevAllAsync(fd, parts, offset);
+        return 'direct';
+      } catch (err) {
+        // Alignment (EINVAL) before anything was written; anything else is a real error.
+        if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+      }
+    }
+    await this.writevAllAsync(this.fd, parts, offset);
+    return 'buffered';
+  }
+
+  private async writevAllAsync(fd: number, parts: readonly Uint8Array[], offset: number): Promise<void> {
     let rest = parts.filter((p) => p.length > 0);
     let at = offset;
     while (rest.length > 0) {
-      const { bytesWritten } = await writevAsync(this.fd, rest, at);
+      const { bytesWritten } = await writevAsync(fd, rest, at);
       if (bytesWritten <= 0) throw new Error(`writev to swap device ${this.path} wrote nothing at offset ${at}`);
       at += bytesWritten;
       // A short write (rare): drop what was written and go on with the rest.
