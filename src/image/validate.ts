@@ -333,7 +333,8 @@ export async function scanPagesShared(dev: SwapDevice, header: ImageHeader, pfns
 /**
  * Starts the shared scan: the CRC thread begins taking chunks now; join() has this
  * thread take the rest and combines both results. cancel() (instead of join) stops the
- * thread after its current chunk and waits for it.
+ * thread after its current chunk and waits for it; a thread that has not begun will
+ * read nothing and is not waited for.
  */
 function startSharedScan(
   dev: SwapDevice, header: ImageHeader, pfns: Uint32Array, crcs: Uint32Array, chunkBytes: number, thread?: CrcThread,
