@@ -694,14 +694,21 @@ function validateWithSmallChunks(file: string): ImageError {
   return expectImageError(() => validateImage(file, EXPECT, { chunkBytes: 4 * PAGE_SIZE }), 'BAD_PAGE_CRC');
 }
 
-describe('validation with a CRC thread', () => {
+/** A fresh CRC thread for every test of the describe block (handed to `set`), closed after it. */
+function useCrcThread(set: (thread: CrcThread) => void): void {
   let thread: CrcThread;
   beforeEach(() => {
     thread = CrcThread.start();
+    set(thread);
   });
   afterEach(async () => {
     await thread.close();
   });
+}
+
+describe('validation with a CRC thread', () => {
+  let thread: CrcThread;
+  useCrcThread((t) => (thread = t));
 
   it('accepts a good image with the same result as the single-threaded validation, and the file is unchanged', async () => {
     const { file, pfns } = writeImage('swap.img', 300);
@@ -766,12 +773,7 @@ describe('validation with a CRC thread', () => {
 
 describe('a validation begun ahead of its verdict (beginImageValidation)', () => {
   let thread: CrcThread;
-  beforeEach(() => {
-    thread = CrcThread.start();
-  });
-  afterEach(async () => {
-    await thread.close();
-  });
+  useCrcThread((t) => (thread = t));
 
   /** Blocks this thread (no event-loop turn) until the shared scan counter passes `chunks`, or 20 s. */
   function blockUntilTaken(counter: Int32Array, chunks: number): number {
