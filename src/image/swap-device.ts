@@ -176,11 +176,7 @@ export class SwapDevice {
   /** Like writeAt, on libuv's thread pool: the caller's thread is free meanwhile. `data` must not change until it settles. */
   async writeAtAsync(data: Uint8Array, offset: number): Promise<void> {
     if (!this.writable) throw new Error(`swap device ${this.path} was opened read-only`);
-    await this.writeAllAsync(this.fd, data, offset);
-  }
-
-  /** Writes all of `data` at `offset` on `fd` (this device's, plain or O_DIRECT), on libuv's thread pool. */
-  private async writeAllAsync(fd: number, data: Uint8Array, offset: number): Promise<void> {
+    const fd = this.fd;
     let done = 0;
     while (done < data.length) {
       const { bytesWritten } = await writeAsync(fd, data, done, Math.min(data.length - done, MAX_IO_BYTES), offset + done);
@@ -247,20 +243,7 @@ export class SwapDevice {
    * sync() still makes it durable (the disk's own cache).
    */
   async writeDirectAsync(data: Uint8Array, offset: number): Promise<'direct' | 'buffered'> {
-    if (!this.writable) throw new Error(`swap device ${this.path} was opened read-only`);
-    if (this.closed) throw new Error(`swap device ${this.path} is closed`);
-    const fd = this.directFd();
-    if (fd !== undefined && offset % SECTOR_SIZE === 0 && data.length % SECTOR_SIZE === 0) {
-      try {
-        await this.writeAllAsync(fd, data, offset);
-        return 'direct';
-      } catch (err) {
-        // Alignment (EINVAL) before anything was written; anything else is a real error.
-        if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
-      }
-    }
-    await this.writeAtAsync(data, offset);
-    return 'buffered';
+    return this.writevDirectAsync([data], offset);
   }
 
   /** Whether writeDirectAsync can bypass the page cache on this file (the file system has O_DIRECT). */
