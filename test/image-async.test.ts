@@ -1,6 +1,6 @@
 import { randomFillSync } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
-import { ImageWriter, SwapDevice, imageExtent, validateImage } from '../src/image/index.ts';
+import { ImageWriter, SwapDevice, imageExtent, validateImage, type ImageWriterOptions } from '../src/image/index.ts';
 import { CRC32_IMPLEMENTATION, crc32, crc32Portable } from '../src/image/crc.ts';
 import { sha256File, tempSwapPath } from './helpers.ts';
 
@@ -10,9 +10,21 @@ const BUILD = 'ab'.repeat(32);
 // boundary, like the guest RAM O_DIRECT writes come from.
 declare const WebAssembly: { Memory: new (descriptor: { initial: number }) => { buffer: ArrayBuffer } };
 
+/** A writer with this file's usual image (a 32 MiB guest), not durable unless `extra` says so. */
+function testWriter(dev: SwapDevice, pfns: Uint32Array, extra: Partial<ImageWriterOptions> = {}): ImageWriter {
+  return new ImageWriter(dev, { pfns, buildId: BUILD, ramBytes: 32 << 20, frameCount: 8192, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(84) }, durable: false, ...extra });
+}
+
+/** The file writePages writes for these pages: what every other way of writing them must equal. */
+async function referenceFile(data: Uint8Array, pfns: Uint32Array): Promise<string> {
+  const path = tempSwapPath('reference');
+  await writeImage(path, data, pfns, false);
+  return path;
+}
+
 function writeImage(path: string, data: Uint8Array, pfns: Uint32Array, asyncRuns: boolean): Promise<void> | void {
   const dev = SwapDevice.ensure(path, 64 << 20);
-  const w = new ImageWriter(dev, { pfns, buildId: BUILD, ramBytes: 32 << 20, frameCount: 8192, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(84) }, durable: false });
+  const w = testWriter(dev, pfns);
   const finish = () => {
     w.commit();
     dev.close();
@@ -55,14 +67,13 @@ describe('ImageWriter.writeRunsAsync', () => {
     const n = 1500;
     const pfns = Uint32Array.from({ length: n }, (_, i) => 300 + 2 * i);
     const data = randomFillSync(new Uint8Array(n * 4096));
-    const a = tempSwapPath('sync');
-    await writeImage(a, data, pfns, false);
+    const a = await referenceFile(data, pfns);
     // The same pages as runs of 1, 2, 3, ... pages, each copied to its own buffer.
     const parts: Uint8Array[] = [];
     for (let at = 0, len = 1; at < n; at += len, len++) parts.push(data.slice(at * 4096, Math.min(n, at + len) * 4096));
     const b = tempSwapPath('runs');
     const dev = SwapDevice.ensure(b, 64 << 20);
-    const w = new ImageWriter(dev, { pfns, buildId: BUILD, ramBytes: 32 << 20, frameCount: 8192, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(84) }, durable: false });
+    const w = testWriter(dev, pfns);
     await w.writeRunsAsync(0, parts.slice(0, 20));
     const first = parts.slice(0, 20).reduce((k, p) => k + p.length / 4096, 0);
     await w.writeRunsAsync(first, parts.slice(20));
@@ -75,11 +86,10 @@ describe('ImageWriter.writeRunsAsync', () => {
     const n = 3000; // ~11.7 MiB: pieces of 2 MiB, and parts that split some of them
     const pfns = Uint32Array.from({ length: n }, (_, i) => 300 + i);
     const data = randomFillSync(new Uint8Array(n * 4096));
-    const a = tempSwapPath('filled');
-    await writeImage(a, data, pfns, false);
+    const a = await referenceFile(data, pfns);
     const b = tempSwapPath('fill');
     const dev = SwapDevice.ensure(b, 64 << 20);
-    const w = new ImageWriter(dev, { pfns, buildId: BUILD, ramBytes: 32 << 20, frameCount: 8192, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(84) }, durable: false, directIo: false });
+    const w = testWriter(dev, pfns, { directIo: false });
     let submitted = 0;
     let finished = 0;
     const writev = dev.writevAtAsync.bind(dev);
@@ -145,7 +155,7 @@ describe('ImageWriter.writeRunsAsync', () => {
 
   it('refuses parts that are not whole pages, or that run past the image, before writing anything', async () => {
     const dev = SwapDevice.ensure(tempSwapPath('bad'), 1 << 20);
-    const w = new ImageWriter(dev, { pfns: Uint32Array.of(1, 2), buildId: BUILD, ramBytes: 32 << 20, frameCount: 8192, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(84) }, durable: false });
+    const w = testWriter(dev, Uint32Array.of(1, 2));
     await expect(w.writeRunsAsync(0, [new Uint8Array(100)])).rejects.toThrow('writeRunsAsync: 100 bytes is not a whole number of 4096-byte pages');
     await expect(w.writeRunsAsync(1, [new Uint8Array(8192)])).rejects.toThrow('writeRunsAsync: pages 1..2 are outside the image (2 pages)');
     expect(w.missingPages).toBe(2);
@@ -290,11 +300,10 @@ describe('ImageWriter: CRCs given after the write', () => {
     const n = 600;
     const pfns = Uint32Array.from({ length: n }, (_, i) => 300 + i);
     const data = randomFillSync(new Uint8Array(n * 4096));
-    const a = tempSwapPath('sync');
-    await writeImage(a, data, pfns, false);
+    const a = await referenceFile(data, pfns);
     const b = tempSwapPath('later');
     const dev = SwapDevice.ensure(b, 64 << 20);
-    const w = new ImageWriter(dev, { pfns, buildId: BUILD, ramBytes: 32 << 20, frameCount: 8192, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(84) }, durable: false });
+    const w = testWriter(dev, pfns);
     // A long run (written from the buffer), then a short one (staged) after a writeback began.
     w.writePagesCrcsLater(0, data.subarray(0, 500 * 4096));
     w.startWriteback();
@@ -314,12 +323,11 @@ describe('ImageWriter: CRCs given after the write', () => {
     const memory = new Uint8Array(new WebAssembly.Memory({ initial: 64 }).buffer);
     const data = memory.subarray(4096, 4096 + n * 4096);
     randomFillSync(data);
-    const a = tempSwapPath('sync');
-    await writeImage(a, data, pfns, false);
+    const a = await referenceFile(data, pfns);
     const b = tempSwapPath('direct');
     const dev = SwapDevice.ensure(b, 64 << 20);
     const how = vi.spyOn(dev, 'writeDirectAsync');
-    const w = new ImageWriter(dev, { pfns, buildId: BUILD, ramBytes: 32 << 20, frameCount: 8192, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(84) } });
+    const w = testWriter(dev, pfns, { durable: true });
     w.writePagesCrcsLater(0, data);
     // A background write is running: the same pages cannot be written over it.
     expect(() => w.writePages(5, data.subarray(5 * 4096, 6 * 4096))).toThrow('page 5 is still being written in the background (writePagesCrcsLater); await drain() before writing it again');
@@ -335,7 +343,7 @@ describe('ImageWriter: CRCs given after the write', () => {
   it('commit refuses while a CRC is owed, and giveCrcs refuses pages that owe none', () => {
     const path = tempSwapPath('owed');
     const dev = SwapDevice.ensure(path, 1 << 20);
-    const w = new ImageWriter(dev, { pfns: Uint32Array.of(1, 2, 3), buildId: BUILD, ramBytes: 32 << 20, frameCount: 8192, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(84) }, durable: false });
+    const w = testWriter(dev, Uint32Array.of(1, 2, 3));
     const page = new Uint8Array(4096).fill(0x5a);
     w.writePages(0, page);
     w.writePagesCrcsLater(1, new Uint8Array(2 * 4096).fill(0x5a));
@@ -379,7 +387,7 @@ describe('ImageWriter: CRCs given after the write', () => {
   it('a wrong CRC given is caught by validation (BAD_PAGE_CRC), never resumed', async () => {
     const path = tempSwapPath('wrongcrc');
     const dev = SwapDevice.ensure(path, 1 << 20);
-    const w = new ImageWriter(dev, { pfns: Uint32Array.of(1, 2), buildId: BUILD, ramBytes: 32 << 20, frameCount: 8192, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(84) }, durable: false });
+    const w = testWriter(dev, Uint32Array.of(1, 2));
     const data = randomFillSync(new Uint8Array(2 * 4096));
     w.writePagesCrcsLater(0, data);
     w.giveCrcs(0, Uint32Array.of(crc32(data.subarray(0, 4096)), crc32(data.subarray(0, 4096))));

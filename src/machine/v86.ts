@@ -116,7 +116,7 @@ export function v86WasmModule(): Promise<WasmModule> {
   return cachedModule;
 }
 
-/** What useEagerWasmCompilation did: 'set', or why it left V8's setting alone. */
+/** What useEagerWasmCompilation did: set the flag, left it as node's flags say, or nothing yet. */
 export let wasmCompilation: 'eager (set by hiberlab)' | 'as node was told' | 'not yet set' = 'not yet set';
 
 /**
@@ -146,9 +146,7 @@ export function useEagerWasmCompilation(): void {
 
 /** Whether node's flags (its argv before the script, and NODE_OPTIONS) set V8's lazy wasm compilation either way. */
 export function nodeWasToldHowToCompileWasm(execArgv: readonly string[], nodeOptions = ''): boolean {
-  return [...execArgv, ...nodeOptions.split(/\s+/)]
-    .map((f) => f.replace(/^--(no-)?wasm[-_]lazy[-_]compilation$/, 'set'))
-    .includes('set');
+  return [...execArgv, ...nodeOptions.split(/\s+/)].some((f) => /^--(no-)?wasm[-_]lazy[-_]compilation$/.test(f));
 }
 
 let cachedCtor: V86Constructor | undefined;
