@@ -238,15 +238,25 @@ describe('the guest boots on v86', () => {
       const due = armTurn();
       await g.machine.yieldNow();
       expect(due()).toBe(true);
-      const turned = armTurn();
-      const start = performance.now();
-      let runs = 0;
-      while (!turned() && performance.now() - start < 2000) {
-        await probe();
-        runs++;
+      for (let i = 0; i < 10; i++) await probe(); // the probe path is compiled before it is timed
+      // A busy host can stretch a single run past 20 ms, and then that run rightly yields.
+      // So measure up to five times: every turn must come no earlier than 20 ms after the
+      // last one, and at least once the turn must come after more than one run.
+      const attempts: { runs: number; turnAfterMs: number }[] = [];
+      while (attempts.length < 5 && !attempts.some((a) => a.runs > 1)) {
+        await g.machine.yieldNow();
+        const start = performance.now();
+        const turned = armTurn();
+        let runs = 0;
+        while (!turned() && performance.now() - start < 2000) {
+          await probe();
+          runs++;
+        }
+        expect(turned()).toBe(true);
+        attempts.push({ runs, turnAfterMs: performance.now() - start });
       }
-      expect(turned()).toBe(true);
-      expect(runs).toBeGreaterThan(1);
+      for (const a of attempts) expect(a.turnAfterMs).toBeGreaterThanOrEqual(20);
+      expect(attempts.some((a) => a.runs > 1), JSON.stringify(attempts)).toBe(true);
     });
   });
 
