@@ -200,7 +200,7 @@ describe('O_DIRECT writes of long runs', () => {
   });
 
   it('the writer sends runs of guest-like memory O_DIRECT, with no background writeback, and writes the same file as through the page cache', async () => {
-    const pages = 9000; // 35 MiB: one background writeback through the page cache
+    const pages = 10_500; // 41 MiB: one background writeback through the page cache
     const memory = new Uint8Array(new WebAssembly.Memory({ initial: (pages * 4096) / 65536 + 1 }).buffer);
     randomFillSync(memory);
     const data = memory.subarray(0, pages * 4096);
@@ -259,7 +259,7 @@ describe('ImageWriter background writeback', () => {
   });
 
   it('a plain commit() while a writeback still runs is refused with the way out, and commits nothing', async () => {
-    const { dev, writer, data } = durableWriter(9_000); // 35 MiB: one writeback
+    const { dev, writer, data } = durableWriter(10_500); // 41 MiB: one writeback
     const releases: Array<() => void> = [];
     vi.spyOn(dev, 'syncDataAsync').mockImplementation(() => new Promise<void>((resolve) => releases.push(resolve)));
     await writer.writePagesAsync(0, data);
@@ -274,7 +274,7 @@ describe('ImageWriter background writeback', () => {
   });
 
   it('a failed background fdatasync fails the commit: no image signature is written', async () => {
-    const { dev, writer, data } = durableWriter(9_000);
+    const { dev, writer, data } = durableWriter(10_500);
     vi.spyOn(dev, 'syncDataAsync').mockRejectedValue(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
     await writer.writePagesAsync(0, data);
     await expect(writer.commitAsync()).rejects.toThrow(/EIO/);
