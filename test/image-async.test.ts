@@ -62,6 +62,14 @@ function durableWriter(pages: number, directIo = false): { dev: SwapDevice; writ
   return { dev, writer, data: randomFillSync(new Uint8Array(pages * 4096)), path };
 }
 
+/** A fresh 1 MiB swap device, and random bytes in page-aligned memory (as guest RAM is) of this many 64 KiB wasm pages. */
+function directScratch(label: string, wasmPages: number): { dev: SwapDevice; memory: Uint8Array } {
+  const dev = SwapDevice.create(tempSwapPath(label), 1 << 20);
+  const memory = new Uint8Array(new WebAssembly.Memory({ initial: wasmPages }).buffer);
+  randomFillSync(memory);
+  return { dev, memory };
+}
+
 describe('ImageWriter.writeRunsAsync', () => {
   it('gathers pages scattered in memory into the same file writePages writes', async () => {
     const n = 1500;
@@ -165,10 +173,7 @@ describe('ImageWriter.writeRunsAsync', () => {
 
 describe('SwapDevice.writeDirectAsync', () => {
   it('writes O_DIRECT from page-aligned memory, and through the page cache from memory that is not', async () => {
-    const path = tempSwapPath('odirect');
-    const dev = SwapDevice.create(path, 1 << 20);
-    const memory = new Uint8Array(new WebAssembly.Memory({ initial: 1 }).buffer);
-    randomFillSync(memory);
+    const { dev, memory } = directScratch('odirect', 1);
     expect(await dev.writeDirectAsync(memory.subarray(4096, 3 * 4096), 8192)).toBe('direct');
     // One byte off the page: O_DIRECT refuses the address (EINVAL); the data still arrives.
     expect(await dev.writeDirectAsync(memory.subarray(4097, 4097 + 4096), 3 * 4096 + 4096)).toBe('buffered');
@@ -182,10 +187,7 @@ describe('SwapDevice.writeDirectAsync', () => {
 
 describe('O_DIRECT writes of long runs', () => {
   it('SwapDevice.writevDirectAsync gathers page-aligned parts O_DIRECT, and parts that are not through the page cache', async () => {
-    const path = tempSwapPath('odirectv');
-    const dev = SwapDevice.create(path, 1 << 20);
-    const memory = new Uint8Array(new WebAssembly.Memory({ initial: 2 }).buffer);
-    randomFillSync(memory);
+    const { dev, memory } = directScratch('odirectv', 2);
     const aligned = [memory.subarray(8192, 3 * 4096), memory.subarray(0, 4096), memory.subarray(10 * 4096, 12 * 4096)];
     expect(await dev.writevDirectAsync(aligned, 4096)).toBe('direct');
     const unaligned = [memory.subarray(4096, 2 * 4096), memory.subarray(20 * 4096 + 512 + 1, 20 * 4096 + 512 + 1 + 4096)];

@@ -24,7 +24,7 @@
 import { crc32 } from '../image/crc.ts';
 import { OWNERS, STRUCTS } from '../abi.ts';
 import { ImageReader } from '../image/index.ts';
-import { bitmapPages, frameMask, GuestBitmap, popcount, runsOfWords } from '../metrics/bitmap.ts';
+import { bitmapPages, countBits, frameMask, GuestBitmap, popcount, runsOfWords } from '../metrics/bitmap.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { RestoreRefusedError, type RestoreContext, type RestorePlan, type RestoreStrategy } from './strategy.ts';
 
@@ -202,9 +202,7 @@ export const bitmapPbe: RestoreStrategy = {
           index += count;
         }
         // Sized for what the other runs need (allocating it zero-fills it: 8 MiB cost 2–4 ms).
-        let otherPages = 0;
-        for (let r = 1; r < others.length; r += 3) otherPages += others[r]!;
-        const chunk = new Uint8Array(Math.min(CHUNK_PAGES, otherPages) * 4096);
+        const chunk = new Uint8Array(Math.min(CHUNK_PAGES, countBits(otherWords)) * 4096);
         for (let r = 0; r < others.length; r += 3) {
           const first = others[r]!;
           const count = others[r + 1]!;
