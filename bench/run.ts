@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --json] [-- --sizes 128,512] [-- --live-sizes 128,512,1024] [-- --reps 3] [-- --live-reps 5] [-- --no-write] [-- --only hibernate|faults|live]`
+ * `npm run bench [-- --json] [-- --sizes 128,512] [-- --live-sizes 128,512,1024] [-- --reps 3] [-- --live-reps 5] [-- --no-write] [-- --no-huge-pages] [-- --only hibernate|faults|live]`
  *
  * Side by side in one run, on the same guest and data (RAM filled by a `stream`
  * workload — hash output, incompressible — up to what swsusp can save):
@@ -25,6 +25,8 @@ import { SwapDevice } from '../src/image/index.ts';
 import { Guest } from '../src/machine/guest.ts';
 import { loadGuestImage } from '../src/machine/guest-image.ts';
 import { Machine } from '../src/machine/machine.ts';
+import { hugePageMemory, type HugePageAdvice } from '../src/machine/host-memory.ts';
+import { Wasm } from '../src/machine/v86.ts';
 import { silentProgress } from '../src/metrics/progress.ts';
 import { swsusp } from '../src/save/swsusp.ts';
 import { benchLive, liveMarkdown, renderLive, type LiveBenchRow } from './live.ts';
@@ -53,6 +55,8 @@ interface Row {
   fileWriteMs: number;
   fileReadMs: number;
   memcpyMs: number;
+  /** How the host backed guest RAM (Machine.hugePages). */
+  hostPages: string;
   verdict: string;
   /** How many runs the figures are the best of. */
   runs?: number;
@@ -70,12 +74,13 @@ const sum = (o: Readonly<Record<string, number>>, keys: string[]) => keys.reduce
  * So the writer is measured against the best the file system can do. The buffered ways
  * run last, so that the read finds the file in the page cache.
  */
-async function rawFile(bytes: number): Promise<{ writeMs: number; readMs: number }> {
+async function rawFile(bytes: number, hostHugePages: boolean): Promise<{ writeMs: number; readMs: number }> {
   const path = tmp.tmpNameSync({ prefix: 'hiberlab-bench-raw-' });
   const chunk = new Uint8Array(8 * MiB);
   for (let i = 0; i < chunk.length; i += 4096) chunk[i] = i & 0xff;
-  // Page-aligned, as guest RAM is (a WebAssembly.Memory starts on a page boundary).
-  const aligned = new Uint8Array(new (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number }) => { buffer: ArrayBuffer } } }).WebAssembly.Memory({ initial: (2 * MiB) / 65536 }).buffer);
+  // Page-aligned and on huge pages when guest RAM is (bench flag --no-huge-pages), so
+  // that the baseline's memory is backed as the memory the image is written from.
+  const aligned = hostHugePages ? hugePageMemory(2 * MiB).bytes : new Uint8Array(new Wasm.Memory({ initial: (2 * MiB) / 65536 }).buffer);
   aligned.set(chunk.subarray(0, 2 * MiB));
   const timeWrite = async (how: 'plain' | 'overlapped' | 'direct'): Promise<number> => {
     rmSync(path, { force: true });
@@ -109,7 +114,7 @@ async function rawFile(bytes: number): Promise<{ writeMs: number; readMs: number
   const writeMs = Math.min(await timeWrite('direct'), await timeWrite('plain'), await timeWrite('overlapped'));
   const fd = openSync(path, 'r');
   const t = performance.now();
-  for (let off = 0; off < bytes; off += MiB) readSync(fd, chunk, 0, Math.min(MiB, bytes - off), off);
+  for (let off = 0; off < bytes; off += MiB) readSync(fd, aligned, 0, Math.min(MiB, bytes - off), off);
   const readMs = performance.now() - t;
   closeSync(fd);
   rmSync(path, { force: true });
@@ -143,14 +148,14 @@ function memcpy(bytes: number): number {
   return performance.now() - t;
 }
 
-async function benchOnce(ramMiB: number): Promise<Row> {
+async function benchOnce(ramMiB: number, hostHugePages: boolean): Promise<Row> {
   const ramBytes = ramMiB * MiB;
   const image = loadGuestImage();
   // swsusp needs one free frame per used one: fill a little under half of RAM.
   const workload = `stream:${Math.floor(ramMiB * 0.45)}M`;
   const swapPath = tmp.tmpNameSync({ prefix: 'hiberlab-bench-', postfix: '.swap' });
   const swap = SwapDevice.ensure(swapPath, swapBytesFor(ramBytes));
-  const guest = await Guest.boot({ ramBytes, image, workload, seed: 1, swapPath, prefault: true });
+  const guest = await Guest.boot({ ramBytes, image, workload, seed: 1, swapPath, prefault: true, hostHugePages });
   await guest.runTicks(5);
 
   // v86's own snapshot of this machine, at this point (the CPU is stopped at a hypercall).
@@ -167,7 +172,7 @@ async function benchOnce(ramMiB: number): Promise<Row> {
   if (process.env.BENCH_PHASES) console.error(JSON.stringify(save.phasesMs));
   const hiberlabSaveMs = sum(save.phasesMs, ['freeze', 'prepare', 'atomic', 'write']);
 
-  const fresh = await Machine.boot({ ramBytes, image, swapPath, prefault: true });
+  const fresh = await Machine.boot({ ramBytes, image, swapPath, prefault: true, hostHugePages });
   await settle();
   t = performance.now();
   await fresh.v86RestoreState(state);
@@ -175,7 +180,7 @@ async function benchOnce(ramMiB: number): Promise<Row> {
   await fresh.powerOff();
 
   await settle();
-  const r = await resume({ imagePath: swapPath, ramBytes, image, prefault: true });
+  const r = await resume({ imagePath: swapPath, ramBytes, image, prefault: true, hostHugePages });
   if (process.env.BENCH_PHASES) console.error(JSON.stringify(r.phasesMs), JSON.stringify(r.restore?.phasesMs), r.restore?.pbes);
   const hiberlabRestoreMs = sum(r.phasesMs, ['validate', 'load', 'trampoline']);
   const verdict = r.status === 'resumed' && r.oracle?.differingPages.length === 0 && r.verify.every((v) => v.badWords === 0) ? 'pass' : 'FAIL';
@@ -184,7 +189,7 @@ async function benchOnce(ramMiB: number): Promise<Row> {
   // The disk-heavy references last, so that none of them leaves writeback or discards
   // (this file system is mounted with `discard`) under the measurements above.
   await settle();
-  const raw = await rawFile(save.imageBytes);
+  const raw = await rawFile(save.imageBytes, hostHugePages);
   await settle();
   const v86File = persistAndReload(new Uint8Array(state));
   return {
@@ -204,6 +209,7 @@ async function benchOnce(ramMiB: number): Promise<Row> {
     fileWriteMs: raw.writeMs,
     fileReadMs: raw.readMs,
     memcpyMs: memcpy(save.imageBytes),
+    hostPages: hostPagesText(guest.machine.hugePages),
     verdict,
   };
 }
@@ -214,9 +220,9 @@ async function benchOnce(ramMiB: number): Promise<Row> {
  * so a single run compares noise. The best of each is the least disturbed figure, and
  * every column, ours and the references alike, gets the same treatment.
  */
-async function benchSize(ramMiB: number, reps: number): Promise<Row> {
+async function benchSize(ramMiB: number, reps: number, hostHugePages: boolean): Promise<Row> {
   const runs: Row[] = [];
-  for (let i = 0; i < reps; i++) runs.push(await benchOnce(ramMiB));
+  for (let i = 0; i < reps; i++) runs.push(await benchOnce(ramMiB, hostHugePages));
   const best = (key: keyof Row) => Math.min(...runs.map((r) => r[key] as number));
   return {
     ...runs[0]!,
@@ -234,6 +240,10 @@ async function benchSize(ramMiB: number, reps: number): Promise<Row> {
     verdict: runs.every((r) => r.verdict === 'pass') ? 'pass' : 'FAIL',
     runs: reps,
   };
+}
+
+function hostPagesText(h: HugePageAdvice): string {
+  return h.advisedBytes > 0 ? `2 MiB transparent huge pages (THP mode ${h.mode}, ${(h.advisedBytes / MiB).toFixed(0)} MiB advised)` : `4 KiB pages (${h.reason ?? 'none asked for'})`;
 }
 
 function ratio(a: number, b: number): string {
@@ -299,6 +309,8 @@ function hibernateMarkdown(rows: Row[]): string {
     'buffered pattern, 2 MiB writes with a background fdatasync every 32 MiB; its O_DIRECT pattern,',
     '2 MiB writes from page-aligned memory), then reading them back from the page cache; memcpy =',
     'one host copy of those bytes.',
+    `Host memory behind guest RAM and behind the file baseline's buffer: ${rows[0]?.hostPages ?? '-'}`,
+    '(docs/V86.md, "Guest RAM on host huge pages"; `--no-huge-pages` measures on 4 KiB pages).',
     'All machines are prefaulted (every page of guest RAM touched once at boot), so both sides',
     'measure resident RAM as on real hardware rather than the host committing v86\'s lazily',
     'allocated memory on first touch. The oracle capture is off (the resumed pages are checked',
@@ -347,6 +359,8 @@ async function main(): Promise<void> {
       // Downtimes of 5–40 ms on a shared 2-core host: more clean runs than the long columns get.
       'live-reps': { type: 'string', default: '5' },
       'no-write': { type: 'boolean', default: false },
+      // Guest RAM and the raw baseline's memory on 4 KiB host pages (see docs/V86.md).
+      'no-huge-pages': { type: 'boolean', default: false },
     },
   });
   const json = opts.json;
@@ -360,7 +374,7 @@ async function main(): Promise<void> {
   if (only === undefined || only === 'hibernate') {
     for (const size of sizes) {
       if (!json) process.stderr.write(`bench: ${size} MiB…\n`);
-      rows.push(await benchSize(size, reps));
+      rows.push(await benchSize(size, reps, !opts['no-huge-pages']));
     }
   }
   let faultRows: FaultBenchRow[] = [];

@@ -45,6 +45,8 @@ export interface MachineChoice {
   readonly onConsole?: (text: string) => void;
   /** Touch all guest RAM at boot so the host commits it (benchmarks). Default false. */
   readonly prefault?: boolean;
+  /** Ask the host for transparent huge pages behind guest RAM (MachineOptions.hostHugePages). Default true. */
+  readonly hostHugePages?: boolean;
 }
 
 export interface HibernateOptions extends MachineChoice {
@@ -173,7 +175,7 @@ export async function hibernate(options: HibernateOptions = {}): Promise<Hiberna
   let t = performance.now();
   const guest = options.guest ?? await Guest.boot({
     ramBytes, image, workload, seed, swapPath: imagePath,
-    deterministic: options.deterministic, largePages: options.largePages, onConsole: options.onConsole, prefault: options.prefault,
+    deterministic: options.deterministic, largePages: options.largePages, onConsole: options.onConsole, prefault: options.prefault, hostHugePages: options.hostHugePages,
   });
   phases.boot = options.guest ? 0 : performance.now() - t;
   let oracle: Oracle | undefined;
@@ -223,7 +225,7 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
   let guest: Guest | undefined;
   try {
     guest = await Guest.boot(
-      { ramBytes, image, swapPath: options.imagePath, deterministic: options.deterministic, largePages: options.largePages, onConsole: options.onConsole, prefault: options.prefault },
+      { ramBytes, image, swapPath: options.imagePath, deterministic: options.deterministic, largePages: options.largePages, onConsole: options.onConsole, prefault: options.prefault, hostHugePages: options.hostHugePages },
       async (g) => {
         phases.boot = performance.now() - t;
         t = performance.now();

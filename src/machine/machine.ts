@@ -23,6 +23,7 @@ import {
 } from './errors.ts';
 import { loadV86, v86WasmModule, Wasm, WASM_OFFSETS, type V86Cpu, type V86Emulator } from './v86.ts';
 import { readExceptionFrame } from './guest-structs.ts';
+import { adviseHugePages, type HugePageAdvice } from './host-memory.ts';
 
 export const MIN_RAM_BYTES = 16 * 1024 * 1024;
 /** v86's largest working memory size (larger requests are clamped; 4 GiB wraps to 0). */
@@ -62,6 +63,12 @@ export interface MachineOptions {
    * prefault so that they measure resident RAM, as on real hardware. Default false.
    */
   readonly prefault?: boolean;
+  /**
+   * Ask the host for transparent huge pages behind guest RAM (madvise(MADV_HUGEPAGE),
+   * as QEMU does): faster O_DIRECT image writes and first touches (src/machine/host-memory.ts,
+   * docs/V86.md). What the host granted is in `Machine.hugePages`. Default true.
+   */
+  readonly hostHugePages?: boolean;
 }
 
 /** A hypercall at which the CPU is stopped. */
@@ -166,6 +173,8 @@ export class Machine {
   readonly trace: TraceEvent[] = [];
   readonly ramBytes: number;
   readonly deterministic: boolean;
+  /** Whether guest RAM asked for and got huge pages on the host (MachineOptions.hostHugePages). */
+  hugePages: HugePageAdvice = { advisedBytes: 0, mode: 'off', reason: 'not requested' };
   private readonly instructionsPerMs: number;
 
   private constructor(
@@ -233,6 +242,9 @@ export class Machine {
     Machine.patchStaticClock(emu);
     machine = new Machine(emu, cpu, options, disk, options.trace ?? deterministic);
     machine.install();
+    // Before the guest and the prefault touch RAM: a 2 MiB span the host has begun with
+    // 4 KiB pages keeps them (only the spans v86 loaded the kernel into, here).
+    if (options.hostHugePages !== false) machine.hugePages = adviseHugePages(cpu.wasm_memory.buffer as ArrayBuffer, cpu.mem8.byteOffset, machine.ramBytes);
     if (options.prefault) machine.prefault();
     return machine;
   }

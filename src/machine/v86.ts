@@ -88,6 +88,8 @@ export const Wasm = (globalThis as unknown as {
   WebAssembly: {
     compile(bytes: Uint8Array): Promise<WasmModule>;
     instantiate(module: WasmModule, imports: object): Promise<{ exports: Record<string, unknown> }>;
+    /** Linear memory: page-aligned, in 64 KiB wasm pages. */
+    Memory: new (descriptor: { initial: number }) => { readonly buffer: ArrayBuffer };
   };
 }).WebAssembly;
 
