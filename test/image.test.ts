@@ -471,14 +471,43 @@ describe('write path', () => {
 });
 
 describe('swap device', () => {
-  it('create() makes a sparse file of the size with the swap signature', () => {
+  it('create() makes a file of the size with the swap signature and every block allocated', () => {
     const file = path.join(dir, 'swap.img');
     const dev = SwapDevice.create(file, 64 << 20);
     expect(dev.bytes).toBe(64 << 20);
     expect(dev.readSignature()).toMatchObject({ kind: 'swap', deviceBytes: 64 << 20 });
     dev.close();
-    expect(fs.statSync(file).blocks * 512).toBeLessThan(1 << 20);
+    expect(fs.statSync(file).blocks * 512).toBeGreaterThanOrEqual(64 << 20);
     expect(Buffer.from(readRange(file, 0, 8)).toString('latin1')).toBe('HLSWAP01');
+    expect(readRange(file, 40 << 20, 1 << 20).every((b) => b === 0)).toBe(true);
+  });
+
+  it('create() keeps the blocks of a device of the same size; allocate: false makes a sparse file', () => {
+    const file = path.join(dir, 'swap.img');
+    SwapDevice.create(file, 8 << 20).close();
+    const inode = fs.statSync(file).ino;
+    const marker = new Uint8Array(4096).fill(0xa5);
+    const fd = fs.openSync(file, 'r+');
+    fs.writeSync(fd, marker, 0, 4096, 4 << 20);
+    fs.closeSync(fd);
+    SwapDevice.create(file, 8 << 20).close();
+    // Re-made in place: the signature is new, the blocks (and what was in them) stay, as after mkswap.
+    expect(fs.statSync(file).ino).toBe(inode);
+    expect(readRange(file, 4 << 20, 4096).every((b) => b === 0xa5)).toBe(true);
+    expect(SwapDevice.open(file).readSignature().kind).toBe('swap');
+    const sparse = path.join(dir, 'sparse.img');
+    SwapDevice.create(sparse, 64 << 20, { allocate: false }).close();
+    expect(fs.statSync(sparse).blocks * 512).toBeLessThan(1 << 20);
+  });
+
+  it.skipIf(!fs.existsSync('/dev/shm'))('create() leaves a device sparse on a file system that keeps files in memory (tmpfs)', () => {
+    const file = path.join(fs.mkdtempSync('/dev/shm/hiberlab-'), 'swap.img');
+    try {
+      SwapDevice.create(file, 16 << 20).close();
+      expect(fs.statSync(file).blocks * 512).toBeLessThan(1 << 20);
+    } finally {
+      fs.rmSync(path.dirname(file), { recursive: true, force: true });
+    }
   });
 
   it('create() refuses an existing file that is not a swap device and leaves it alone', () => {

@@ -2,7 +2,9 @@
  * The swap device: a regular host file that the guest sees as an IDE disk and that the
  * harness reads and writes directly, with synchronous calls on one file descriptor.
  *
- * A new device is a sparse file with the swap signature in sector 0 (see layout.ts).
+ * A new device is a file with the swap signature in sector 0 (see layout.ts) whose
+ * blocks are all allocated, as Linux wants of a swap file (swapon refuses holes): on a
+ * file system with O_DIRECT its zeros are written past the page cache at creation.
  * The device never loads itself into memory: every access is a positioned read or
  * write of the caller's buffer, looped until complete.
  */
@@ -28,14 +30,31 @@ const writevAsync = promisify(fs.writev) as unknown as (fd: number, buffers: rea
 const readAsync = promisify(fs.read) as unknown as (fd: number, buffer: Uint8Array, offset: number, length: number, position: number) => Promise<{ bytesRead: number }>;
 const writeAsync = promisify(fs.write) as unknown as (fd: number, buffer: Uint8Array, offset: number, length: number, position: number) => Promise<{ bytesWritten: number }>;
 
+/** Size of the page-aligned zeros create() writes a new device with (a WebAssembly.Memory starts on a page boundary). */
+const ZERO_FILL_BYTES = 4 << 20;
+let zeros: Uint8Array | undefined;
+/** statfs(2) magic numbers of file systems that keep files in memory: tmpfs, ramfs. */
+const MEMORY_FILE_SYSTEMS = [0x01021994, 0x858458f6];
+/** Node's WebAssembly global (its types live in lib.dom, which this project does not load). */
+type WasmMemoryGlobal = { WebAssembly: { Memory: new (d: { initial: number }) => { buffer: ArrayBuffer } } };
+
 export class SwapDevice {
   /**
    * Makes a new empty swap device of `bytes` (a multiple of 512, at least MIN_DEVICE_BYTES):
-   * a sparse file with the swap signature, fsync'ed. An existing swap device or image at
+   * a file with the swap signature, fsync'ed. An existing swap device or image at
    * `path` is re-made (its image is lost); an existing empty file is used; any other
    * existing file is refused with NOT_A_SWAP_DEVICE and left as it was.
+   *
+   * `allocate` (default true): every block of the device is written once (zeros, with
+   * O_DIRECT, so none of them stays in the page cache), as a swap file must be before
+   * swapon, unless the file already has that size and all its blocks. An image then
+   * overwrites blocks the file system has already placed, where into a sparse file each
+   * O_DIRECT write allocated blocks and the commit's fdatasync waited for the journal
+   * (docs/IMAGE-FORMAT.md, "The swap device"). Where the file system has no O_DIRECT
+   * or keeps files in memory (tmpfs), or with `allocate: false`, the device stays a
+   * sparse file.
    */
-  static create(path: string, bytes: number): SwapDevice {
+  static create(path: string, bytes: number, options: { readonly allocate?: boolean } = {}): SwapDevice {
     if (!Number.isSafeInteger(bytes) || bytes < MIN_DEVICE_BYTES || bytes % SECTOR_SIZE !== 0) {
       throw new RangeError(`swap device size must be a multiple of ${SECTOR_SIZE} and at least ${MIN_DEVICE_BYTES} bytes, got ${bytes}`);
     }
@@ -51,8 +70,13 @@ export class SwapDevice {
       if (dev.bytes > 0 && dev.readSignature().kind === 'unknown') {
         throw new ImageError('NOT_A_SWAP_DEVICE', `refusing to make ${path} a swap device: it exists (${bytesText(dev.bytes)}) and has no swap or image signature`, { path, actual: dev.bytes });
       }
-      fs.ftruncateSync(fd, 0);
-      fs.ftruncateSync(fd, bytes);
+      const st = fs.fstatSync(fd);
+      const allocated = st.size === bytes && st.blocks * 512 >= bytes;
+      if (!(options.allocate !== false && allocated)) {
+        fs.ftruncateSync(fd, 0);
+        fs.ftruncateSync(fd, bytes);
+        if (options.allocate !== false) dev.zeroFillDirect();
+      }
       dev.writeAt(encodeSwapSignature(bytes), 0);
       dev.sync();
       return dev;
@@ -244,6 +268,19 @@ export class SwapDevice {
    */
   async writeDirectAsync(data: Uint8Array, offset: number): Promise<'direct' | 'buffered'> {
     return this.writevDirectAsync([data], offset);
+  }
+
+  /**
+   * Writes zeros over the whole file with O_DIRECT. Nothing where the file system has no
+   * O_DIRECT, or keeps files in memory (tmpfs, ramfs: no blocks to place, and writing them
+   * would only commit host RAM).
+   */
+  private zeroFillDirect(): void {
+    const fd = this.directFd();
+    if (fd === undefined || MEMORY_FILE_SYSTEMS.includes(Number(fs.statfsSync(this.path).type))) return;
+    const size = this.bytes;
+    zeros ??= new Uint8Array(new (globalThis as unknown as WasmMemoryGlobal).WebAssembly.Memory({ initial: ZERO_FILL_BYTES / 65536 }).buffer);
+    for (let at = 0; at < size; ) at += fs.writeSync(fd, zeros, 0, Math.min(ZERO_FILL_BYTES, size - at), at);
   }
 
   /** Whether writeDirectAsync can bypass the page cache on this file (the file system has O_DIRECT). */
