@@ -1,8 +1,8 @@
 {
   "targets": [
     {
-      "target_name": "hostmem",
-      "sources": ["native/hostmem.c"],
+      "target_name": "hiberlab_native",
+      "sources": ["native/module.c", "native/host-memory.c", "native/crc32.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"]
     }
   ]

@@ -253,7 +253,7 @@ async function benchSize(ramMiB: number, reps: number, hostHugePages: boolean): 
 }
 
 function hostPagesText(h: HugePageAdvice): string {
-  return h.advisedBytes > 0 ? `2 MiB transparent huge pages (THP mode ${h.mode}, ${(h.advisedBytes / MiB).toFixed(0)} MiB advised)` : `4 KiB pages (${h.reason ?? 'none asked for'})`;
+  return h.advisedBytes > 0 ? `2 MiB transparent huge pages (the host's THP mode: ${h.mode})` : `4 KiB pages (${h.reason ?? 'none asked for'})`;
 }
 
 function ratio(a: number, b: number): string {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { adviseHugePages, hostMemNative, hugePageMemory, transparentHugePageMode } from '../src/machine/host-memory.ts';
+import { adviseHugePages, hugePageMemory, transparentHugePageMode } from '../src/machine/host-memory.ts';
+import { hiberlabNative } from '../src/native.ts';
 import { Machine } from '../src/machine/machine.ts';
 import { Wasm } from '../src/machine/v86.ts';
 import { guestImage, MiB } from './helpers.ts';
@@ -26,14 +27,14 @@ function hugeBytesIn(start: number, length: number): number {
 }
 
 function native() {
-  const n = hostMemNative();
+  const n = hiberlabNative();
   if (n instanceof Error) throw n;
   return n;
 }
 
-describe('guest RAM on host huge pages (native/hostmem.c)', () => {
+describe('guest RAM on host huge pages (native/host-memory.c)', () => {
   it('is built by npm install and loads', () => {
-    expect(hostMemNative()).not.toBeInstanceOf(Error);
+    expect(hiberlabNative()).not.toBeInstanceOf(Error);
     expect(native().hugePageSize()).toBe(HUGE);
   });
 

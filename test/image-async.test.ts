@@ -1,7 +1,8 @@
 import { randomFillSync } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
 import { ImageWriter, SwapDevice, imageExtent, validateImage, type ImageWriterOptions } from '../src/image/index.ts';
-import { CRC32_IMPLEMENTATION, crc32, crc32Portable } from '../src/image/crc.ts';
+import { CRC32_IMPLEMENTATION, CRC32_PAGES_IMPLEMENTATION, crc32, crc32Pages, crc32PagesPortable, crc32Portable } from '../src/image/crc.ts';
+import { hiberlabNative } from '../src/native.ts';
 import { sha256File, tempSwapPath } from './helpers.ts';
 
 const BUILD = 'ab'.repeat(32);
@@ -409,5 +410,34 @@ describe('crc32', () => {
       }
     }
     expect(crc32(new TextEncoder().encode('123456789'))).toBe(0xcbf43926);
+  });
+
+  it('crc32Pages takes a run of pages in one native call here, and gives each page the CRC crc32() gives it', () => {
+    expect(CRC32_PAGES_IMPLEMENTATION).toBe('native');
+    const data = randomFillSync(new Uint8Array(64 * 4096));
+    data.fill(0, 5 * 4096, 6 * 4096); // a zero page
+    data.fill(0xff, 9 * 4096, 10 * 4096);
+    const out = new Uint32Array(70).fill(7);
+    crc32Pages(data.subarray(4096), out, 3); // pages 1..63 of data into out[3..65]
+    const expected = Array.from({ length: 63 }, (_, i) => crc32(data.subarray((i + 1) * 4096, (i + 2) * 4096)));
+    expect(Array.from(out.subarray(3, 66))).toEqual(expected);
+    expect([...out.subarray(0, 3), ...out.subarray(66)]).toEqual([7, 7, 7, 7, 7, 7, 7]); // nothing outside
+    const portable = new Uint32Array(63);
+    crc32PagesPortable(data.subarray(4096), portable, 0);
+    expect(Array.from(portable)).toEqual(expected);
+  });
+
+  it('crc32Pages refuses a partial page or too small an output, in TypeScript and in the native module', () => {
+    const out = new Uint32Array(2);
+    expect(() => crc32Pages(new Uint8Array(4095), out, 0)).toThrow('crc32Pages: 4095 bytes is not a whole number of 4096-byte pages');
+    expect(() => crc32Pages(new Uint8Array(3 * 4096), out, 0)).toThrow('crc32Pages: 3 CRCs from index 0 do not fit in 2');
+    expect(() => crc32Pages(new Uint8Array(4096), out, 2)).toThrow('crc32Pages: 1 CRCs from index 2 do not fit in 2');
+    const native = hiberlabNative();
+    if (native instanceof Error) throw native;
+    expect(() => native.crc32Pages(new Uint8Array(4095), out, 0)).toThrow(RangeError);
+    expect(() => native.crc32Pages(new Uint8Array(3 * 4096), out, 0)).toThrow(RangeError);
+    expect(() => native.crc32Pages(new Uint8Array(4096), out, 1.5)).toThrow(RangeError);
+    expect(() => native.crc32Pages(new Uint16Array(2048) as unknown as Uint8Array, out, 0)).toThrow(TypeError);
+    expect(() => native.crc32Pages(new Uint8Array(4096), new Int32Array(2) as unknown as Uint32Array, 0)).toThrow(TypeError);
   });
 });

@@ -16,7 +16,8 @@
  * it dies, the main thread scans alone: the outcome is the same, only slower.
  */
 import { Worker } from 'node:worker_threads';
-import { CRC32_IMPLEMENTATION } from './crc.ts';
+import { CRC32_IMPLEMENTATION, CRC32_PAGES_IMPLEMENTATION } from './crc.ts';
+import { NATIVE_MODULE_PATH } from '../native.ts';
 import type { ScanResult } from './page-scan.mjs';
 
 /** One job for the thread: what page-scan.mjs's scanChunks takes, with the counter's buffer. */
@@ -44,7 +45,7 @@ export class CrcThread {
   private constructor() {
     try {
       const worker = new Worker(new URL('./page-scan.mjs', import.meta.url), {
-        workerData: { role: 'hiberlab-crc-thread', impl: CRC32_IMPLEMENTATION },
+        workerData: { role: 'hiberlab-crc-thread', impl: CRC32_IMPLEMENTATION, nativePath: CRC32_PAGES_IMPLEMENTATION === 'native' ? NATIVE_MODULE_PATH : undefined },
         // page-scan.mjs is plain JavaScript: the thread needs none of the loaders node was
         // started with (tsx took its start-up from 30 to 70–130 ms).
         execArgv: [],

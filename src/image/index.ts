@@ -17,4 +17,4 @@ export {
   SWAP_SIGNATURE, IMAGE_SIGNATURE, IMAGE_MAGIC, HEADER_LAYOUT, SIGNATURE_LAYOUT, imageExtent, maxPagesFor,
   type ImageHeader, type ImageStats, type SavedContext, type Signature, type SignatureKind, type ImageExtent, type LayoutField,
 } from './layout.ts';
-export { crc32, CRC32_IMPLEMENTATION } from './crc.ts';
+export { crc32, crc32Pages, CRC32_IMPLEMENTATION, CRC32_PAGES_IMPLEMENTATION } from './crc.ts';

@@ -27,11 +27,9 @@ export interface ScanResult {
   readonly short?: number;
 }
 
-export function comparePageCrcs(
-  chunk: Uint8Array,
-  crcs: Uint32Array,
-  firstIndex: number,
-  crc32: (data: Uint8Array) => number,
-): Pick<ScanResult, 'badPages' | 'first'>;
+/** out[index + i] = the CRC32 of page i of data (whole pages): crc.ts's crc32Pages. */
+export type CrcPages = (data: Uint8Array, out: Uint32Array, index: number) => void;
 
-export function scanChunks(job: ScanJob, crc32: (data: Uint8Array) => number, buffer: Uint8Array): ScanResult;
+export function comparePageCrcs(chunk: Uint8Array, crcs: Uint32Array, firstIndex: number, crcPages: CrcPages): Pick<ScanResult, 'badPages' | 'first'>;
+
+export function scanChunks(job: ScanJob, crcPages: CrcPages, buffer: Uint8Array): ScanResult;

@@ -7,7 +7,9 @@
 // threads share the work, each taking chunks until none is left, so a thread the host
 // slows down simply takes fewer), reads that chunk from `fd` into `buffer` (threads of one
 // process share their file descriptors, and a positioned read needs no lock) and compares
-// each page's CRC32 with crcs[page].
+// each page's CRC32 with crcs[page]. The CRCs of a chunk come from one call
+// (`crcPages(chunk, out, index)`: crc.ts's crc32Pages on the main thread, the native
+// module's crc32Pages or a loop over crc32 on the CRC thread).
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
@@ -20,7 +22,7 @@ const PAGE_SIZE = 4096;
  *   chunks scanned, bad pages found and the lowest-numbered one; `short` is the file
  *   offset where the file ended inside a chunk (the scan stops there).
  */
-export function scanChunks(job, crc32, buffer) {
+export function scanChunks(job, crcPages, buffer) {
   const { fd, dataOffset, pageCount, chunkPages, crcs, counter } = job;
   const chunks = Math.ceil(pageCount / chunkPages);
   let done = 0;
@@ -41,7 +43,7 @@ export function scanChunks(job, crc32, buffer) {
       }
       got += n;
     }
-    const scan = comparePageCrcs(chunk, crcs, index, crc32);
+    const scan = comparePageCrcs(chunk, crcs, index, crcPages);
     badPages += scan.badPages;
     if (scan.first && (first === undefined || scan.first.index < first.index)) first = scan.first;
     done++;
@@ -54,12 +56,14 @@ export function scanChunks(job, crc32, buffer) {
  * crcs[page]: how many differ, and the first of them.
  * @returns {{ badPages: number, first?: { index: number, expected: number, actual: number } }}
  */
-export function comparePageCrcs(chunk, crcs, firstIndex, crc32) {
+export function comparePageCrcs(chunk, crcs, firstIndex, crcPages) {
   let badPages = 0;
   let first;
   const count = chunk.length / PAGE_SIZE;
+  const actuals = new Uint32Array(count);
+  crcPages(chunk, actuals, 0);
   for (let i = 0; i < count; i++) {
-    const actual = crc32(chunk.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+    const actual = actuals[i];
     const expected = crcs[firstIndex + i];
     if (actual !== expected) {
       badPages++;
@@ -69,18 +73,26 @@ export function comparePageCrcs(chunk, crcs, firstIndex, crc32) {
   return first ? { badPages, first } : { badPages };
 }
 
-/** The CRC32 the main thread uses ('pclmul': @node-rs/crc32, 'zlib': node:zlib); both give the same values. */
-function crcFunction(impl) {
+/**
+ * The page CRCs the main thread uses: the native module's crc32Pages when `nativePath`
+ * is given (crc.ts chose it), else a loop over the main thread's crc32 ('pclmul':
+ * @node-rs/crc32, 'zlib': node:zlib). All give the same values.
+ */
+function crcPagesFunction(impl, nativePath) {
+  if (nativePath) return createRequire(import.meta.url)(nativePath).crc32Pages;
+  let crc32 = (data) => zlib.crc32(data, 0) >>> 0;
   if (impl === 'pclmul') {
-    const { crc32 } = createRequire(import.meta.url)('@node-rs/crc32');
-    return (data) => crc32(data, 0) >>> 0;
+    const fast = createRequire(import.meta.url)('@node-rs/crc32').crc32;
+    crc32 = (data) => fast(data, 0) >>> 0;
   }
-  return (data) => zlib.crc32(data, 0) >>> 0;
+  return (data, out, index) => {
+    for (let i = 0; i < data.length / PAGE_SIZE; i++) out[index + i] = crc32(data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+  };
 }
 
 // Started by crc-thread.ts as the CRC thread: one job per message, one reply each.
 if (!isMainThread && workerData?.role === 'hiberlab-crc-thread') {
-  const crc32 = crcFunction(workerData.impl);
+  const crcPages = crcPagesFunction(workerData.impl, workerData.nativePath);
   let buffer = new Uint8Array(0);
   parentPort.on('message', (job) => {
     try {
@@ -93,12 +105,12 @@ if (!isMainThread && workerData?.role === 'hiberlab-crc-thread') {
         return;
       }
       if (buffer.length < job.chunkPages * PAGE_SIZE) buffer = new Uint8Array(job.chunkPages * PAGE_SIZE);
-      parentPort.postMessage(scanChunks({ ...job, counter }, crc32, buffer));
+      parentPort.postMessage(scanChunks({ ...job, counter }, crcPages, buffer));
     } catch (err) {
       parentPort.postMessage({ error: err instanceof Error ? err.message : String(err) });
     }
   });
-  warmUp(crc32);
+  warmUp(crcPages);
   parentPort.postMessage({ ready: true });
 }
 
@@ -107,7 +119,7 @@ if (!isMainThread && workerData?.role === 'hiberlab-crc-thread') {
  * the chunks the main thread took. So it scans 32 MiB of /dev/zero first, while the boot
  * kernel boots, and V8 compiles the loop before the image needs it.
  */
-function warmUp(crc32) {
+function warmUp(crcPages) {
   let fd;
   try {
     fd = fs.openSync('/dev/zero', 'r');
@@ -118,7 +130,7 @@ function warmUp(crc32) {
     const chunkPages = 256;
     const pageCount = 8192;
     const buffer = new Uint8Array(chunkPages * PAGE_SIZE);
-    scanChunks({ fd, dataOffset: 0, pageCount, chunkPages, crcs: new Uint32Array(pageCount), counter: new Int32Array(1) }, crc32, buffer);
+    scanChunks({ fd, dataOffset: 0, pageCount, chunkPages, crcs: new Uint32Array(pageCount), counter: new Int32Array(1) }, crcPages, buffer);
   } finally {
     fs.closeSync(fd);
   }

@@ -22,7 +22,7 @@
  * so that the scan runs on two cores. Validation only reads: a path is opened read-only.
  */
 
-import { crc32 } from './crc.ts';
+import { crc32, crc32Pages } from './crc.ts';
 
 import { ImageError, bytesText, hex, hex32, mibText, shortId } from './errors.ts';
 import {
@@ -319,7 +319,7 @@ export interface PageScan {
 /** Step 8: CRC of every page against the metadata, reading chunkBytes at a time. */
 export function scanPages(dev: SwapDevice, header: ImageHeader, pfns: Uint32Array, crcs: Uint32Array, chunkBytes = DEFAULT_CHUNK_BYTES): PageScan {
   const job = scanJob(dev, header, pfns, crcs, chunkBytes);
-  return checkedScan(dev, scanChunks({ ...job, counter: new Int32Array(1) }, crc32, scanBuffer(header, chunkBytes)));
+  return checkedScan(dev, scanChunks({ ...job, counter: new Int32Array(1) }, crc32Pages, scanBuffer(header, chunkBytes)));
 }
 
 /**
@@ -360,7 +360,7 @@ function startSharedScan(
     async join() {
       let mine: ScanResult;
       try {
-        mine = scanChunks({ ...job, counter }, crc32, scanBuffer(header, chunkBytes));
+        mine = scanChunks({ ...job, counter }, crc32Pages, scanBuffer(header, chunkBytes));
       } catch (err) {
         await stop();
         throw err;
@@ -394,9 +394,9 @@ function checkedScan(dev: SwapDevice, r: ScanResult): PageScan {
   return r.first ? { ...counts, first: r.first } : counts;
 }
 
-/** CRC of each page of `chunk` (pages firstIndex...) against crcs (page-scan.mjs, with this thread's crc32). */
+/** CRC of each page of `chunk` (pages firstIndex...) against crcs (page-scan.mjs, with crc32Pages). */
 export function comparePageCrcs(chunk: Uint8Array, crcs: Uint32Array, firstIndex: number): Pick<PageScan, 'badPages' | 'first'> {
-  return comparePages(chunk, crcs, firstIndex, crc32);
+  return comparePages(chunk, crcs, firstIndex, crc32Pages);
 }
 
 /** BAD_PAGE_CRC for a scan that found bad pages. */

@@ -19,7 +19,7 @@
  * signature reset, just before the first byte of the new one is written over it.)
  */
 
-import { crc32 } from './crc.ts';
+import { crc32, crc32Pages } from './crc.ts';
 
 import { ImageError, bytesText, hex } from './errors.ts';
 import {
@@ -422,9 +422,12 @@ export class ImageWriter {
     const mark = owed ? CRC_OWED : WRITTEN;
     let rewritten = 0;
     let wasOwed = 0;
+    if (!owed) {
+      if (given) crcs.set(given.subarray(0, count), firstIndex);
+      else crc32Pages(data, crcs, firstIndex);
+    }
     for (let i = 0; i < count; i++) {
       const index = firstIndex + i;
-      if (!owed) crcs[index] = given ? given[i]! : crc32(data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
       const before = written[index]!;
       if (before !== 0) rewritten++;
       if (before === CRC_OWED) wasOwed++;

@@ -5,23 +5,13 @@
  * pages. Asking Linux for 2 MiB transparent huge pages there (madvise(MADV_HUGEPAGE),
  * as QEMU does for its guest RAM) makes the image's O_DIRECT writes and the host's
  * first touch of guest RAM markedly faster (docs/V86.md, "Guest RAM on host huge pages").
- * Node has no madvise, so a small N-API helper (native/hostmem.c) does it; `npm install`
- * builds it with node-gyp (binding.gyp). Where it is missing or the host has no THP,
+ * Node has no madvise, so hiberlab's N-API module (native/host-memory.c, src/native.ts)
+ * does it; `npm install` builds it with node-gyp (binding.gyp). Where it is missing or the host has no THP,
  * machines run on 4 KiB pages and `hugePages` says why.
  */
-import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { hiberlabNative } from '../native.ts';
 import { Wasm } from './v86.ts';
-
-interface HostMemNative {
-  hugePageSize(): number;
-  address(buffer: ArrayBuffer): number;
-  adviseHugePages(buffer: ArrayBuffer, offset: number, length: number): number;
-}
-
-/** Where `npm install` puts the helper (node-gyp's default output). */
-export const HOSTMEM_ADDON_PATH = fileURLToPath(new URL('../../build/Release/hostmem.node', import.meta.url));
 
 /** What became of the request for huge pages behind a range of guest RAM. */
 export interface HugePageAdvice {
@@ -31,20 +21,6 @@ export interface HugePageAdvice {
   readonly mode: string;
   /** Why nothing was advised, when nothing was. */
   readonly reason?: string;
-}
-
-let loaded: HostMemNative | Error | undefined;
-
-/** The native helper, or the error that kept it from loading. */
-export function hostMemNative(): HostMemNative | Error {
-  if (loaded === undefined) {
-    try {
-      loaded = createRequire(import.meta.url)(HOSTMEM_ADDON_PATH) as HostMemNative;
-    } catch (e) {
-      loaded = new Error(`the host memory helper is not built (${HOSTMEM_ADDON_PATH}: ${(e as Error).message.split('\n')[0]}); \`npm install\` builds it with node-gyp`);
-    }
-  }
-  return loaded;
 }
 
 /** The host's transparent huge page mode: the bracketed word in sysfs, or `unsupported`. */
@@ -66,7 +42,7 @@ export function transparentHugePageMode(): string {
 export function adviseHugePages(buffer: ArrayBuffer, offset: number, length: number): HugePageAdvice {
   const mode = transparentHugePageMode();
   if (mode === 'never' || mode === 'unsupported') return { advisedBytes: 0, mode, reason: `the host's transparent huge pages are ${mode === 'never' ? 'off' : 'not available'}` };
-  const native = hostMemNative();
+  const native = hiberlabNative();
   if (native instanceof Error) return { advisedBytes: 0, mode, reason: native.message };
   try {
     return { advisedBytes: native.adviseHugePages(buffer, offset, length), mode };
@@ -83,7 +59,7 @@ export function hugePageMemory(bytes: number): { bytes: Uint8Array; advice: Huge
   const span = 2 << 20;
   const wasmPages = Math.ceil((bytes + span) / 65536);
   const buffer = new Wasm.Memory({ initial: wasmPages }).buffer;
-  const native = hostMemNative();
+  const native = hiberlabNative();
   // Start on a 2 MiB boundary when the helper can tell where the buffer lies.
   const start = native instanceof Error ? 0 : (span - (native.address(buffer) % span)) % span;
   const advice = adviseHugePages(buffer, start, bytes);

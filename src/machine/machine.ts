@@ -174,7 +174,7 @@ export class Machine {
   readonly ramBytes: number;
   readonly deterministic: boolean;
   /** Whether guest RAM asked for and got huge pages on the host (MachineOptions.hostHugePages). */
-  hugePages: HugePageAdvice = { advisedBytes: 0, mode: 'off', reason: 'not requested' };
+  readonly hugePages: HugePageAdvice;
   private readonly instructionsPerMs: number;
 
   private constructor(
@@ -192,6 +192,11 @@ export class Machine {
     if (typeof invlpg === 'function') this.invlpg = invlpg as (linear: number) => void;
     this.ramBytes = this.cpu.memory_size[0]! >>> 0;
     this.lastCounter = this.counter[0]!;
+    // Before the guest and the prefault touch RAM: a 2 MiB span the host has begun with
+    // 4 KiB pages keeps them (only the spans v86 loaded the kernel into, here).
+    this.hugePages = options.hostHugePages === false
+      ? { advisedBytes: 0, mode: 'off', reason: 'not requested' }
+      : adviseHugePages(this.ram.buffer as ArrayBuffer, this.ram.byteOffset, this.ramBytes);
   }
 
   /** Boots the guest in a fresh v86 instance and returns with the CPU at the kernel entry (not yet run). */
@@ -242,9 +247,6 @@ export class Machine {
     Machine.patchStaticClock(emu);
     machine = new Machine(emu, cpu, options, disk, options.trace ?? deterministic);
     machine.install();
-    // Before the guest and the prefault touch RAM: a 2 MiB span the host has begun with
-    // 4 KiB pages keeps them (only the spans v86 loaded the kernel into, here).
-    if (options.hostHugePages !== false) machine.hugePages = adviseHugePages(cpu.wasm_memory.buffer as ArrayBuffer, cpu.mem8.byteOffset, machine.ramBytes);
     if (options.prefault) machine.prefault();
     return machine;
   }

@@ -22,7 +22,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { OWNERS } from '../abi.ts';
-import { crc32, ImageWriter, type SavedContext } from '../image/index.ts';
+import { crc32Pages, ImageWriter, type SavedContext } from '../image/index.ts';
 import { ProtocolError } from '../machine/errors.ts';
 import { FaultHandler } from '../mmu/faults.ts';
 import { DirtyTrackPolicy } from '../mmu/policies/index.ts';
@@ -316,6 +316,6 @@ function mergeInSet(neverProtected: Uint32Array, dirty: Uint32Array, words: Uint
 /** The CRC32 of every page of `data`. */
 function pageCrcs(data: Uint8Array): Uint32Array {
   const out = new Uint32Array(data.length / 4096);
-  for (let i = 0; i < out.length; i++) out[i] = crc32(data.subarray(i * 4096, (i + 1) * 4096));
+  crc32Pages(data, out, 0);
   return out;
 }

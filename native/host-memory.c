@@ -1,19 +1,19 @@
 /*
- * hostmem: how the host backs guest RAM.
+ * How the host backs guest RAM.
  *
  * One call matters: madvise(MADV_HUGEPAGE) on the part of an ArrayBuffer (v86's wasm
  * memory) that holds guest RAM, so that Linux backs it with 2 MiB transparent huge
  * pages, as QEMU does for its guest RAM. Node has no madvise of its own. See
  * docs/V86.md, "Guest RAM on host huge pages", for what it changes and by how much.
  *
- * Exports (N-API, so one build serves every Node version):
+ * Exports (see module.c):
  *   hugePageSize()                           → 2 MiB, the span the advice rounds to
  *   address(buffer)                          → the host address of the buffer's first byte
  *   adviseHugePages(buffer, offset, length)  → bytes advised: the 2 MiB-aligned interior of
  *                                              [offset, offset + length); throws on failure
  */
 #define _GNU_SOURCE
-#include <node_api.h>
+#include "native.h"
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -86,12 +86,11 @@ static napi_value advise_huge_pages(napi_env env, napi_callback_info info) {
   return out;
 }
 
-NAPI_MODULE_INIT() {
+void hostmem_register(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "hugePageSize", NULL, huge_page_size, NULL, NULL, NULL, napi_enumerable, NULL },
     { "address", NULL, address, NULL, NULL, NULL, napi_enumerable, NULL },
     { "adviseHugePages", NULL, advise_huge_pages, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
-  return exports;
 }
