@@ -8,7 +8,7 @@
 export {
   runCycle, runLineage, hibernate, resume, judge, swapBytesFor,
   DEFAULT_RAM_BYTES, DEFAULT_WORKLOAD, DEFAULT_WARMUP_MS,
-  type CycleReport, type HibernateOptions, type HibernateResult, type ResumeOptions, type ResumeResult, type ResumeStatus, type MachineChoice,
+  type CycleReport, type CycleOptions, type HibernateOptions, type HibernateResult, type ResumeOptions, type ResumeResult, type ResumeStatus, type MachineChoice,
 } from './cycle.ts';
 export { Guest, type GuestOptions, type VerifyReport, type ResumeDecision } from './machine/guest.ts';
 export { Machine, MIN_RAM_BYTES, MAX_RAM_BYTES, type MachineOptions, type Hypercall, type HypercallResult, type TraceEvent, type PageFaultHook } from './machine/machine.ts';
@@ -21,6 +21,6 @@ export { SAVE_STRATEGIES, RESTORE_STRATEGIES, saveStrategy, restoreStrategy } fr
 export { HibernationRefusedError, type SaveStrategy, type SaveContext, type SaveReport } from './save/strategy.ts';
 export { RestoreRefusedError, type RestoreStrategy, type RestoreContext, type RestoreReport } from './restore/strategy.ts';
 export { captureOracle, comparePages, type Oracle, type PageDifference } from './oracle/oracle.ts';
-export { SwapDevice, ImageWriter, ImageReader, validateImage, inspectImage, resetSignature, ImageError, type ValidatedImage } from './image/index.ts';
+export { SwapDevice, ImageWriter, ImageReader, validateImage, inspectImage, resetSignature, ImageError, CrcThread, crc32, crc32Pages, type ValidatedImage } from './image/index.ts';
 export * from './mmu/index.ts';
 export * as abi from './abi.ts';

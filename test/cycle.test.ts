@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { runCycle, runLineage, swapBytesFor, type CycleReport } from '../src/cycle.ts';
+import { hibernate, resume, runCycle, runLineage, swapBytesFor, type CycleReport } from '../src/cycle.ts';
+import { CrcThread } from '../src/image/crc-thread.ts';
 import { SwapDevice } from '../src/image/index.ts';
 import { Guest } from '../src/machine/guest.ts';
 import { silentProgress } from '../src/metrics/progress.ts';
@@ -57,6 +58,27 @@ describe('swsusp save + bitmap-pbe restore cycles pass the oracle', () => {
     // Each cycle resumed the kernel hibernated by the one before: generations 1..5.
     expect(reports.map((r) => r.generation)).toEqual([1, 2, 3, 4, 5]);
     expect(existsSync(reports[0]!.config.imagePath)).toBe(false);
+  });
+
+  it('resume() checks CRCs on a CRC thread it is given and leaves it open for the next resume', async () => {
+    // How runCycle and runLineage resume: their thread is started with the cycle, so it is
+    // up before the boot kernel boots (one started with the boot came up about 100 ms later).
+    const thread = CrcThread.start();
+    const imagePath = tempSwapPath();
+    try {
+      for (let i = 0; i < 2; i++) {
+        const h = await hibernate({ ramBytes: 32 * MiB, workload: 'stream:4M', seed: 3, image: guestImage(), imagePath, warmupMs: 50 });
+        const r = await resume({ imagePath, oracle: h.oracle, ramBytes: h.ramBytes, image: guestImage(), crcThread: thread });
+        expect(r.status).toBe('resumed');
+        expect(r.oracle!.differingPages).toEqual([]);
+        expect(r.validationScan!.crcThreadChunks).toBeGreaterThan(0);
+        expect(thread.failure).toBeUndefined();
+        expect(thread.available).toBe(true);
+      }
+    } finally {
+      await thread.close();
+    }
+    expect(thread.failure).toBe('it was closed');
   });
 });
 
