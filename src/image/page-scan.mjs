@@ -74,9 +74,10 @@ export function comparePageCrcs(chunk, crcs, firstIndex, crcPages) {
 }
 
 /**
- * The page CRCs the main thread uses: the native module's crc32Pages when `nativePath`
- * is given (crc.ts chose it), else a loop over the main thread's crc32 ('pclmul':
- * @node-rs/crc32, 'zlib': node:zlib). All give the same values.
+ * The CRC thread's page CRCs, the same choice as the main thread's crc.ts: the native
+ * module's crc32Pages when `nativePath` is given, else a loop over crc32 ('pclmul':
+ * @node-rs/crc32, 'zlib': node:zlib). All give the same values. (Plain JavaScript: this
+ * thread cannot import crc.ts.)
  */
 function crcPagesFunction(impl, nativePath) {
   if (nativePath) return createRequire(import.meta.url)(nativePath).crc32Pages;
