@@ -280,7 +280,11 @@ export class SwapDevice {
     if (fd === undefined || MEMORY_FILE_SYSTEMS.includes(Number(fs.statfsSync(this.path).type))) return;
     const size = this.bytes;
     zeros ??= new Uint8Array(new (globalThis as unknown as WasmMemoryGlobal).WebAssembly.Memory({ initial: ZERO_FILL_BYTES / 65536 }).buffer);
-    for (let at = 0; at < size; ) at += fs.writeSync(fd, zeros, 0, Math.min(ZERO_FILL_BYTES, size - at), at);
+    for (let at = 0; at < size; ) {
+      const n = fs.writeSync(fd, zeros, 0, Math.min(ZERO_FILL_BYTES, size - at), at);
+      if (n <= 0) throw new Error(`writing zeros to the new swap device ${this.path} wrote nothing at offset ${at}`);
+      at += n;
+    }
   }
 
   /** Whether writeDirectAsync can bypass the page cache on this file (the file system has O_DIRECT). */
