@@ -26,7 +26,7 @@ import { Guest } from '../src/machine/guest.ts';
 import { loadGuestImage } from '../src/machine/guest-image.ts';
 import { Machine } from '../src/machine/machine.ts';
 import { hugePageMemory, type HugePageAdvice } from '../src/machine/host-memory.ts';
-import { Wasm } from '../src/machine/v86.ts';
+import { pageAlignedMemory } from '../src/wasm.ts';
 import { silentProgress } from '../src/metrics/progress.ts';
 import { swsusp } from '../src/save/swsusp.ts';
 import { benchLive, liveMarkdown, renderLive, type LiveBenchRow } from './live.ts';
@@ -82,7 +82,7 @@ async function rawFile(bytes: number, hostHugePages: boolean): Promise<{ writeMs
   for (let i = 0; i < chunk.length; i += 4096) chunk[i] = i & 0xff;
   // Page-aligned and on huge pages when guest RAM is (bench flag --no-huge-pages), so
   // that the baseline's memory is backed as the memory the image is written from.
-  const aligned = hostHugePages ? hugePageMemory(2 * MiB).bytes : new Uint8Array(new Wasm.Memory({ initial: (2 * MiB) / 65536 }).buffer);
+  const aligned = hostHugePages ? hugePageMemory(2 * MiB).bytes : pageAlignedMemory(2 * MiB);
   aligned.set(chunk.subarray(0, 2 * MiB));
   const timeWrite = async (how: 'plain' | 'overlapped' | 'direct' | 'direct-overwrite'): Promise<number> => {
     rmSync(path, { force: true });

@@ -27,11 +27,13 @@ static napi_value fail(napi_env env, const char *what) {
   return NULL;
 }
 
-/* The ArrayBuffer in argv[0]: its data pointer and length. */
-static int buffer_arg(napi_env env, napi_value value, void **data, size_t *length) {
+/* The call's first n arguments into argv, the first of them an ArrayBuffer (its data and length); 0 when not. */
+static int buffer_call(napi_env env, napi_callback_info info, size_t n, napi_value *argv, void **data, size_t *length) {
+  size_t argc = n;
   bool is_ab = false;
-  if (napi_is_arraybuffer(env, value, &is_ab) != napi_ok || !is_ab) return 0;
-  return napi_get_arraybuffer_info(env, value, data, length) == napi_ok;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < n) return 0;
+  if (napi_is_arraybuffer(env, argv[0], &is_ab) != napi_ok || !is_ab) return 0;
+  return napi_get_arraybuffer_info(env, argv[0], data, length) == napi_ok;
 }
 
 static napi_value huge_page_size(napi_env env, napi_callback_info info) {
@@ -42,25 +44,21 @@ static napi_value huge_page_size(napi_env env, napi_callback_info info) {
 }
 
 static napi_value address(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
   void *data;
   size_t length;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1 || !buffer_arg(env, argv[0], &data, &length)) return fail(env, "address(buffer): buffer must be an ArrayBuffer");
+  if (!buffer_call(env, info, 1, argv, &data, &length)) return fail(env, "address(buffer): buffer must be an ArrayBuffer");
   napi_value out;
   napi_create_double(env, (double)(uintptr_t)data, &out); /* user addresses fit in 53 bits */
   return out;
 }
 
 static napi_value advise_huge_pages(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
   void *data;
   size_t length;
   double offset, count;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 3 || !buffer_arg(env, argv[0], &data, &length)) return fail(env, "adviseHugePages(buffer, offset, length): buffer must be an ArrayBuffer");
+  if (!buffer_call(env, info, 3, argv, &data, &length)) return fail(env, "adviseHugePages(buffer, offset, length): buffer must be an ArrayBuffer");
   if (napi_get_value_double(env, argv[1], &offset) != napi_ok || napi_get_value_double(env, argv[2], &count) != napi_ok ||
       offset < 0 || count < 0 || offset + count > (double)length) {
     return fail(env, "adviseHugePages(buffer, offset, length): the range must lie inside the buffer");

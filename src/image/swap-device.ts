@@ -12,6 +12,7 @@
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 
+import { pageAlignedMemory } from '../wasm.ts';
 import { ImageError, bytesText } from './errors.ts';
 import { SECTOR_SIZE, decodeSignature, encodeSwapSignature, imageExtent, maxPagesFor, type Signature } from './layout.ts';
 
@@ -35,8 +36,6 @@ const ZERO_FILL_BYTES = 4 << 20;
 let zeros: Uint8Array | undefined;
 /** statfs(2) magic numbers of file systems that keep files in memory: tmpfs, ramfs. */
 const MEMORY_FILE_SYSTEMS = [0x01021994, 0x858458f6];
-/** Node's WebAssembly global (its types live in lib.dom, which this project does not load). */
-type WasmMemoryGlobal = { WebAssembly: { Memory: new (d: { initial: number }) => { buffer: ArrayBuffer } } };
 
 export class SwapDevice {
   /**
@@ -279,7 +278,7 @@ export class SwapDevice {
     const fd = this.directFd();
     if (fd === undefined || MEMORY_FILE_SYSTEMS.includes(Number(fs.statfsSync(this.path).type))) return;
     const size = this.bytes;
-    zeros ??= new Uint8Array(new (globalThis as unknown as WasmMemoryGlobal).WebAssembly.Memory({ initial: ZERO_FILL_BYTES / 65536 }).buffer);
+    zeros ??= pageAlignedMemory(ZERO_FILL_BYTES);
     for (let at = 0; at < size; ) {
       const n = fs.writeSync(fd, zeros, 0, Math.min(ZERO_FILL_BYTES, size - at), at);
       if (n <= 0) throw new Error(`writing zeros to the new swap device ${this.path} wrote nothing at offset ${at}`);

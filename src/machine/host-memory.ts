@@ -11,7 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { hiberlabNative } from '../native.ts';
-import { Wasm } from './v86.ts';
+import { pageAlignedMemory } from '../wasm.ts';
 
 /** What became of the request for huge pages behind a range of guest RAM. */
 export interface HugePageAdvice {
@@ -57,8 +57,7 @@ export function adviseHugePages(buffer: ArrayBuffer, offset: number, length: num
  */
 export function hugePageMemory(bytes: number): { bytes: Uint8Array; advice: HugePageAdvice } {
   const span = 2 << 20;
-  const wasmPages = Math.ceil((bytes + span) / 65536);
-  const buffer = new Wasm.Memory({ initial: wasmPages }).buffer;
+  const buffer = pageAlignedMemory(bytes + span).buffer as ArrayBuffer;
   const native = hiberlabNative();
   // Start on a 2 MiB boundary when the helper can tell where the buffer lies.
   const start = native instanceof Error ? 0 : (span - (native.address(buffer) % span)) % span;

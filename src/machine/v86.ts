@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
+import { Wasm, type WasmModule } from '../wasm.ts';
 
 /** Byte offsets of CPU state inside the wasm memory (see `CPU(...)` in libv86-debug.mjs). */
 export const WASM_OFFSETS = {
@@ -78,20 +79,7 @@ export type V86Constructor = new (options: V86Options) => V86Emulator;
 
 const require = createRequire(import.meta.url);
 
-/** A compiled WebAssembly module (opaque here). */
-export interface WasmModule {
-  readonly __wasmModule?: never;
-}
-
-/** Node's WebAssembly global (its types live in lib.dom, which this project does not load). */
-export const Wasm = (globalThis as unknown as {
-  WebAssembly: {
-    compile(bytes: Uint8Array): Promise<WasmModule>;
-    instantiate(module: WasmModule, imports: object): Promise<{ exports: Record<string, unknown> }>;
-    /** Linear memory: page-aligned, in 64 KiB wasm pages. */
-    Memory: new (descriptor: { initial: number }) => { readonly buffer: ArrayBuffer };
-  };
-}).WebAssembly;
+export { Wasm, type WasmModule };
 
 /** Directory of the v86 npm package's build (libv86.mjs, v86.wasm). */
 export function v86BuildDir(): string {
