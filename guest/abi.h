@@ -2,7 +2,7 @@
 #ifndef HIBERLAB_ABI_H
 #define HIBERLAB_ABI_H
 
-#define ABI_VERSION 6
+#define ABI_VERSION 7
 #define PORT_HYPERCALL 0x5e0
 #define PORT_PAGE_FAULT 0x5e1
 
@@ -11,7 +11,7 @@
 #define HC_PANIC 3 /* EBX = message address, ECX = length. The guest halts after it. */
 #define HC_PM_POLL 4 /* Polled every tick by the pm task. Returns EAX = 1 when a hibernation was requested. */
 #define HC_PM_NEXT 5 /* EBX = result of the previous command. Returns EAX = next PM command, EBX/ECX/ESI = its arguments. */
-#define HC_ATOMIC 6 /* EBX = &saved_context, interrupts off, tasks frozen: the atomic point. Returns EAX = 0. */
+#define HC_ATOMIC 6 /* Interrupts off, tasks frozen, saved_context written: the atomic point. Sent from swsusp_arch_suspend with EBX ESI EDI EBP ESP EFLAGS, the segment registers, CR0-CR4, GDTR, IDTR and TR as its caller has them (only EAX and EDX carry the call), [ESP] = the return address. Returns EAX = 0. */
 #define HC_RESUME_CHECK 7 /* Boot kernel asks whether to resume. Returns EAX = 0 (boot normally) or 1 with EBX = trampoline, ECX = PBE list head, ESI = &saved_context. */
 #define HC_RESTORE_DONE 8 /* Sent by the trampoline after the PBE copy, paging off, before the saved context is loaded. */
 #define HC_RESUMED 9 /* EBX = generation. The resumed kernel has re-initialised its devices (before thawing). */
@@ -19,6 +19,8 @@
 #define HC_READY 11 /* EBX = number of workload tasks. Every workload has filled its buffer once (warm-up may start). */
 #define HC_POWER_OFF 12 /* The guest has nothing left to do; the harness stops driving it. */
 #define HC_FREEZE_DONE 13 /* EBX = tasks frozen. Informational; sent when the freezer finished. */
+#define HC_RESUME_POINT 15 /* Sent at resume_point, the instant the trampoline has handed control back to the hibernated kernel and before it re-initialises anything: every register of the saved context is loaded (only EAX and EDX carry the call), [ESP] = the return address of swsusp_arch_suspend. */
+#define HC_CACHE_VERIFY 16 /* ECX = cache words checked, ESI = bad words, EDI = first bad word (page index * 1024 + word) or 0xFFFFFFFF. The kernel checked every cache page against its content formula (after a resume, or on PM VERIFY). */
 #define HC_THAWED 14 /* EBX = tasks thawed. Informational; sent by thaw_tasks() with interrupts still off: from here the thawed tasks can run (the end of a save's downtime when the guest runs on). */
 
 #define PM_DONE 0 /* Leave the pm loop; back to normal operation. */
@@ -29,7 +31,7 @@
 #define PM_ATOMIC 5 /* cli; save context; hypercall ATOMIC. Result on the suspend path: 0 (interrupts back on). On the resume path the pm loop ends. */
 #define PM_POWER_OFF 6 /* Hypercall POWER_OFF, then cli; hlt forever. */
 #define PM_PROBE 7 /* EBX = probe pattern, ECX = address, ESI = length in bytes: run one access pattern (see PROBES). Result: 0. */
-#define PM_VERIFY 8 /* Every workload task verifies its buffer at its next safe point and reports VERIFY. Result: 0. */
+#define PM_VERIFY 8 /* Every workload task verifies its buffer at its next safe point and reports VERIFY; the pm task checks the cache pages at once and reports CACHE_VERIFY (if a cache workload was configured). Result: 0. */
 
 #define PROBE_WRITE_ONCE 1 /* One 32-bit store at ECX. */
 #define PROBE_WRITE_TWICE 2 /* Two 32-bit stores at ECX. */
@@ -100,7 +102,7 @@ struct boot_info {
     uint32_t generation; /* &generation (u32: 0 at first boot, +1 on every resume) */
     uint32_t probe_buffer; /* kernel source buffer used by PROBES.REP_MOVS */
     uint32_t probe_buffer_bytes; /* its size */
-    uint32_t cache_pages; /* &cache_pages (u32: pages currently held by the reclaimable cache) */
+    uint32_t cache; /* &cache_state (the reclaimable cache workload) */
     uint32_t current_task; /* &current (u32: address of the running task's task_struct, 0 before the scheduler starts) */
 } __attribute__((packed));
 _Static_assert(sizeof(struct boot_info) == 96, "boot_info size");
@@ -126,7 +128,7 @@ _Static_assert(offsetof(struct boot_info, ticks) == 72, "boot_info.ticks");
 _Static_assert(offsetof(struct boot_info, generation) == 76, "boot_info.generation");
 _Static_assert(offsetof(struct boot_info, probe_buffer) == 80, "boot_info.probe_buffer");
 _Static_assert(offsetof(struct boot_info, probe_buffer_bytes) == 84, "boot_info.probe_buffer_bytes");
-_Static_assert(offsetof(struct boot_info, cache_pages) == 88, "boot_info.cache_pages");
+_Static_assert(offsetof(struct boot_info, cache) == 88, "boot_info.cache");
 _Static_assert(offsetof(struct boot_info, current_task) == 92, "boot_info.current_task");
 
 /* The page-frame allocator. The harness allocates through the same fields while the guest is stopped at a hypercall. */
@@ -212,6 +214,7 @@ struct saved_context {
     uint32_t eip; /* resume point (returns 1 from swsusp_arch_suspend) */
     uint32_t eflags;
     uint32_t cr0;
+    uint32_t cr2; /* the last page-fault address */
     uint32_t cr3;
     uint32_t cr4;
     uint32_t gdtr_limit; /* low 16 bits used */
@@ -224,9 +227,10 @@ struct saved_context {
     uint32_t fs;
     uint32_t gs;
     uint32_t ss;
+    uint32_t tr; /* task register selector (the trampoline clears its descriptor's busy bit and reloads it) */
     uint32_t magic; /* CONTEXT_MAGIC once saved */
 } __attribute__((packed));
-_Static_assert(sizeof(struct saved_context) == 84, "saved_context size");
+_Static_assert(sizeof(struct saved_context) == 92, "saved_context size");
 _Static_assert(offsetof(struct saved_context, ebx) == 0, "saved_context.ebx");
 _Static_assert(offsetof(struct saved_context, esi) == 4, "saved_context.esi");
 _Static_assert(offsetof(struct saved_context, edi) == 8, "saved_context.edi");
@@ -235,19 +239,36 @@ _Static_assert(offsetof(struct saved_context, esp) == 16, "saved_context.esp");
 _Static_assert(offsetof(struct saved_context, eip) == 20, "saved_context.eip");
 _Static_assert(offsetof(struct saved_context, eflags) == 24, "saved_context.eflags");
 _Static_assert(offsetof(struct saved_context, cr0) == 28, "saved_context.cr0");
-_Static_assert(offsetof(struct saved_context, cr3) == 32, "saved_context.cr3");
-_Static_assert(offsetof(struct saved_context, cr4) == 36, "saved_context.cr4");
-_Static_assert(offsetof(struct saved_context, gdtr_limit) == 40, "saved_context.gdtr_limit");
-_Static_assert(offsetof(struct saved_context, gdtr_base) == 44, "saved_context.gdtr_base");
-_Static_assert(offsetof(struct saved_context, idtr_limit) == 48, "saved_context.idtr_limit");
-_Static_assert(offsetof(struct saved_context, idtr_base) == 52, "saved_context.idtr_base");
-_Static_assert(offsetof(struct saved_context, cs) == 56, "saved_context.cs");
-_Static_assert(offsetof(struct saved_context, ds) == 60, "saved_context.ds");
-_Static_assert(offsetof(struct saved_context, es) == 64, "saved_context.es");
-_Static_assert(offsetof(struct saved_context, fs) == 68, "saved_context.fs");
-_Static_assert(offsetof(struct saved_context, gs) == 72, "saved_context.gs");
-_Static_assert(offsetof(struct saved_context, ss) == 76, "saved_context.ss");
-_Static_assert(offsetof(struct saved_context, magic) == 80, "saved_context.magic");
+_Static_assert(offsetof(struct saved_context, cr2) == 32, "saved_context.cr2");
+_Static_assert(offsetof(struct saved_context, cr3) == 36, "saved_context.cr3");
+_Static_assert(offsetof(struct saved_context, cr4) == 40, "saved_context.cr4");
+_Static_assert(offsetof(struct saved_context, gdtr_limit) == 44, "saved_context.gdtr_limit");
+_Static_assert(offsetof(struct saved_context, gdtr_base) == 48, "saved_context.gdtr_base");
+_Static_assert(offsetof(struct saved_context, idtr_limit) == 52, "saved_context.idtr_limit");
+_Static_assert(offsetof(struct saved_context, idtr_base) == 56, "saved_context.idtr_base");
+_Static_assert(offsetof(struct saved_context, cs) == 60, "saved_context.cs");
+_Static_assert(offsetof(struct saved_context, ds) == 64, "saved_context.ds");
+_Static_assert(offsetof(struct saved_context, es) == 68, "saved_context.es");
+_Static_assert(offsetof(struct saved_context, fs) == 72, "saved_context.fs");
+_Static_assert(offsetof(struct saved_context, gs) == 76, "saved_context.gs");
+_Static_assert(offsetof(struct saved_context, ss) == 80, "saved_context.ss");
+_Static_assert(offsetof(struct saved_context, tr) == 84, "saved_context.tr");
+_Static_assert(offsetof(struct saved_context, magic) == 88, "saved_context.magic");
+
+/* The cache workload: pages the kernel may drop when memory is short. Word w of cache page i holds cache_word(seed, i, w) = fmix32(seed ^ i*0x9E3779B9 ^ w*0x85EBCA6B ^ 0x27d4eb2f), a function of the seed and the page index only (not of the frame), so a fresh boot with the same command line recreates the same pages. */
+struct cache_state {
+    uint32_t configured; /* 1 if the command line asked for a cache workload */
+    uint32_t pages; /* pages the cache holds now (pages 0 .. pages-1; dropping takes the highest first) */
+    uint32_t capacity; /* pages the cache was created with (entries in the table) */
+    uint32_t table; /* physical address of the table of page addresses (u32 per page, KHEAP frames) */
+    uint32_t seed; /* the cache seed */
+} __attribute__((packed));
+_Static_assert(sizeof(struct cache_state) == 20, "cache_state size");
+_Static_assert(offsetof(struct cache_state, configured) == 0, "cache_state.configured");
+_Static_assert(offsetof(struct cache_state, pages) == 4, "cache_state.pages");
+_Static_assert(offsetof(struct cache_state, capacity) == 8, "cache_state.capacity");
+_Static_assert(offsetof(struct cache_state, table) == 12, "cache_state.table");
+_Static_assert(offsetof(struct cache_state, seed) == 16, "cache_state.seed");
 
 /* Reported by EXCEPTION. */
 struct exception_frame {
@@ -318,7 +339,7 @@ _Static_assert(offsetof(struct pbe, next) == 8, "pbe.next");
 #define OFF_BOOT_INFO_GENERATION 76
 #define OFF_BOOT_INFO_PROBE_BUFFER 80
 #define OFF_BOOT_INFO_PROBE_BUFFER_BYTES 84
-#define OFF_BOOT_INFO_CACHE_PAGES 88
+#define OFF_BOOT_INFO_CACHE 88
 #define OFF_BOOT_INFO_CURRENT_TASK 92
 #define SIZEOF_BOOT_INFO 96
 #define OFF_ALLOC_STATE_BITMAP 0
@@ -361,20 +382,28 @@ _Static_assert(offsetof(struct pbe, next) == 8, "pbe.next");
 #define OFF_SAVED_CONTEXT_EIP 20
 #define OFF_SAVED_CONTEXT_EFLAGS 24
 #define OFF_SAVED_CONTEXT_CR0 28
-#define OFF_SAVED_CONTEXT_CR3 32
-#define OFF_SAVED_CONTEXT_CR4 36
-#define OFF_SAVED_CONTEXT_GDTR_LIMIT 40
-#define OFF_SAVED_CONTEXT_GDTR_BASE 44
-#define OFF_SAVED_CONTEXT_IDTR_LIMIT 48
-#define OFF_SAVED_CONTEXT_IDTR_BASE 52
-#define OFF_SAVED_CONTEXT_CS 56
-#define OFF_SAVED_CONTEXT_DS 60
-#define OFF_SAVED_CONTEXT_ES 64
-#define OFF_SAVED_CONTEXT_FS 68
-#define OFF_SAVED_CONTEXT_GS 72
-#define OFF_SAVED_CONTEXT_SS 76
-#define OFF_SAVED_CONTEXT_MAGIC 80
-#define SIZEOF_SAVED_CONTEXT 84
+#define OFF_SAVED_CONTEXT_CR2 32
+#define OFF_SAVED_CONTEXT_CR3 36
+#define OFF_SAVED_CONTEXT_CR4 40
+#define OFF_SAVED_CONTEXT_GDTR_LIMIT 44
+#define OFF_SAVED_CONTEXT_GDTR_BASE 48
+#define OFF_SAVED_CONTEXT_IDTR_LIMIT 52
+#define OFF_SAVED_CONTEXT_IDTR_BASE 56
+#define OFF_SAVED_CONTEXT_CS 60
+#define OFF_SAVED_CONTEXT_DS 64
+#define OFF_SAVED_CONTEXT_ES 68
+#define OFF_SAVED_CONTEXT_FS 72
+#define OFF_SAVED_CONTEXT_GS 76
+#define OFF_SAVED_CONTEXT_SS 80
+#define OFF_SAVED_CONTEXT_TR 84
+#define OFF_SAVED_CONTEXT_MAGIC 88
+#define SIZEOF_SAVED_CONTEXT 92
+#define OFF_CACHE_STATE_CONFIGURED 0
+#define OFF_CACHE_STATE_PAGES 4
+#define OFF_CACHE_STATE_CAPACITY 8
+#define OFF_CACHE_STATE_TABLE 12
+#define OFF_CACHE_STATE_SEED 16
+#define SIZEOF_CACHE_STATE 20
 #define OFF_EXCEPTION_FRAME_VECTOR 0
 #define OFF_EXCEPTION_FRAME_ERROR_CODE 4
 #define OFF_EXCEPTION_FRAME_EIP 8

@@ -10,7 +10,6 @@
 #define TSS_SS0 2               /* word index of ss0 */
 #define TSS_IOMAP 25            /* word index of the I/O map base (high half) */
 #define STS_T32A 0x9            /* available 32-bit TSS */
-#define STS_BUSY 0x2            /* busy bit in the type field */
 
 uint32_t tss[26] __attribute__((aligned(16)));
 
@@ -28,12 +27,5 @@ void tss_init(void)
     d |= (uint64_t)(0x80 | STS_T32A) << 40;       /* present, DPL 0, system */
     d |= (uint64_t)(base >> 24) << 56;
     gdt[SEG_TSS / 8] = d;
-    ltr(SEG_TSS);
-}
-
-/* Reload TR after a resume: the image's descriptor is marked busy, and ltr faults on a busy TSS. */
-void tss_reload(void)
-{
-    gdt[SEG_TSS / 8] &= ~((uint64_t)STS_BUSY << 40);
     ltr(SEG_TSS);
 }

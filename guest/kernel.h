@@ -48,7 +48,6 @@ int parse_u32(const char **sp, uint32_t *out);
 
 /* gdt.c */
 void tss_init(void);
-void tss_reload(void);
 extern uint32_t tss[26];
 
 /* trap.c, vectors.S */
@@ -110,7 +109,8 @@ void irq_restore(uint32_t flags);
 void workloads_create(uint32_t seed);
 void workload_request_verify_all(void);
 uint32_t drop_cache(uint32_t n);
-extern volatile uint32_t cache_pages;
+void cache_verify(void);
+extern struct cache_state cache_state;
 extern volatile uint32_t workload_count;
 extern volatile uint32_t workloads_filled;
 uint32_t fmix32(uint32_t h);

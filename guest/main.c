@@ -57,7 +57,7 @@ static void boot_info_init(uint32_t flags)
     b->generation = (uint32_t)&generation;
     b->probe_buffer = (uint32_t)probe_buffer;
     b->probe_buffer_bytes = PROBE_BUFFER_BYTES;
-    b->cache_pages = (uint32_t)&cache_pages;
+    b->cache = (uint32_t)&cache_state;
     b->current_task = (uint32_t)&current;
 }
 

@@ -56,18 +56,21 @@ static void probe(uint32_t pattern, uint32_t addr, uint32_t len)
     }
 }
 
-/* The resume path, right after swsusp_arch_suspend() returned 1: re-initialise devices, report, verify, thaw. */
+/*
+ * The resume path, right after swsusp_arch_suspend() returned 1 (the trampoline
+ * restored the CPU context, TR included): re-initialise devices, report, verify, thaw.
+ */
 static void resumed(void)
 {
     generation++;
     pic_init();
     pit_init();
     console_init();
-    tss_reload();
     sti();
     kprintf("pm: resumed from an image, generation %u\n", generation);
     hypercall(HC_RESUMED, generation, 0, 0, 0);
     alloc_check();
+    cache_verify();
     workload_request_verify_all();
     thaw_tasks(0xFFFFFFFFu);
 }
@@ -116,6 +119,7 @@ static void pm_loop(void)
             probe(r.ebx, r.ecx, r.esi);
             break;
         case PM_VERIFY:
+            cache_verify();
             workload_request_verify_all();
             break;
         default:

@@ -4,12 +4,16 @@
  *
  * int swsusp_arch_suspend(void)
  *   Called by the pm task with interrupts off. Saves EBX ESI EDI EBP, ESP,
- *   the resume EIP, EFLAGS, CR0 CR3 CR4, GDTR IDTR and the segment selectors
- *   into saved_context, sets its magic, then does hypercall ATOMIC (the atomic
- *   point: the harness records memory and context) and returns 0. When an
- *   image is restored, the trampoline jumps to resume_point with ESP = the
- *   saved ESP (pointing at our return address), and we return 1 to the same
- *   caller, as if the call had just finished.
+ *   the resume EIP, EFLAGS, CR0 CR2 CR3 CR4, GDTR IDTR, the segment
+ *   selectors and TR into saved_context, sets its magic, then does hypercall
+ *   ATOMIC (the atomic point) and returns 0. Nothing between the saves and the
+ *   hypercall changes a saved register or a flag (only EAX and EDX carry the
+ *   call; pushfl is the last thing before it), so the harness's oracle records
+ *   the context from the CPU itself, not from saved_context. When an image is
+ *   restored, the trampoline jumps to resume_point with ESP = the saved ESP
+ *   (pointing at our return address): hypercall RESUME_POINT there lets the
+ *   oracle compare the CPU with the atomic point before anything runs, and we
+ *   return 1 to the same caller, as if the call had just finished.
  *
  * The trampoline (trampoline_start .. trampoline_end)
  *   Entered by the boot kernel with EAX = PBE list head (physical, 0 = empty),
@@ -20,8 +24,10 @@
  *     2. copies every PBE's page (4096 bytes, rep movsl) to its orig_address,
  *     3. hypercall RESTORE_DONE: memory now equals the image,
  *     4. loads ESP and writes only below it from here on: the lret frame,
- *        EFLAGS, and the 6-byte GDTR/IDTR pseudo-descriptors,
- *     5. lgdt/lidt, data segments and SS, CR3 CR4, then CR0 (paging back on),
+ *        EFLAGS, and the 6-byte GDTR/IDTR pseudo-descriptors (and the busy bit
+ *        of the TSS descriptor, cleared for ltr, which sets it again),
+ *     5. lgdt/lidt, data segments and SS, TR, CR2 CR3 CR4, then CR0 (paging
+ *        back on),
  *     6. restores EBP ESI EDI EBX and EFLAGS, EAX = 1, lret to resume_point.
  *   saved_context itself is read only after the copy (the image's copy is the
  *   one that counts) and never written.
@@ -30,70 +36,79 @@
 #include "kernel.h"
 
 #define CR0_PG 0x80000000
+#define TSS_BUSY 0x02                   /* in the type field, byte 5 of a descriptor */
+#define SC(field) saved_context + OFF_SAVED_CONTEXT_##field
 
 .bss
 .align 64
 .globl saved_context
 saved_context:
     .space SIZEOF_SAVED_CONTEXT
+dtr_scratch:                            /* sgdt/sidt: limit at +2, base at +4 */
+    .space 8
 
 .text
 .globl swsusp_arch_suspend
 swsusp_arch_suspend:
-    pushl %ebx                          /* the hypercall needs EBX; popped below */
-    movl $saved_context, %eax
-    movl (%esp), %ecx                   /* caller's EBX */
-    movl %ecx, OFF_SAVED_CONTEXT_EBX(%eax)
-    movl %esi, OFF_SAVED_CONTEXT_ESI(%eax)
-    movl %edi, OFF_SAVED_CONTEXT_EDI(%eax)
-    movl %ebp, OFF_SAVED_CONTEXT_EBP(%eax)
-    leal 4(%esp), %ecx                  /* ESP at our entry: points at the return address */
-    movl %ecx, OFF_SAVED_CONTEXT_ESP(%eax)
-    movl $resume_point, OFF_SAVED_CONTEXT_EIP(%eax)
+    movl %ebx, SC(EBX)
+    movl %esi, SC(ESI)
+    movl %edi, SC(EDI)
+    movl %ebp, SC(EBP)
+    movl %esp, SC(ESP)                  /* points at the return address */
+    movl $resume_point, SC(EIP)
+    movl %cr0, %eax
+    movl %eax, SC(CR0)
+    movl %cr2, %eax
+    movl %eax, SC(CR2)
+    movl %cr3, %eax
+    movl %eax, SC(CR3)
+    movl %cr4, %eax
+    movl %eax, SC(CR4)
+    sgdt dtr_scratch + 2
+    movzwl dtr_scratch + 2, %eax
+    movl %eax, SC(GDTR_LIMIT)
+    movl dtr_scratch + 4, %eax
+    movl %eax, SC(GDTR_BASE)
+    sidt dtr_scratch + 2
+    movzwl dtr_scratch + 2, %eax
+    movl %eax, SC(IDTR_LIMIT)
+    movl dtr_scratch + 4, %eax
+    movl %eax, SC(IDTR_BASE)
+    movw %cs, %ax                       /* mov and movzwl leave the flags alone */
+    movzwl %ax, %eax
+    movl %eax, SC(CS)
+    movw %ds, %ax
+    movzwl %ax, %eax
+    movl %eax, SC(DS)
+    movw %es, %ax
+    movzwl %ax, %eax
+    movl %eax, SC(ES)
+    movw %fs, %ax
+    movzwl %ax, %eax
+    movl %eax, SC(FS)
+    movw %gs, %ax
+    movzwl %ax, %eax
+    movl %eax, SC(GS)
+    movw %ss, %ax
+    movzwl %ax, %eax
+    movl %eax, SC(SS)
+    str %ax
+    movzwl %ax, %eax
+    movl %eax, SC(TR)
+    movl $CONTEXT_MAGIC, SC(MAGIC)
     pushfl
-    popl OFF_SAVED_CONTEXT_EFLAGS(%eax)
-    movl %cr0, %ecx
-    movl %ecx, OFF_SAVED_CONTEXT_CR0(%eax)
-    movl %cr3, %ecx
-    movl %ecx, OFF_SAVED_CONTEXT_CR3(%eax)
-    movl %cr4, %ecx
-    movl %ecx, OFF_SAVED_CONTEXT_CR4(%eax)
-    subl $8, %esp
-    sgdt 2(%esp)                        /* limit at 2(%esp), base at 4(%esp) */
-    movzwl 2(%esp), %ecx
-    movl %ecx, OFF_SAVED_CONTEXT_GDTR_LIMIT(%eax)
-    movl 4(%esp), %ecx
-    movl %ecx, OFF_SAVED_CONTEXT_GDTR_BASE(%eax)
-    sidt 2(%esp)
-    movzwl 2(%esp), %ecx
-    movl %ecx, OFF_SAVED_CONTEXT_IDTR_LIMIT(%eax)
-    movl 4(%esp), %ecx
-    movl %ecx, OFF_SAVED_CONTEXT_IDTR_BASE(%eax)
-    addl $8, %esp
-    xorl %ecx, %ecx
-    movw %cs, %cx
-    movl %ecx, OFF_SAVED_CONTEXT_CS(%eax)
-    movw %ds, %cx
-    movl %ecx, OFF_SAVED_CONTEXT_DS(%eax)
-    movw %es, %cx
-    movl %ecx, OFF_SAVED_CONTEXT_ES(%eax)
-    movw %fs, %cx
-    movl %ecx, OFF_SAVED_CONTEXT_FS(%eax)
-    movw %gs, %cx
-    movl %ecx, OFF_SAVED_CONTEXT_GS(%eax)
-    movw %ss, %cx
-    movl %ecx, OFF_SAVED_CONTEXT_SS(%eax)
-    movl $CONTEXT_MAGIC, OFF_SAVED_CONTEXT_MAGIC(%eax)
+    popl SC(EFLAGS)                     /* no instruction below changes a flag before the hypercall */
 
-    movl %eax, %ebx                     /* EBX = &saved_context */
     movl $HC_ATOMIC, %eax
     movw $PORT_HYPERCALL, %dx
     outl %eax, (%dx)                    /* the atomic point */
-    popl %ebx
     xorl %eax, %eax                     /* suspend path: 0 */
     ret
 
-resume_point:                           /* resume path: ESP, EBX ESI EDI EBP, EFLAGS restored */
+resume_point:                           /* resume path: every saved register is back */
+    movl $HC_RESUME_POINT, %eax
+    movw $PORT_HYPERCALL, %dx
+    outl %eax, (%dx)                    /* control is back: the oracle compares the CPU */
     movl $1, %eax
     ret
 
@@ -134,7 +149,7 @@ trampoline_start:
     movw $PORT_HYPERCALL, %dx
     outl %eax, (%dx)
 
-    /* From here on memory is written only below the saved ESP. */
+    /* From here on memory is written only below the saved ESP (and in the TSS descriptor, step 5). */
     movl OFF_SAVED_CONTEXT_SS(%ebx), %ecx
     movw %cx, %ss
     movl OFF_SAVED_CONTEXT_ESP(%ebx), %esp
@@ -163,6 +178,14 @@ trampoline_start:
     movw %cx, %gs
     movl OFF_SAVED_CONTEXT_SS(%ebx), %ecx
     movw %cx, %ss
+    movl OFF_SAVED_CONTEXT_TR(%ebx), %ecx   /* ltr faults on a busy TSS: clear the bit first */
+    movl %ecx, %edx
+    andl $0xfff8, %edx
+    addl OFF_SAVED_CONTEXT_GDTR_BASE(%ebx), %edx
+    andb $~TSS_BUSY, 5(%edx)
+    ltr %cx
+    movl OFF_SAVED_CONTEXT_CR2(%ebx), %ecx
+    movl %ecx, %cr2
     movl OFF_SAVED_CONTEXT_CR3(%ebx), %ecx
     movl %ecx, %cr3
     movl OFF_SAVED_CONTEXT_CR4(%ebx), %ecx

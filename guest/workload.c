@@ -17,19 +17,22 @@
  * so one code path serves both. A step (store + increment) is never split by
  * a safe point, so a frozen task's region always satisfies the formula.
  *
- * A cache workload is not a task: BYTES of single pages (OWNER_CACHE) on a
- * list, reclaimable by drop_cache().
+ * A cache workload is not a task: BYTES of single pages (OWNER_CACHE),
+ * reclaimable by drop_cache(), like a page cache. Their addresses sit in a
+ * table (cache_state.table, KHEAP frames), not in the pages: word w of cache
+ * page i is cache_word(seed, i, w), a function of the seed and the page index
+ * only, so a fresh boot with the same command line makes the same pages, and
+ * the kernel can check every one after a resume (cache_verify).
  */
 #include "kernel.h"
 #include "hypercall.h"
 
 #define FREEZE_BATCH 4096       /* unlimited rate: steps between safe points */
 
-volatile uint32_t cache_pages;
+struct cache_state cache_state;
 volatile uint32_t workload_count;
 volatile uint32_t workloads_filled;
 
-static uint32_t cache_head;     /* first cache page; each page's first word links the next */
 static volatile uint8_t verify_pending[MAX_TASKS];
 
 /* MurmurHash3's 32-bit finalizer. */
@@ -214,39 +217,76 @@ static void create_stepper(int kind, uint32_t bytes, uint32_t rate, uint32_t see
             t->id, t->name, h->words, (void *)region, h->rate, h->seed, h->perm_mul, h->perm_add, h->perm_bits);
 }
 
-/* Allocate bytes (rounded up to pages) of cache pages, each filled with a pattern and linked on the list. */
-static void create_cache(uint32_t bytes)
+/* Word w of cache page i. */
+static inline uint32_t cache_word(uint32_t seed, uint32_t i, uint32_t w)
 {
-    uint32_t n = PGROUNDUP(bytes) / PAGE_SIZE, i, w;
+    return fmix32(seed ^ (i * 0x9E3779B9u) ^ (w * 0x85EBCA6Bu) ^ 0x27d4eb2fu);
+}
 
+/* Allocate bytes (rounded up to pages) of cache pages and their table; fill page i with cache_word(seed, i, .). */
+static void create_cache(uint32_t bytes, uint32_t seed)
+{
+    struct cache_state *c = &cache_state;
+    uint32_t n = PGROUNDUP(bytes) / PAGE_SIZE, i, w;
+    uint32_t *table;
+
+    if (c->configured)
+        panic("cache: only one cache workload");
+    c->configured = 1;
+    c->seed = seed * 1000003u + 0xCAC4Eu;
+    c->capacity = n;
+    if (n == 0)
+        return;
+    table = (uint32_t *)alloc_contig(PGROUNDUP(n * 4) / PAGE_SIZE, OWNER_KHEAP);
+    if (table == NULL)
+        panic("cache: out of memory for the table");
+    c->table = (uint32_t)table;
     for (i = 0; i < n; i++) {
         uint32_t *page = (uint32_t *)alloc_page(OWNER_CACHE);
         if (page == NULL)
             panic("cache: out of memory");
-        page[0] = cache_head;
-        for (w = 1; w < PAGE_SIZE / 4; w++)
-            page[w] = fmix32((uint32_t)page + w * 4);
-        cache_head = (uint32_t)page;
-        cache_pages++;
+        for (w = 0; w < PAGE_SIZE / 4; w++)
+            page[w] = cache_word(c->seed, i, w);
+        table[i] = (uint32_t)page;
+        c->pages = i + 1;
     }
-    kprintf("workload: cache %u pages\n", n);
+    kprintf("workload: cache %u pages, table %p, seed %x\n", n, table, c->seed);
 }
 
-/* Free up to n cache pages; return how many were freed. */
+/* Free up to n cache pages, the highest index first; return how many were freed. */
 uint32_t drop_cache(uint32_t n)
 {
+    struct cache_state *c = &cache_state;
+    uint32_t *table = (uint32_t *)c->table;
     uint32_t dropped = 0;
 
-    while (dropped < n && cache_head != 0) {
-        uint32_t page = cache_head;
-        cache_head = *(uint32_t *)page;
-        free_page(page);
-        cache_pages--;
+    while (dropped < n && c->pages > 0) {
+        c->pages--;
+        free_page(table[c->pages]);
+        table[c->pages] = 0;
         dropped++;
     }
-    if ((cache_head == 0) != (cache_pages == 0))
-        panic("drop_cache: list and count disagree");
     return dropped;
+}
+
+/* Check every cache page against cache_word and report CACHE_VERIFY (if a cache workload was configured). */
+void cache_verify(void)
+{
+    struct cache_state *c = &cache_state;
+    const uint32_t *table = (const uint32_t *)c->table;
+    uint32_t i, w, bad = 0, first_bad = 0xFFFFFFFFu;
+
+    if (!c->configured)
+        return;
+    for (i = 0; i < c->pages; i++) {
+        const uint32_t *page = (const uint32_t *)table[i];
+        for (w = 0; w < PAGE_SIZE / 4; w++) {
+            if (page[w] != cache_word(c->seed, i, w) && bad++ == 0)
+                first_bad = i * (PAGE_SIZE / 4) + w;
+        }
+    }
+    kprintf("verify: cache %u pages bad words %u\n", c->pages, bad);
+    hypercall(HC_CACHE_VERIFY, 0, c->pages * (PAGE_SIZE / 4), bad, first_bad);
 }
 
 /* Ask every workload task to verify its region at its next safe point. */
@@ -294,7 +334,7 @@ void workloads_create(uint32_t seed)
         } else if (strncmp(s, "cache:", 6) == 0) {
             s += 6;
             parse_size_rate(&s, &bytes, &rate, 0);
-            create_cache(bytes);
+            create_cache(bytes, seed);
         } else if (strncmp(s, "idle", 4) == 0) {
             s += 4;
         } else {

@@ -16,7 +16,7 @@
  */
 
 /** Bumped whenever a number or a layout below changes meaning. */
-export const ABI_VERSION = 6;
+export const ABI_VERSION = 7;
 
 export const PORTS = {
   /** Hypercalls: EAX = function number. */
@@ -41,7 +41,7 @@ export const HYPERCALLS = {
   PANIC: { value: 3, doc: 'EBX = message address, ECX = length. The guest halts after it.' },
   PM_POLL: { value: 4, doc: 'Polled every tick by the pm task. Returns EAX = 1 when a hibernation was requested.' },
   PM_NEXT: { value: 5, doc: 'EBX = result of the previous command. Returns EAX = next PM command, EBX/ECX/ESI = its arguments.' },
-  ATOMIC: { value: 6, doc: 'EBX = &saved_context, interrupts off, tasks frozen: the atomic point. Returns EAX = 0.' },
+  ATOMIC: { value: 6, doc: 'Interrupts off, tasks frozen, saved_context written: the atomic point. Sent from swsusp_arch_suspend with EBX ESI EDI EBP ESP EFLAGS, the segment registers, CR0-CR4, GDTR, IDTR and TR as its caller has them (only EAX and EDX carry the call), [ESP] = the return address. Returns EAX = 0.' },
   RESUME_CHECK: { value: 7, doc: 'Boot kernel asks whether to resume. Returns EAX = 0 (boot normally) or 1 with EBX = trampoline, ECX = PBE list head, ESI = &saved_context.' },
   RESTORE_DONE: { value: 8, doc: 'Sent by the trampoline after the PBE copy, paging off, before the saved context is loaded.' },
   RESUMED: { value: 9, doc: 'EBX = generation. The resumed kernel has re-initialised its devices (before thawing).' },
@@ -49,6 +49,8 @@ export const HYPERCALLS = {
   READY: { value: 11, doc: 'EBX = number of workload tasks. Every workload has filled its buffer once (warm-up may start).' },
   POWER_OFF: { value: 12, doc: 'The guest has nothing left to do; the harness stops driving it.' },
   FREEZE_DONE: { value: 13, doc: 'EBX = tasks frozen. Informational; sent when the freezer finished.' },
+  RESUME_POINT: { value: 15, doc: 'Sent at resume_point, the instant the trampoline has handed control back to the hibernated kernel and before it re-initialises anything: every register of the saved context is loaded (only EAX and EDX carry the call), [ESP] = the return address of swsusp_arch_suspend.' },
+  CACHE_VERIFY: { value: 16, doc: 'ECX = cache words checked, ESI = bad words, EDI = first bad word (page index * 1024 + word) or 0xFFFFFFFF. The kernel checked every cache page against its content formula (after a resume, or on PM VERIFY).' },
   THAWED: { value: 14, doc: 'EBX = tasks thawed. Informational; sent by thaw_tasks() with interrupts still off: from here the thawed tasks can run (the end of a save\'s downtime when the guest runs on).' },
 } as const satisfies Record<string, AbiEntry>;
 
@@ -62,7 +64,7 @@ export const PM_COMMANDS = {
   ATOMIC: { value: 5, doc: 'cli; save context; hypercall ATOMIC. Result on the suspend path: 0 (interrupts back on). On the resume path the pm loop ends.' },
   POWER_OFF: { value: 6, doc: 'Hypercall POWER_OFF, then cli; hlt forever.' },
   PROBE: { value: 7, doc: 'EBX = probe pattern, ECX = address, ESI = length in bytes: run one access pattern (see PROBES). Result: 0.' },
-  VERIFY: { value: 8, doc: 'Every workload task verifies its buffer at its next safe point and reports VERIFY. Result: 0.' },
+  VERIFY: { value: 8, doc: 'Every workload task verifies its buffer at its next safe point and reports VERIFY; the pm task checks the cache pages at once and reports CACHE_VERIFY (if a cache workload was configured). Result: 0.' },
 } as const satisfies Record<string, AbiEntry>;
 
 /** Access patterns the pm task runs on PM_COMMANDS.PROBE (for exact fault-count tests). */
@@ -174,7 +176,7 @@ export const STRUCTS = {
     ['generation', '&generation (u32: 0 at first boot, +1 on every resume)'],
     ['probe_buffer', 'kernel source buffer used by PROBES.REP_MOVS'],
     ['probe_buffer_bytes', 'its size'],
-    ['cache_pages', '&cache_pages (u32: pages currently held by the reclaimable cache)'],
+    ['cache', '&cache_state (the reclaimable cache workload)'],
     ['current_task', '&current (u32: address of the running task\'s task_struct, 0 before the scheduler starts)'],
   ]),
   alloc_state: struct('alloc_state', 'The page-frame allocator. The harness allocates through the same fields while the guest is stopped at a hypercall.', [
@@ -217,11 +219,19 @@ export const STRUCTS = {
     ['esp', 'stack pointer to resume with'],
     ['eip', 'resume point (returns 1 from swsusp_arch_suspend)'],
     ['eflags', ''],
-    ['cr0', ''], ['cr3', ''], ['cr4', ''],
+    ['cr0', ''], ['cr2', 'the last page-fault address'], ['cr3', ''], ['cr4', ''],
     ['gdtr_limit', 'low 16 bits used'], ['gdtr_base', ''],
     ['idtr_limit', 'low 16 bits used'], ['idtr_base', ''],
     ['cs', ''], ['ds', ''], ['es', ''], ['fs', ''], ['gs', ''], ['ss', ''],
+    ['tr', 'task register selector (the trampoline clears its descriptor\'s busy bit and reloads it)'],
     ['magic', 'CONTEXT_MAGIC once saved'],
+  ]),
+  cache_state: struct('cache_state', 'The cache workload: pages the kernel may drop when memory is short. Word w of cache page i holds cache_word(seed, i, w) = fmix32(seed ^ i*0x9E3779B9 ^ w*0x85EBCA6B ^ 0x27d4eb2f), a function of the seed and the page index only (not of the frame), so a fresh boot with the same command line recreates the same pages.', [
+    ['configured', '1 if the command line asked for a cache workload'],
+    ['pages', 'pages the cache holds now (pages 0 .. pages-1; dropping takes the highest first)'],
+    ['capacity', 'pages the cache was created with (entries in the table)'],
+    ['table', 'physical address of the table of page addresses (u32 per page, KHEAP frames)'],
+    ['seed', 'the cache seed'],
   ]),
   exception_frame: struct('exception_frame', 'Reported by EXCEPTION.', [
     ['vector', ''], ['error_code', '0 if the vector pushes none'], ['eip', ''], ['cs', ''], ['eflags', ''], ['cr2', ''],

@@ -75,7 +75,7 @@ export interface HibernateResult {
   readonly workload: string;
   readonly seed: number;
   readonly save: SaveReport;
-  /** Workload tasks (churn, stream) that must verify their data after the resume. */
+  /** Verification reports the resume must bring: one per workload task (churn, stream), one for the cache. */
   readonly workloadTasks: number;
   /** Taken at the atomic point (unless options.oracle was false). */
   readonly oracle?: Oracle;
@@ -188,7 +188,7 @@ export async function hibernate(options: HibernateOptions = {}): Promise<Hiberna
     phases.warmup = performance.now() - t;
     const console = () => guest.machine.console;
     const trace = guest.machine.trace;
-    const tasksBefore = guest.tasks().filter((t) => t.kind === 'churn' || t.kind === 'stream').length;
+    const tasksBefore = guest.tasks().filter((t) => t.kind === 'churn' || t.kind === 'stream').length + (guest.cache.configured ? 1 : 0);
     const wantOracle = options.oracle ?? true;
     const report = await strategy.save({ guest, swap, progress, onOracle: wantOracle ? (o) => (oracle = o) : undefined });
     if (wantOracle && !oracle) throw new Error(`save strategy ${strategy.name} defined no atomic point`);
@@ -380,7 +380,7 @@ export function judge(h: HibernateResult, r: ResumeResult, options: HibernateOpt
   if (oracle.differingPages.length) failures.push(`${oracle.differingPages.length} saved pages differ from the ${oracle.against} (first: PFN 0x${oracle.differingPages[0]!.pfn.toString(16)}, ${oracle.differingPages[0]!.owner})`);
   if (oracle.cpuDifferences.length) failures.push(`CPU context differs: ${oracle.cpuDifferences.join('; ')}`);
   if (r.status === 'resumed' && oracle.pagesCompared !== h.save.pagesSaved) failures.push(`compared ${oracle.pagesCompared} pages, the image has ${h.save.pagesSaved}`);
-  if (r.status === 'resumed' && r.verify.length !== h.workloadTasks) failures.push(`${r.verify.length} of ${h.workloadTasks} workload tasks reported their verification`);
+  if (r.status === 'resumed' && r.verify.length !== h.workloadTasks) failures.push(`${r.verify.length} of ${h.workloadTasks} workload tasks workloads reported their verification`);
   for (const v of r.verify) if (v.badWords) failures.push(`task ${v.taskId}: ${v.badWords} of ${v.wordsChecked} words wrong (first at word ${v.firstBad})`);
   const phases: Record<string, number> = {};
   for (const [k, v] of Object.entries(h.phasesMs)) phases[`hibernate.${k}`] = v;

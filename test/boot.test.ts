@@ -167,6 +167,27 @@ describe('the guest boots on v86', () => {
     });
   });
 
+  it('the cache workload\'s pages are a function of seed and page index; the kernel checks them and finds a changed word', async () => {
+    await withGuest({ workload: 'cache:256K', seed: 9 }, async (g) => {
+      const cache = g.cache;
+      expect(cache).toMatchObject({ configured: 1, pages: 64, capacity: 64 });
+      const fmix32 = (h: number) => {
+        h = (h ^ (h >>> 16)) >>> 0;
+        h = Math.imul(h, 0x85ebca6b) >>> 0;
+        h = (h ^ (h >>> 13)) >>> 0;
+        h = Math.imul(h, 0xc2b2ae35) >>> 0;
+        return (h ^ (h >>> 16)) >>> 0;
+      };
+      const word = (i: number, w: number) => fmix32((cache.seed ^ Math.imul(i, 0x9e3779b9) ^ Math.imul(w, 0x85ebca6b) ^ 0x27d4eb2f) >>> 0);
+      const page5 = g.machine.readU32(cache.table + 5 * 4);
+      expect(g.allocator.owner(page5 >>> 12)).toBe(OWNERS.CACHE.value);
+      expect(g.machine.readU32(page5 + 4 * 17)).toBe(word(5, 17));
+      expect(await g.verifyNow()).toEqual([{ taskId: -1, workload: 'cache', wordsChecked: 64 * 1024, badWords: 0, firstBad: undefined }]);
+      g.machine.writeU32(page5 + 4 * 17, word(5, 17) ^ 1);
+      expect(await g.verifyNow()).toEqual([{ taskId: -1, workload: 'cache', wordsChecked: 64 * 1024, badWords: 1, firstBad: 5 * 1024 + 17 }]);
+    });
+  });
+
   it('the freezer freezes a task asleep at a safe point where it sleeps and lets a running one reach its safe point, within the tick', async () => {
     // Deterministic: the virtual clock makes "no tick passed" reproducible.
     await withGuest({ workload: 'churn:1M@20,stream:1M', seed: 5, deterministic: true }, async (g) => {

@@ -1,6 +1,6 @@
 import { randomFillSync } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
-import { ImageWriter, SwapDevice, imageExtent, validateImage, type ImageWriterOptions } from '../src/image/index.ts';
+import { CONTEXT_BYTES, ImageWriter, SwapDevice, imageExtent, validateImage, type ImageWriterOptions } from '../src/image/index.ts';
 import { CRC32_IMPLEMENTATION, CRC32_PAGES_IMPLEMENTATION, crc32, crc32Pages, crc32PagesPortable, crc32Portable } from '../src/image/crc.ts';
 import { hiberlabNative } from '../src/native.ts';
 import { sha256File, tempSwapPath } from './helpers.ts';
@@ -13,7 +13,7 @@ declare const WebAssembly: { Memory: new (descriptor: { initial: number }) => { 
 
 /** A writer with this file's usual image (a 32 MiB guest), not durable unless `extra` says so. */
 function testWriter(dev: SwapDevice, pfns: Uint32Array, extra: Partial<ImageWriterOptions> = {}): ImageWriter {
-  return new ImageWriter(dev, { pfns, buildId: BUILD, ramBytes: 32 << 20, frameCount: 8192, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(84) }, durable: false, ...extra });
+  return new ImageWriter(dev, { pfns, buildId: BUILD, ramBytes: 32 << 20, frameCount: 8192, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(CONTEXT_BYTES) }, durable: false, ...extra });
 }
 
 /** The file writePages writes for these pages: what every other way of writing them must equal. */
@@ -59,7 +59,7 @@ function durableWriter(pages: number, directIo = false): { dev: SwapDevice; writ
   const path = tempSwapPath('writeback');
   const dev = SwapDevice.ensure(path, (pages + 64) * 4096);
   const pfns = Uint32Array.from({ length: pages }, (_, i) => 300 + i);
-  const writer = new ImageWriter(dev, { pfns, buildId: BUILD, ramBytes: 512 << 20, frameCount: 131072, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(84) }, directIo });
+  const writer = new ImageWriter(dev, { pfns, buildId: BUILD, ramBytes: 512 << 20, frameCount: 131072, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(CONTEXT_BYTES) }, directIo });
   return { dev, writer, data: randomFillSync(new Uint8Array(pages * 4096)), path };
 }
 

@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { STRUCTS } from '../src/abi.ts';
 import {
-  CONTEXT_BYTES, HEADER_LAYOUT, HEADER_OFFSET, HEADER_SIZE, ImageError, ImageReader, ImageWriter, MIN_DEVICE_BYTES, PAGE_SIZE,
+  CONTEXT_BYTES, FORMAT_VERSION, HEADER_LAYOUT, HEADER_OFFSET, HEADER_SIZE, ImageError, ImageReader, ImageWriter, MIN_DEVICE_BYTES, PAGE_SIZE,
   SIGNATURE_LAYOUT, SwapDevice, formatInspection, imageExtent, inspectImage, resetSignature, validateImage,
   CrcThread, validateImageAsync, beginImageValidation,
   type ImageErrorCode, type ImageWriterOptions, type SavedContext,
@@ -176,7 +176,7 @@ describe('round trip', () => {
     expect(Array.from(image.pfns)).toEqual(Array.from(pfns));
     expect(Array.from(image.pfnWords)).toEqual(Array.from(wordsOfFrames(pfns, FRAMES)));
     expect(image.header).toMatchObject({
-      version: 1, buildId: BUILD, ramBytes: RAM, frameCount: FRAMES, pageCount: 300, strategy: 'swsusp',
+      version: FORMAT_VERSION, buildId: BUILD, ramBytes: RAM, frameCount: FRAMES, pageCount: 300, strategy: 'swsusp',
       stats: { atomicCopyPages: 300, liveWrittenPages: 0, rewrittenPages: 0, wpFaults: 0, precopyRounds: 0, frozenTasks: 3 },
     });
     expect(image.header.context.address).toBe(0x00105000);
@@ -451,7 +451,7 @@ describe('write path', () => {
     expect(() => new ImageWriter(dev, writerOptions(Uint32Array.of(FRAMES)))).toThrow(`pfns[0] = 0x1000 is not below frameCount ${FRAMES}`);
     expect(() => new ImageWriter(dev, writerOptions(Uint32Array.of(1), { buildId: 'abc' }))).toThrow(/buildId must be 64 hex digits/);
     expect(() => new ImageWriter(dev, writerOptions(Uint32Array.of(1), { strategy: 'x'.repeat(33) }))).toThrow(/strategy must be 1 to 32/);
-    expect(() => new ImageWriter(dev, writerOptions(Uint32Array.of(1), { context: { address: 0, bytes: new Uint8Array(80) } }))).toThrow('context.bytes must be 84 bytes (struct saved_context), got 80');
+    expect(() => new ImageWriter(dev, writerOptions(Uint32Array.of(1), { context: { address: 0, bytes: new Uint8Array(80) } }))).toThrow(`context.bytes must be ${CONTEXT_BYTES} bytes (struct saved_context), got 80`);
     const writer = new ImageWriter(dev, writerOptions(Uint32Array.of(1, 2)));
     expect(() => writer.writePage(2, new Uint8Array(PAGE_SIZE))).toThrow('writePages: pages 2..2 are outside the image (2 pages)');
     expect(() => writer.writePages(0, new Uint8Array(100))).toThrow(/not a whole number/);
@@ -587,9 +587,9 @@ describe('validation refuses, naming what and where, and never changes the file'
 
   it('UNSUPPORTED_VERSION for another format version', () => {
     const { file } = writeImage('swap.img', 4);
-    patch(file, HEADER_OFFSET + HEADER_LAYOUT.at.version.offset, Uint8Array.of(2, 0, 0, 0));
+    patch(file, HEADER_OFFSET + HEADER_LAYOUT.at.version.offset, Uint8Array.of(1, 0, 0, 0));
     const err = expectRefusal(file, 'UNSUPPORTED_VERSION');
-    expect(err.message).toBe(`the image on ${file} has format version 2; this build reads version 1`);
+    expect(err.message).toBe(`the image on ${file} has format version 1; this build reads version 2`);
   });
 
   it('BAD_HEADER_CRC when a header field is flipped, with stored and computed CRCs', () => {
@@ -943,7 +943,7 @@ describe('inspectImage', () => {
       path: file,
       fileBytes: 4 << 20,
       signature: { kind: 'image', headerOffset: 4096, deviceBytes: 4 << 20 },
-      header: { version: 1, buildId: BUILD, ramBytes: RAM, frameCount: FRAMES, pageCount: 12, strategy: 'swsusp', contextAddress: '0x105000', imageBytes: imageExtent(12).imageBytes },
+      header: { version: FORMAT_VERSION, buildId: BUILD, ramBytes: RAM, frameCount: FRAMES, pageCount: 12, strategy: 'swsusp', contextAddress: '0x105000', imageBytes: imageExtent(12).imageBytes },
       checks: { header: 'ok', metadata: 'ok', pages: 'ok', badPages: 0 },
       problems: [],
       resumable: true,
@@ -991,9 +991,9 @@ describe('inspectImage', () => {
 });
 
 describe('format constants', () => {
-  it('the saved context size matches the guest ABI, and the header is 264 bytes', () => {
+  it('the saved context size matches the guest ABI, and the header is 272 bytes', () => {
     expect(CONTEXT_BYTES).toBe(STRUCTS.saved_context.size);
-    expect(HEADER_SIZE).toBe(264);
+    expect(HEADER_SIZE).toBe(272);
     expect(HEADER_LAYOUT.at.header_crc.offset + 4).toBe(HEADER_SIZE);
   });
 });

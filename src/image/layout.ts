@@ -10,7 +10,7 @@
  *                     |   header offset, header CRC (image only)     |   written LAST
  *                     | (rest of page 0: zero)                       |
  *     offset 4096     +----------------------------------------------+
- *                     | image header (264 bytes, rest of page zero)  |
+ *                     | image header (272 bytes, rest of page zero)  |
  *                     |   magic "HIBERLAB", version, build id, RAM,  |
  *                     |   counts, region offsets, strategy, stats,   |
  *                     |   saved_context, metadata CRC, header CRC    |
@@ -35,6 +35,7 @@
  * the validator and the tables in docs/IMAGE-FORMAT.md (checked by a test) use them.
  */
 
+import { STRUCTS } from '../abi.ts';
 import { crc32 } from './crc.ts';
 
 export const PAGE_SIZE = 4096;
@@ -47,7 +48,7 @@ export const IMAGE_SIGNATURE = 'HLIMAGE1';
 /** First bytes of the image header. */
 export const IMAGE_MAGIC = 'HIBERLAB';
 /** Bumped whenever a field below changes meaning or place. */
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
 
 /** Where the writer puts the header; the signature block records it. */
 export const HEADER_OFFSET = PAGE_SIZE;
@@ -56,8 +57,8 @@ export const METADATA_OFFSET = 2 * PAGE_SIZE;
 
 export const BUILD_ID_BYTES = 32;
 export const STRATEGY_BYTES = 32;
-/** Size of the guest's struct saved_context (src/abi.ts); a test keeps the two equal. */
-export const CONTEXT_BYTES = 84;
+/** Size of the guest's struct saved_context (src/abi.ts). */
+export const CONTEXT_BYTES = STRUCTS.saved_context.size;
 
 /**
  * The most frames a 32-bit guest can have (4 GiB / 4 KiB). frame_count and page_count
@@ -117,7 +118,7 @@ export const SIGNATURE_LAYOUT = layout([
 export const HEADER_LAYOUT = layout([
   ['magic', 'ascii', `"${IMAGE_MAGIC}"`, 8],
   ['version', 'u32', `format version (${FORMAT_VERSION})`],
-  ['header_size', 'u32', 'bytes covered by header_crc: the size of this table (264)'],
+  ['header_size', 'u32', 'bytes covered by header_crc: the size of this table'],
   ['page_size', 'u32', `${PAGE_SIZE}`],
   ['frame_count', 'u32', `frames of the hibernated guest; every PFN is below it (at most ${MAX_FRAMES})`],
   ['page_count', 'u32', 'pages in the image (at most frame_count)'],
@@ -142,7 +143,7 @@ export const HEADER_LAYOUT = layout([
   ['header_crc', 'u32', 'CRC32 of the header_size bytes of this header with this field zero'],
 ]);
 
-/** Size of the version-1 header: what header_crc covers. */
+/** Size of the header: what header_crc covers. */
 export const HEADER_SIZE = HEADER_LAYOUT.size;
 
 /**

@@ -10,7 +10,7 @@
 import { ABI_VERSION, CONSTANTS, OWNERS, PM_COMMANDS, STRUCTS, type PmCommandName } from '../abi.ts';
 import { GuestAllocator } from './allocator.ts';
 import { ProtocolError } from './errors.ts';
-import { readBootInfo, readTasks, type BootInfo, type TaskInfo } from './guest-structs.ts';
+import { fieldAddr, readBootInfo, readStruct, readTasks, type BootInfo, type StructValues, type TaskInfo } from './guest-structs.ts';
 import { Machine, type Hypercall, type HypercallResult, type MachineOptions, type RunOptions } from './machine.ts';
 import { parseWorkloadSpec, workloadCmdline, type WorkloadSpec } from './workload.ts';
 
@@ -28,10 +28,14 @@ export interface GuestOptions extends Omit<MachineOptions, 'cmdline'> {
 /** What the boot kernel does at RESUME_CHECK. */
 export type ResumeDecision = { resume: false } | { resume: true; trampoline: number; pbeHead: number; context: number };
 
+/** A workload's check of its own data: a task's buffer, or the kernel's check of the cache pages. */
 export interface VerifyReport {
+  /** The task that checked its buffer; -1 for the cache, which the kernel checks. */
   taskId: number;
+  workload: 'churn' | 'stream' | 'cache';
   wordsChecked: number;
   badWords: number;
+  /** Index of the first bad word (for the cache: page index * 1024 + word), if any. */
   firstBad: number | undefined;
 }
 
@@ -115,8 +119,14 @@ export class Guest {
     return this.machine.readU32(this.bootInfo.generation);
   }
 
+  /** The cache workload's state (pages held now, whether one was configured, its table and seed). */
+  get cache(): StructValues<'cache_state'> {
+    return readStruct(this.machine, 'cache_state', this.bootInfo.cache);
+  }
+
+  /** Pages the reclaimable cache holds now. */
   get cachePages(): number {
-    return this.machine.readU32(this.bootInfo.cache_pages);
+    return this.machine.readU32(fieldAddr('cache_state', this.bootInfo.cache, 'pages'));
   }
 
   tasks(): TaskInfo[] {
@@ -210,21 +220,30 @@ export class Guest {
 
   /**
    * After a restore: runs from the trampoline through RESTORE_DONE (calling
-   * `atRestoreDone` there), RESUMED (frees the hibernation's leftover frames, like
-   * swsusp_free) and the tasks' VERIFY reports.
+   * `atRestoreDone` there: memory equals the image), RESUME_POINT (`atResumePoint`: the
+   * saved context is loaded, nothing has run yet), RESUMED (frees the hibernation's
+   * leftover frames, like swsusp_free) and the workloads' verification reports.
    */
-  async completeResume(hooks: { atRestoreDone?: () => void; atResumed?: (generation: number) => void } = {}): Promise<VerifyReport[]> {
+  async completeResume(hooks: { atRestoreDone?: () => void; atResumePoint?: () => void; atResumed?: (generation: number) => void } = {}): Promise<VerifyReport[]> {
     await this.machine.runUntil(['RESTORE_DONE'], { maxMs: 120_000, waitingFor: 'the trampoline (RESTORE_DONE)' });
     hooks.atRestoreDone?.();
+    this.machine.complete({ eax: 0 });
+    await this.machine.runUntil(['RESUME_POINT'], { maxMs: 60_000, waitingFor: 'the resumed kernel (RESUME_POINT)' });
+    hooks.atResumePoint?.();
     this.machine.complete({ eax: 0 });
     const resumed = await this.machine.runUntil(['RESUMED'], { maxMs: 60_000 });
     this.freeSnapshotFrames();
     hooks.atResumed?.(resumed.ebx);
     this.machine.complete({ eax: 0 });
     this.inPmLoop = false;
-    // This object was made for the boot kernel; the tasks are now the resumed kernel's.
-    const workloadTasks = this.tasks().filter((t) => t.kind === 'churn' || t.kind === 'stream').length;
-    return this.collectVerifyReports(workloadTasks);
+    // This object was made for the boot kernel; the tasks and the cache are now the resumed kernel's.
+    return this.collectVerifyReports(this.verifyReportsExpected());
+  }
+
+  /** Reports a verification brings: one per workload task, and the cache's if a cache workload was configured. */
+  private verifyReportsExpected(): number {
+    const tasks = this.tasks().filter((t) => t.kind === 'churn' || t.kind === 'stream').length;
+    return tasks + (this.cache.configured ? 1 : 0);
   }
 
   /** Asks every workload task to verify its buffer now and collects the reports. */
@@ -232,19 +251,15 @@ export class Guest {
     await this.enterPm();
     await this.pm('VERIFY');
     await this.pm('DONE');
-    return this.collectVerifyReports(this.workloadTaskCount);
+    return this.collectVerifyReports(this.verifyReportsExpected());
   }
 
   private async collectVerifyReports(count: number): Promise<VerifyReport[]> {
     while (this.verifyReports.length < count) {
       const call = await this.machine.run({ waitingFor: `VERIFY reports (${this.verifyReports.length}/${count})`, maxMs: 300_000 });
-      if (call.name === 'VERIFY') {
-        this.verifyReports.push({
-          taskId: call.ebx,
-          wordsChecked: call.ecx,
-          badWords: call.esi,
-          firstBad: call.edi === 0xffffffff ? undefined : call.edi,
-        });
+      const report = this.verifyReportOf(call);
+      if (report) {
+        this.verifyReports.push(report);
         this.machine.complete({ eax: 0 });
       } else if (call.name === 'PM_NEXT') {
         this.machine.complete({ eax: PM_COMMANDS.DONE.value });
@@ -255,6 +270,16 @@ export class Guest {
     const reports = this.verifyReports.sort((a, b) => a.taskId - b.taskId);
     this.verifyReports = [];
     return reports;
+  }
+
+  /** The report a VERIFY or CACHE_VERIFY hypercall carries; undefined for any other call. */
+  private verifyReportOf(call: Hypercall): VerifyReport | undefined {
+    const firstBad = call.edi === 0xffffffff ? undefined : call.edi;
+    if (call.name === 'CACHE_VERIFY') return { taskId: -1, workload: 'cache', wordsChecked: call.ecx, badWords: call.esi, firstBad };
+    if (call.name !== 'VERIFY') return undefined;
+    const kind = this.tasks()[call.ebx]?.kind;
+    if (kind !== 'churn' && kind !== 'stream') throw new ProtocolError(`VERIFY from task ${call.ebx}, which is no workload task (${kind ?? 'no such task'})`);
+    return { taskId: call.ebx, workload: kind, wordsChecked: call.ecx, badWords: call.esi, firstBad };
   }
 
   /** Frees every frame owned by the hibernation (SNAPSHOT) in this kernel's allocator. */
@@ -276,8 +301,9 @@ export class Guest {
     return this.machine.runUntil(['PM_NEXT', 'ATOMIC', 'POWER_OFF'], {
       maxMs: 300_000,
       otherwise: (call): HypercallResult => {
-        if (call.name === 'VERIFY') {
-          this.verifyReports.push({ taskId: call.ebx, wordsChecked: call.ecx, badWords: call.esi, firstBad: call.edi === 0xffffffff ? undefined : call.edi });
+        const report = this.verifyReportOf(call);
+        if (report) {
+          this.verifyReports.push(report);
           return { eax: 0 };
         }
         throw new ProtocolError(`unexpected hypercall ${call.name} while driving the pm task`);

@@ -117,7 +117,9 @@ const EFLAGS_IF = 0x200;
 const REG = { eax: 0, ecx: 1, edx: 2, ebx: 3, esp: 4, ebp: 5, esi: 6, edi: 7 } as const;
 export type RegisterName = keyof typeof REG;
 
-const SREG = { es: 0, cs: 1, ss: 2, ds: 3, fs: 4, gs: 5 } as const;
+/** v86's segment register slots (src/rust/cpu/global_pointers.rs: ES..GS, then TR and LDTR). */
+const SREG = { es: 0, cs: 1, ss: 2, ds: 3, fs: 4, gs: 5, tr: 6, ldtr: 7 } as const;
+export type SegmentRegisterName = keyof typeof SREG;
 
 /** The real clock all machines use unless they run on their own virtual clock. */
 let realMicrotick: () => number = () => performance.now();
@@ -614,7 +616,7 @@ export class Machine {
     return this.crs[n]! >>> 0;
   }
 
-  sreg(name: keyof typeof SREG): number {
+  sreg(name: SegmentRegisterName): number {
     this.checkBuffer();
     return this.sregs[SREG[name]]!;
   }
