@@ -19,6 +19,7 @@ import { FaultHandler } from '../src/mmu/faults.ts';
 import { PTE } from '../src/mmu/page-table.ts';
 import { policyByName } from '../src/mmu/policies/index.ts';
 import { WriteProtector } from '../src/mmu/protect.ts';
+import { PAGE_SIZE } from '../src/units.ts';
 
 const PAGES = 8192;
 const ROUNDS = 64;
@@ -49,7 +50,7 @@ async function benchMode(deterministic: boolean): Promise<FaultBenchRow[]> {
     const first = (t.bufBase >>> 12) + 1;
     const pfns = Uint32Array.from({ length: PAGES }, (_, i) => first + i);
     const m = guest.machine;
-    const writePages = () => guest.pm('PROBE', PROBES.WRITE_PAGES.value, first * 4096, PAGES * 4096);
+    const writePages = () => guest.pm('PROBE', PROBES.WRITE_PAGES.value, first * PAGE_SIZE, PAGES * PAGE_SIZE);
     const mode = deterministic ? 'deterministic (JIT off)' : 'fast (JIT on)';
 
     interface Variant {

@@ -7,6 +7,7 @@ import type { CycleReport, HibernateResult, ResumeResult } from '../src/cycle.ts
 import type { SaveReport } from '../src/save/strategy.ts';
 import type { RestoreReport } from '../src/restore/strategy.ts';
 import type { FaultRunReport } from '../src/mmu/fault-run.ts';
+import { hex } from '../src/units.ts';
 
 const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(bytes % (1024 * 1024) ? 1 : 0)} MiB`;
 const ms = (v: number | undefined) => (v === undefined ? '-' : `${v.toFixed(1)} ms`);
@@ -71,7 +72,7 @@ export function cycleSummary(r: CycleReport): string {
   ];
   const lines = [table(rows)];
   for (const f of r.failures) lines.push(`failure: ${f}`);
-  for (const d of r.oracle.differingPages.slice(0, 20)) lines.push(`  differs: PFN 0x${d.pfn.toString(16)} (${d.owner}) at byte ${d.offset}: expected 0x${d.expected.toString(16)}, got 0x${d.actual.toString(16)}`);
+  for (const d of r.oracle.differingPages.slice(0, 20)) lines.push(`  differs: PFN ${hex(d.pfn)} (${d.owner}) at byte ${d.offset}: expected ${hex(d.expected)}, got ${hex(d.actual)}`);
   return lines.join('\n');
 }
 
@@ -130,6 +131,6 @@ export function faultsSummary(r: FaultRunReport): string {
   }
   rows.push(['tasks verified', r.verify.map((v) => `task ${v.taskId}: ${v.badWords ? `${v.badWords} bad` : 'ok'}`).join(', ') || 'none']);
   const lines = [table(rows)];
-  if (f.topPages.length) lines.push(`most-faulted pages: ${f.topPages.map((p) => `0x${p.pfn.toString(16)} (${p.owner}) ${p.faults}`).join(', ')}`);
+  if (f.topPages.length) lines.push(`most-faulted pages: ${f.topPages.map((p) => `${hex(p.pfn)} (${p.owner}) ${p.faults}`).join(', ')}`);
   return lines.join('\n');
 }

@@ -25,6 +25,8 @@ import type { RestoreReport } from './restore/strategy.ts';
 import { RestoreRefusedError } from './restore/strategy.ts';
 import type { SaveReport, SaveStrategy } from './save/strategy.ts';
 import { formatWorkload, parseWorkloadSpec } from './machine/workload.ts';
+import { hex } from './units.ts';
+import { PAGE_SIZE } from './units.ts';
 
 export const DEFAULT_RAM_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_WORKLOAD = 'churn:4M@2000,stream:8M,cache:8M';
@@ -159,7 +161,7 @@ function progressOf(p: Progress | boolean | undefined): Progress {
 
 /** Bytes for a swap device that can hold an image of every frame of `ramBytes`. */
 export function swapBytesFor(ramBytes: number): number {
-  const ext = imageExtent(Math.ceil(ramBytes / 4096));
+  const ext = imageExtent(Math.ceil(ramBytes / PAGE_SIZE));
   return Math.ceil(ext.imageBytes / (1 << 20)) * (1 << 20);
 }
 
@@ -310,7 +312,7 @@ function compareWithImage(g: Guest, image: ValidatedImage): { pagesCompared: num
   const differingPages: PageDifference[] = [];
   for (let i = 0; i < image.pfns.length; i++) {
     const pfn = image.pfns[i]!;
-    const crc = crc32(ram.subarray(pfn * 4096, pfn * 4096 + 4096)) >>> 0;
+    const crc = crc32(ram.subarray(pfn * PAGE_SIZE, pfn * PAGE_SIZE + PAGE_SIZE)) >>> 0;
     if (crc !== image.crcs[i]) differingPages.push({ pfn, owner: 'unknown', offset: -1, expected: image.crcs[i]!, actual: crc });
   }
   return { pagesCompared: image.pfns.length, differingPages };
@@ -377,7 +379,7 @@ export function judge(h: HibernateResult, r: ResumeResult, options: HibernateOpt
   const failures: string[] = [];
   if (r.status !== 'resumed') failures.push(`resume ${r.status}: ${r.reason ?? ''}`);
   const oracle = r.oracle ?? { against: 'oracle' as const, pagesCompared: 0, differingPages: [], cpuDifferences: [] };
-  if (oracle.differingPages.length) failures.push(`${oracle.differingPages.length} saved pages differ from the ${oracle.against} (first: PFN 0x${oracle.differingPages[0]!.pfn.toString(16)}, ${oracle.differingPages[0]!.owner})`);
+  if (oracle.differingPages.length) failures.push(`${oracle.differingPages.length} saved pages differ from the ${oracle.against} (first: PFN ${hex(oracle.differingPages[0]!.pfn)}, ${oracle.differingPages[0]!.owner})`);
   if (oracle.cpuDifferences.length) failures.push(`CPU context differs: ${oracle.cpuDifferences.join('; ')}`);
   if (r.status === 'resumed' && oracle.pagesCompared !== h.save.pagesSaved) failures.push(`compared ${oracle.pagesCompared} pages, the image has ${h.save.pagesSaved}`);
   if (r.status === 'resumed' && r.verify.length !== h.workloadTasks) failures.push(`${r.verify.length} of ${h.workloadTasks} workload tasks workloads reported their verification`);

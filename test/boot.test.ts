@@ -4,7 +4,7 @@ import { Guest } from '../src/machine/guest.ts';
 import { EmulatorDiedError, GuestExceptionError } from '../src/machine/errors.ts';
 import { nodeWasToldHowToCompileWasm, v86WasmModule, wasmCompilation } from '../src/machine/v86.ts';
 import { PageTableWalker, PTE } from '../src/mmu/page-table.ts';
-import { countBits, framesOfWords } from '../src/metrics/bitmap.ts';
+import { countBits, framesOfWords } from '../src/pages/page-set.ts';
 import { saveablePfns, saveableWords } from '../src/save/common.ts';
 import { guestImage, MiB } from './helpers.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { countBits, forEachRunPair, framesOfWords, runsOfWords, wordsOfFrames } from '../src/metrics/bitmap.ts';
+import { countBits, forEachRunPair, framesOfWords, runsOfWords, wordsOfFrames } from '../src/pages/page-set.ts';
 
 /** A deterministic pseudo-random frame set over `bits` frames: runs of varying length, gaps, full and empty words. */
 function randomSet(seed: number, bits: number): number[] {

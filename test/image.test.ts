@@ -14,7 +14,8 @@ import {
   CrcThread, validateImageAsync, beginImageValidation,
   type ImageErrorCode, type ImageWriterOptions, type SavedContext,
 } from '../src/image/index.ts';
-import { wordsOfFrames } from '../src/metrics/bitmap.ts';
+import { wordsOfFrames } from '../src/pages/page-set.ts';
+import { hex } from '../src/units.ts';
 
 // ---------------------------------------------------------------------------
 // Fixtures

@@ -11,6 +11,7 @@
 import zlib from 'node:zlib';
 import { createRequire } from 'node:module';
 import { hiberlabNative } from '../native.ts';
+import { PAGE_SIZE } from '../units.ts';
 
 type Crc32 = (data: Uint8Array, initial?: number) => number;
 
@@ -38,17 +39,16 @@ export const crc32: Crc32 = fast ?? ((data, initial = 0) => zlib.crc32(data, ini
 /** The portable implementation, for tests that compare the two. */
 export const crc32Portable: Crc32 = (data, initial = 0) => zlib.crc32(data, initial) >>> 0;
 
-const PAGE_BYTES = 4096;
 
 function loadPages(): ((data: Uint8Array, out: Uint32Array, index: number) => void) | undefined {
   const native = hiberlabNative();
   if (native instanceof Error || !native.crc32Accelerated()) return undefined;
   // Refuse a build that disagrees with crc32() on a known page.
-  const probe = new Uint8Array(2 * PAGE_BYTES);
+  const probe = new Uint8Array(2 * PAGE_SIZE);
   for (let i = 0; i < probe.length; i++) probe[i] = (i * 131 + (i >> 7)) & 0xff;
   const got = new Uint32Array(3);
   native.crc32Pages(probe, got, 1);
-  const ok = got[0] === 0 && got[1] === crc32(probe.subarray(0, PAGE_BYTES)) && got[2] === crc32(probe.subarray(PAGE_BYTES));
+  const ok = got[0] === 0 && got[1] === crc32(probe.subarray(0, PAGE_SIZE)) && got[2] === crc32(probe.subarray(PAGE_SIZE));
   return ok ? native.crc32Pages : undefined;
 }
 
@@ -64,8 +64,8 @@ export const CRC32_PAGES_IMPLEMENTATION: 'native' | 'per-page' = nativePages ? '
  * much as the CRC itself), page by page with crc32() otherwise. Same values either way.
  */
 export function crc32Pages(data: Uint8Array, out: Uint32Array, index: number): void {
-  if (data.length % PAGE_BYTES !== 0) throw new RangeError(`crc32Pages: ${data.length} bytes is not a whole number of ${PAGE_BYTES}-byte pages`);
-  const pages = data.length / PAGE_BYTES;
+  if (data.length % PAGE_SIZE !== 0) throw new RangeError(`crc32Pages: ${data.length} bytes is not a whole number of ${PAGE_SIZE}-byte pages`);
+  const pages = data.length / PAGE_SIZE;
   if (!Number.isInteger(index) || index < 0 || index + pages > out.length) throw new RangeError(`crc32Pages: ${pages} CRCs from index ${index} do not fit in ${out.length}`);
   if (nativePages) {
     nativePages(data, out, index);
@@ -76,5 +76,5 @@ export function crc32Pages(data: Uint8Array, out: Uint32Array, index: number): v
 
 /** crc32Pages page by page with crc32(), for tests that compare the two. */
 export function crc32PagesPortable(data: Uint8Array, out: Uint32Array, index: number): void {
-  for (let i = 0; i < data.length / PAGE_BYTES; i++) out[index + i] = crc32(data.subarray(i * PAGE_BYTES, (i + 1) * PAGE_BYTES));
+  for (let i = 0; i < data.length / PAGE_SIZE; i++) out[index + i] = crc32(data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
 }

@@ -5,6 +5,7 @@
  * writer codes follow. Every message says what is wrong and where (path, offset, page
  * index, PFN), with the stored and the computed value where there are two.
  */
+import { HiberlabError } from '../errors.ts';
 
 export const IMAGE_ERROR_CODES = {
   NO_SIGNATURE: 'The device has the swap signature: there is no image to resume (none was written, or it was consumed).',
@@ -44,8 +45,7 @@ export interface ImageErrorFacts {
   readonly count?: number;
 }
 
-export class ImageError extends Error {
-  readonly code: ImageErrorCode;
+export class ImageError extends HiberlabError<ImageErrorCode, ImageErrorFacts> {
   readonly path: string;
   readonly offset: number | undefined;
   readonly index: number | undefined;
@@ -55,9 +55,7 @@ export class ImageError extends Error {
   readonly count: number | undefined;
 
   constructor(code: ImageErrorCode, message: string, facts: ImageErrorFacts) {
-    super(message);
-    this.name = 'ImageError';
-    this.code = code;
+    super(code, message, facts);
     this.path = facts.path;
     this.offset = facts.offset;
     this.index = facts.index;
@@ -69,28 +67,8 @@ export class ImageError extends Error {
 }
 
 // ---------------------------------------------------------------------------
-// Formatting for messages (deterministic: no locale).
-
-/** 0x-prefixed, 8 hex digits: how CRCs are shown. */
-export function hex32(value: number): string {
-  return `0x${(value >>> 0).toString(16).padStart(8, '0')}`;
-}
-
-/** 0x-prefixed hex: how PFNs and addresses are shown. */
-export function hex(value: number): string {
-  return `0x${value.toString(16)}`;
-}
-
-/** 1234567 -> "1,234,567". */
-export function bytesText(value: number): string {
-  return `${String(value).replace(/\B(?=(\d{3})+(?!\d))/g, ',')} bytes`;
-}
-
-/** 134217728 -> "128 MiB"; 1.5 MiB keeps its decimals. */
-export function mibText(bytes: number): string {
-  const mib = bytes / (1024 * 1024);
-  return `${Number.isInteger(mib) ? mib : Number(mib.toFixed(3))} MiB`;
-}
+// Formatting for messages: src/units.ts.
+export { bytesText, hex, hex32, mibText } from '../units.ts';
 
 /** A build id shortened for a message: the first 12 hex digits. */
 export function shortId(hexId: string): string {

@@ -36,9 +36,11 @@
  */
 
 import { STRUCTS } from '../abi.ts';
+import { PAGE_SIZE } from '../units.ts';
 import { crc32 } from './crc.ts';
+import { hex } from '../units.ts';
 
-export const PAGE_SIZE = 4096;
+export { PAGE_SIZE };
 export const SECTOR_SIZE = 512;
 
 /** Sector 0 of an empty swap device. */

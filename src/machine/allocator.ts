@@ -9,11 +9,17 @@
  * gone from the guest's free memory: limits such as swsusp's half-of-RAM rule follow.
  */
 import { OWNERS } from '../abi.ts';
-import { frameMask, popcount } from '../metrics/bitmap.ts';
+import { frameMask, popcount } from '../pages/page-set.ts';
 import { fieldAddr, readStruct, type BootInfo } from './guest-structs.ts';
 import type { Machine } from './machine.ts';
+import { HiberlabError } from '../errors.ts';
+import { hex } from '../units.ts';
 
-export class AllocatorError extends Error {}
+export class AllocatorError extends HiberlabError<'ALLOCATOR', Record<string, never>> {
+  constructor(message: string) {
+    super('ALLOCATOR', message, {});
+  }
+}
 
 export class GuestAllocator {
   readonly frameCount: number;
@@ -27,7 +33,7 @@ export class GuestAllocator {
     this.frameCount = s.frame_count;
     this.bitmapAddr = s.bitmap;
     this.ownerAddr = s.owner_map;
-    if (this.bitmapAddr & 3) throw new AllocatorError(`allocator bitmap at 0x${this.bitmapAddr.toString(16)} is not 4-byte aligned`);
+    if (this.bitmapAddr & 3) throw new AllocatorError(`allocator bitmap at ${hex(this.bitmapAddr)} is not 4-byte aligned`);
   }
 
   /** Bitmap words (bit = frame in use); a live view on guest memory. */
@@ -132,9 +138,9 @@ export class GuestAllocator {
       const mask = masks[w]!;
       if (mask === 0) continue;
       const clash = (bm[w]! & mask) >>> 0;
-      if (clash !== 0) throw new AllocatorError(`frame 0x${(w * 32 + 31 - Math.clz32(clash & -clash)).toString(16)} is not free`);
+      if (clash !== 0) throw new AllocatorError(`frame ${hex((w * 32 + 31 - Math.clz32(clash & -clash)))} is not free`);
       if ((mask & ~frameMask(w, this.frameCount)) !== 0) {
-        throw new AllocatorError(`frame 0x${(w * 32 + 31 - Math.clz32(mask)).toString(16)} is beyond the ${this.frameCount} frames`);
+        throw new AllocatorError(`frame ${hex((w * 32 + 31 - Math.clz32(mask)))} is beyond the ${this.frameCount} frames`);
       }
     }
     let n = 0;
@@ -198,7 +204,7 @@ export class GuestAllocator {
     const own = this.owners;
     for (let i = 0; i < pfns.length; i++) {
       const pfn = pfns[i]!;
-      if (!((bm[pfn >>> 5]! >>> (pfn & 31)) & 1)) throw new AllocatorError(`double free of frame 0x${pfn.toString(16)}`);
+      if (!((bm[pfn >>> 5]! >>> (pfn & 31)) & 1)) throw new AllocatorError(`double free of frame ${hex(pfn)}`);
       bm[pfn >>> 5] = (bm[pfn >>> 5]! & ~(1 << (pfn & 31))) >>> 0;
       own[pfn] = OWNERS.FREE.value;
     }
@@ -224,7 +230,7 @@ export class GuestAllocator {
       const u = this.isUsed(pfn);
       if (u) used++;
       if (u !== (own[pfn] !== OWNERS.FREE.value) && problems.length < 10) {
-        problems.push(`frame 0x${pfn.toString(16)}: bitmap says ${u ? 'used' : 'free'}, owner map says 0x${own[pfn]!.toString(16)}`);
+        problems.push(`frame ${hex(pfn)}: bitmap says ${u ? 'used' : 'free'}, owner map says ${hex(own[pfn]!)}`);
       }
     }
     const free = this.frameCount - used;

@@ -2,14 +2,15 @@
  * Errors that end a run. Each carries the facts (what, where, the serial console
  * tail) so that a failing CI job says what happened without a rerun.
  */
+import { HiberlabError } from '../errors.ts';
+import { hex32 as hex } from '../units.ts';
 
 /** Base class: the guest or the emulator can't go on. */
-export class MachineError extends Error {
+export class MachineError<Facts extends object = object> extends HiberlabError<string, Facts> {
   /** The last lines the guest printed on COM1. */
   consoleTail = '';
-  constructor(message: string) {
-    super(message);
-    this.name = new.target.name;
+  constructor(message: string, code = 'MACHINE_ERROR', facts: Facts = {} as Facts, options?: { cause?: unknown }) {
+    super(code, message, facts, options);
   }
   /** The message plus the console tail, for people. */
   describe(): string {
@@ -40,14 +41,14 @@ export function vectorName(vector: number): string {
   return VECTOR_NAMES[vector] ?? `vector ${vector}`;
 }
 
-const hex = (n: number) => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
-
 /** The guest took an exception it could not handle (reported by the EXCEPTION hypercall). */
-export class GuestExceptionError extends MachineError {
-  constructor(readonly facts: ExceptionFacts) {
+export class GuestExceptionError extends MachineError<ExceptionFacts> {
+  constructor(facts: ExceptionFacts) {
     super(
       `guest exception: ${vectorName(facts.vector)} in task ${facts.taskId} at EIP ${hex(facts.eip)}` +
         (facts.vector === 14 ? `, CR2 ${hex(facts.cr2)}, error code ${hex(facts.errorCode)} (${describePfError(facts.errorCode)})` : `, error code ${hex(facts.errorCode)}`),
+      'GUEST_EXCEPTION',
+      facts,
     );
   }
 }
@@ -62,16 +63,16 @@ export function describePfError(code: number): string {
 }
 
 /** The guest called panic(). */
-export class GuestPanicError extends MachineError {
+export class GuestPanicError extends MachineError<{ panicMessage: string }> {
   constructor(readonly panicMessage: string) {
-    super(`guest panic: ${panicMessage}`);
+    super(`guest panic: ${panicMessage}`, 'GUEST_PANIC', { panicMessage });
   }
 }
 
 /** v86 itself gave up: a triple fault ("unreachable"), a runaway fault recursion, or an internal error. */
-export class EmulatorDiedError extends MachineError {
+export class EmulatorDiedError extends MachineError<{ eip: number }> {
   constructor(override readonly cause: unknown, readonly eip: number) {
-    super(`emulator died at EIP ${hex(eip)}: ${explainEmulatorDeath(cause)}`);
+    super(`emulator died at EIP ${hex(eip)}: ${explainEmulatorDeath(cause)}`, 'EMULATOR_DIED', { eip }, { cause });
   }
 }
 
@@ -83,11 +84,15 @@ function explainEmulatorDeath(cause: unknown): string {
 }
 
 /** The guest did not get where it was expected to within the budget. */
-export class GuestTimeoutError extends MachineError {
+export class GuestTimeoutError extends MachineError<{ waitingFor: string; budget: string }> {
   constructor(readonly waitingFor: string, readonly budget: string) {
-    super(`guest did not reach ${waitingFor} within ${budget}`);
+    super(`guest did not reach ${waitingFor} within ${budget}`, 'GUEST_TIMEOUT', { waitingFor, budget });
   }
 }
 
 /** The guest stopped at a hypercall the harness did not expect at this point. */
-export class ProtocolError extends MachineError {}
+export class ProtocolError extends MachineError {
+  constructor(message: string) {
+    super(message, 'PROTOCOL');
+  }
+}

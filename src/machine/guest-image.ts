@@ -19,6 +19,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { HiberlabError } from '../errors.ts';
+import { hex } from '../units.ts';
 
 /** Stands for the absolute path of guest/ in -ffile-prefix-map, so the recorded flags do not depend on the checkout. */
 export const GUEST_DIR_PLACEHOLDER = '<guest>';
@@ -67,13 +69,12 @@ export interface GuestFreshness {
 }
 
 /** A guest image that is missing, unreadable or does not match its manifest. */
-export class GuestImageError extends Error {
-  override readonly name = 'GuestImageError';
+export class GuestImageError extends HiberlabError<'GUEST_IMAGE', { path: string }> {
   constructor(
     message: string,
     readonly path: string,
   ) {
-    super(`${path}: ${message}`);
+    super('GUEST_IMAGE', `${path}: ${message}`, { path });
   }
 }
 

@@ -4,6 +4,8 @@
  */
 import { CONSTANTS, STRUCTS, TASK_KINDS, TASK_STATES, type StructName } from '../abi.ts';
 import type { ExceptionFacts } from './errors.ts';
+import { HiberlabError } from '../errors.ts';
+import { hex } from '../units.ts';
 
 /** The little the readers need from a machine: u32 loads from guest physical memory. */
 export interface GuestMemoryReader {
@@ -28,13 +30,17 @@ export function fieldAddr(name: StructName, addr: number, field: string): number
 
 export type BootInfo = StructValues<'boot_info'> & { readonly address: number; readonly cmdlineText: string; readonly largePages: boolean };
 
-export class BootInfoError extends Error {}
+export class BootInfoError extends HiberlabError<'BAD_BOOT_INFO', Record<string, never>> {
+  constructor(message: string) {
+    super('BAD_BOOT_INFO', message, {});
+  }
+}
 
 /** Parses and sanity-checks the boot info the guest reported with BOOT_INFO. */
 export function readBootInfo(mem: GuestMemoryReader, addr: number, abiVersion: number): BootInfo {
   const bi = readStruct(mem, 'boot_info', addr);
   if (bi.magic !== CONSTANTS.BOOT_INFO_MAGIC.value) {
-    throw new BootInfoError(`boot info at 0x${addr.toString(16)} has magic 0x${bi.magic.toString(16)}, expected 0x${CONSTANTS.BOOT_INFO_MAGIC.value.toString(16)}`);
+    throw new BootInfoError(`boot info at ${hex(addr)} has magic ${hex(bi.magic)}, expected ${hex(CONSTANTS.BOOT_INFO_MAGIC.value)}`);
   }
   if (bi.abi_version !== abiVersion) {
     throw new BootInfoError(`guest was built for ABI version ${bi.abi_version}, the harness speaks ${abiVersion}: rebuild the guest (npm run build:guest)`);

@@ -13,6 +13,7 @@ import { ProtocolError } from './errors.ts';
 import { fieldAddr, readBootInfo, readStruct, readTasks, type BootInfo, type StructValues, type TaskInfo } from './guest-structs.ts';
 import { Machine, type Hypercall, type HypercallResult, type MachineOptions, type RunOptions } from './machine.ts';
 import { parseWorkloadSpec, workloadCmdline, type WorkloadSpec } from './workload.ts';
+import { hex } from '../units.ts';
 
 export interface GuestOptions extends Omit<MachineOptions, 'cmdline'> {
   /** Workloads, e.g. "churn:4M@2000,stream:8M,cache:8M" (see parseWorkloadSpec). Default: none. */
@@ -203,7 +204,7 @@ export class Guest {
     const result = await inside(call);
     this.machine.complete({ eax: 0 });
     const next = await this.runToPm();
-    if (next.name !== 'PM_NEXT') throw new ProtocolError(`after ATOMIC: expected PM_NEXT, got ${next.name} at 0x${next.eip.toString(16)}`);
+    if (next.name !== 'PM_NEXT') throw new ProtocolError(`after ATOMIC: expected PM_NEXT, got ${next.name} at ${hex(next.eip)}`);
     this.lastPmResult = next.ebx;
     return result;
   }

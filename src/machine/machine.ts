@@ -24,6 +24,8 @@ import {
 import { loadV86, v86WasmModule, Wasm, WASM_OFFSETS, type V86Cpu, type V86Emulator } from './v86.ts';
 import { readExceptionFrame } from './guest-structs.ts';
 import { adviseHugePages, type HugePageAdvice } from './host-memory.ts';
+import { hex } from '../units.ts';
+import { PAGE_SIZE } from '../units.ts';
 
 export const MIN_RAM_BYTES = 16 * 1024 * 1024;
 /** v86's largest working memory size (larger requests are clamped; 4 GiB wraps to 0). */
@@ -354,7 +356,7 @@ export class Machine {
     for (;;) {
       const call = await this.run({ ...options, waitingFor: options.waitingFor ?? expected.join(' or ') });
       if ((expected as readonly string[]).includes(call.name)) return call;
-      if (!options.otherwise) throw this.die(new ProtocolError(`expected hypercall ${expected.join(' or ')}, the guest made ${call.name} at EIP 0x${call.eip.toString(16)}`));
+      if (!options.otherwise) throw this.die(new ProtocolError(`expected hypercall ${expected.join(' or ')}, the guest made ${call.name} at EIP ${hex(call.eip)}`));
       const result = options.otherwise(call);
       if (result === 'stop') return call;
       this.complete(result);
@@ -400,7 +402,7 @@ export class Machine {
    */
   stopAt(call: Hypercall): void {
     if (this.pending) {
-      throw this.die(new ProtocolError(`hypercall ${call.name} at 0x${call.eip.toString(16)} arrived while ${this.pending.name} was still pending`));
+      throw this.die(new ProtocolError(`hypercall ${call.name} at ${hex(call.eip)} arrived while ${this.pending.name} was still pending`));
     }
     this.pending = call;
     this.haltCpu();
@@ -476,7 +478,7 @@ export class Machine {
   /** Writes one byte of every page back to itself, so the host commits all of guest RAM. */
   private prefault(): void {
     const ram = this.ram;
-    for (let a = 0; a < ram.length; a += 4096) ram[a] = ram[a]!;
+    for (let a = 0; a < ram.length; a += PAGE_SIZE) ram[a] = ram[a]!;
   }
 
   /** v86's own whole-emulator snapshot (for comparison in benchmarks); the CPU must be stopped. */
@@ -717,7 +719,7 @@ export class Machine {
 
   private checkRange(addr: number, len: number): void {
     if (addr < 0 || len < 0 || addr + len > this.ramBytes) {
-      throw new RangeError(`guest physical access [0x${addr.toString(16)}, 0x${(addr + len).toString(16)}) outside RAM (${this.ramBytes} bytes)`);
+      throw new RangeError(`guest physical access [${hex(addr)}, ${hex((addr + len))}) outside RAM (${this.ramBytes} bytes)`);
     }
   }
 

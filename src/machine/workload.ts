@@ -7,6 +7,8 @@
  * millisecond of guest time (churn/stream; omitted = as fast as the CPU allows).
  * Example: `churn:4M@2000,stream:8M,cache:8M`.
  */
+import { HiberlabError } from '../errors.ts';
+import { PAGE_SIZE } from '../units.ts';
 
 export type WorkloadKind = 'churn' | 'stream' | 'cache' | 'idle';
 
@@ -18,7 +20,11 @@ export interface WorkloadSpec {
   readonly rate: number;
 }
 
-export class WorkloadSpecError extends Error {}
+export class WorkloadSpecError extends HiberlabError<'BAD_WORKLOAD', { spec: string }> {
+  constructor(message: string, spec = '') {
+    super('BAD_WORKLOAD', message, { spec });
+  }
+}
 
 const KINDS: readonly WorkloadKind[] = ['churn', 'stream', 'cache', 'idle'];
 
@@ -35,7 +41,7 @@ export function parseSize(text: string, ramBytes?: number): number {
   } else {
     bytes = n * (unit === 'K' ? 1024 : unit === 'M' ? 1024 ** 2 : unit === 'G' ? 1024 ** 3 : 1);
   }
-  return Math.ceil(bytes / 4096) * 4096;
+  return Math.ceil(bytes / PAGE_SIZE) * PAGE_SIZE;
 }
 
 export function parseWorkloadSpec(text: string, ramBytes?: number): WorkloadSpec[] {

@@ -25,6 +25,7 @@ import type { Guest } from '../machine/guest.ts';
 import type { Machine, PageFaultHook } from '../machine/machine.ts';
 import { PTE } from './page-table.ts';
 import type { WriteProtector } from './protect.ts';
+import { hex, hex32 } from '../units.ts';
 
 /** One page fault as the handler saw it. */
 export interface PageFault {
@@ -149,27 +150,26 @@ export interface FaultHandlerOptions {
 }
 
 /** A policy said 'retry' but left the page protected: the access would fault forever. */
-export class FaultLoopError extends MachineError {
+export class FaultLoopError extends MachineError<{ policy: string; pfn: number; eip: number }> {
   constructor(readonly policy: string, readonly fault: PageFault) {
-    super(`fault policy ${policy} answered 'retry' for PFN 0x${fault.pfn.toString(16)} at EIP 0x${hex(fault.eip)} but left the page write-protected: the write would fault forever`);
+    super(`fault policy ${policy} answered 'retry' for PFN ${hex(fault.pfn)} at EIP ${hex32(fault.eip)} but left the page write-protected: the write would fault forever`, 'FAULT_LOOP', { policy, pfn: fault.pfn, eip: fault.eip });
   }
 }
 
 /** A fault policy threw: the run ends with this error (the policy's error is the cause). */
-export class FaultPolicyError extends MachineError {
+export class FaultPolicyError extends MachineError<{ policy: string; pfn: number; eip: number }> {
   constructor(readonly policy: string, readonly fault: PageFault, override readonly cause: unknown) {
-    super(`fault policy ${policy} failed on the write to PFN 0x${fault.pfn.toString(16)} at EIP 0x${hex(fault.eip)}: ${cause instanceof Error ? cause.message : String(cause)}`);
+    super(`fault policy ${policy} failed on the write to PFN ${hex(fault.pfn)} at EIP ${hex32(fault.eip)}: ${cause instanceof Error ? cause.message : String(cause)}`, 'FAULT_POLICY_FAILED', { policy, pfn: fault.pfn, eip: fault.eip }, { cause });
   }
 }
 
 const TASK_STRUCT_BYTES = STRUCTS.task_struct.size;
-const hex = (n: number) => (n >>> 0).toString(16).padStart(8, '0');
 
 /** "PFN 0x139 (address 0x00139000, protected as X) at EIP 0x00101d55 by task 1 (pm)": who wrote where. */
 export function describeFault(fault: PageFault, guest: Guest): string {
   const task = guest.tasks().find((t) => t.id === fault.taskId);
   const who = fault.taskId < 0 ? 'before the scheduler started' : `by task ${fault.taskId}${task ? ` (${task.name})` : ''}`;
-  return `PFN 0x${fault.pfn.toString(16)} (address 0x${hex(fault.cr2)}${fault.reason ? `, protected as "${fault.reason}"` : ''}) at EIP 0x${hex(fault.eip)} ${who}`;
+  return `PFN ${hex(fault.pfn)} (address ${hex32(fault.cr2)}${fault.reason ? `, protected as "${fault.reason}"` : ''}) at EIP ${hex32(fault.eip)} ${who}`;
 }
 
 export class FaultHandler {

@@ -5,6 +5,8 @@
  *                                    ↘ PDE with PS set (CR4.PSE): one 4 MiB frame
  */
 import type { Machine } from '../machine/machine.ts';
+import { hex } from '../units.ts';
+import { PAGE_SIZE } from '../units.ts';
 
 export const PTE = {
   PRESENT: 1 << 0,
@@ -45,7 +47,7 @@ export function entryFlags(entry: number): EntryFlags {
 export function describeEntry(entry: number, isPde = false): string {
   const names: Array<[number, string]> = [[PTE.PRESENT, 'P'], [PTE.WRITABLE, 'RW'], [PTE.USER, 'US'], [PTE.ACCESSED, 'A'], [PTE.DIRTY, 'D'], [PTE.PAGE_SIZE, isPde ? 'PS' : 'PAT'], [PTE.GLOBAL, 'G']];
   const set = names.filter(([bit]) => entry & bit).map(([, n]) => n);
-  return `0x${(entry >>> 0).toString(16).padStart(8, '0')} (frame 0x${(entry >>> 12).toString(16)}${set.length ? `, ${set.join(' ')}` : ''})`;
+  return `0x${(entry >>> 0).toString(16).padStart(8, '0')} (frame ${hex((entry >>> 12))}${set.length ? `, ${set.join(' ')}` : ''})`;
 }
 
 export interface Mapping {
@@ -79,7 +81,7 @@ export class PageTableWalker {
     const pteAddr = (pde & ~0xfff) + (((linear >>> 12) & 0x3ff) << 2);
     const pte = this.m.readU32(pteAddr);
     if (!(pte & PTE.PRESENT)) return undefined;
-    return { linear: (linear & ~0xfff) >>> 0, physical: (pte & ~0xfff) >>> 0, entryAddr: pteAddr, entry: pte, size: 4096 };
+    return { linear: (linear & ~0xfff) >>> 0, physical: (pte & ~0xfff) >>> 0, entryAddr: pteAddr, entry: pte, size: PAGE_SIZE };
   }
 
   /**
@@ -118,7 +120,7 @@ export class PageTableWalker {
       const pt = pde & ~0xfff;
       for (let j = 0; j < 1024; j++) {
         const pte = this.m.readU32(pt + j * 4);
-        if (pte & PTE.PRESENT) yield { linear: ((i << 22) | (j << 12)) >>> 0, physical: (pte & ~0xfff) >>> 0, entryAddr: pt + j * 4, entry: pte, size: 4096 };
+        if (pte & PTE.PRESENT) yield { linear: ((i << 22) | (j << 12)) >>> 0, physical: (pte & ~0xfff) >>> 0, entryAddr: pt + j * 4, entry: pte, size: PAGE_SIZE };
       }
     }
   }

@@ -34,8 +34,10 @@ import { OWNERS, ownerName } from '../abi.ts';
 import type { Guest } from '../machine/guest.ts';
 import type { Machine } from '../machine/machine.ts';
 import { PTE } from './page-table.ts';
+import { HiberlabError } from '../errors.ts';
+import { hex } from '../units.ts';
+import { PAGE_SIZE } from '../units.ts';
 
-const PAGE = 4096;
 const LARGE = 4 << 20;
 /** PDE bits that carry over to every PTE of a split 4 MiB page (P, R/W, U/S, PWT, PCD, A, D, G). */
 const SPLIT_PTE_BITS = 0x17f & ~PTE.PAGE_SIZE;
@@ -43,18 +45,16 @@ const SPLIT_PTE_BITS = 0x17f & ~PTE.PAGE_SIZE;
 const SPLIT_PDE_BITS = 0x3f;
 
 /** Asked to protect a page that #PF delivery (or the fault bookkeeping) needs writable. */
-export class ForbiddenPageError extends Error {
+export class ForbiddenPageError extends HiberlabError<'FORBIDDEN_PAGE', { pfn: number; why: string }> {
   constructor(readonly pfn: number, readonly why: string) {
-    super(`refusing to write-protect PFN 0x${pfn.toString(16)} (physical 0x${(pfn * PAGE).toString(16)}): ${why}`);
-    this.name = 'ForbiddenPageError';
+    super('FORBIDDEN_PAGE', `refusing to write-protect PFN ${hex(pfn)} (physical ${hex(pfn * PAGE_SIZE)}): ${why}`, { pfn, why });
   }
 }
 
 /** A page that cannot be protected for another reason (not mapped, out of range, aliased). */
-export class ProtectError extends Error {
+export class ProtectError extends HiberlabError<'CANNOT_PROTECT', Record<string, never>> {
   constructor(message: string) {
-    super(message);
-    this.name = 'ProtectError';
+    super('CANNOT_PROTECT', message, {});
   }
 }
 
@@ -240,8 +240,8 @@ export class WriteProtector {
       const loc = this.pteOf(pfn);
       if (!loc || !(loc.entry & PTE.PRESENT)) continue;
       const writable = (loc.entry & PTE.WRITABLE) !== 0;
-      if (this.isProtected(pfn) && writable) problems.push(`PFN 0x${pfn.toString(16)} is protected (${this.reason(pfn)}) but its PTE 0x${loc.entry.toString(16)} is writable`);
-      if (!this.isProtected(pfn) && !writable) problems.push(`PFN 0x${pfn.toString(16)} is not protected but its ${loc.largePage ? 'PDE' : 'PTE'} 0x${loc.entry.toString(16)} is read-only`);
+      if (this.isProtected(pfn) && writable) problems.push(`PFN ${hex(pfn)} is protected (${this.reason(pfn)}) but its PTE ${hex(loc.entry)} is writable`);
+      if (!this.isProtected(pfn) && !writable) problems.push(`PFN ${hex(pfn)} is not protected but its ${loc.largePage ? 'PDE' : 'PTE'} ${hex(loc.entry)} is read-only`);
     }
     return problems;
   }
@@ -290,8 +290,8 @@ export class WriteProtector {
       if (special[pfn] || OWNER_FORBIDDEN[owners[pfn]!] || linear < 0) {
         const why = this.registered.get(pfn) ?? OWNER_REASONS.get(owners[pfn]!);
         if (why) throw new ForbiddenPageError(pfn, why);
-        if (linear < 0) throw new ProtectError(`cannot write-protect PFN 0x${pfn.toString(16)}: the guest's page tables do not map it`);
-        if (this.aliased.has(pfn)) throw new ProtectError(`cannot write-protect PFN 0x${pfn.toString(16)}: it is mapped at more than one linear address`);
+        if (linear < 0) throw new ProtectError(`cannot write-protect PFN ${hex(pfn)}: the guest's page tables do not map it`);
+        if (this.aliased.has(pfn)) throw new ProtectError(`cannot write-protect PFN ${hex(pfn)}: it is mapped at more than one linear address`);
       }
       const pdeAddr = this.pd + ((linear >>> 22) << 2);
       if (ram32[pdeAddr >>> 2]! & PTE.PAGE_SIZE) (largePdes ??= new Set()).add(pdeAddr);
@@ -396,7 +396,7 @@ export class WriteProtector {
     if (lifted < 0) {
       const pfn = -lifted - 1;
       const table = this.pteAddrOf[pfn]! >>> 12;
-      throw new ProtectError(`the PTE of protected PFN 0x${pfn.toString(16)} is in frame 0x${table.toString(16)}, which ${tableCopy[table]! < 0 ? 'has no copy' : `is owned by ${ownerName(owners[table]!)}, not by the page tables`}`);
+      throw new ProtectError(`the PTE of protected PFN ${hex(pfn)} is in frame ${hex(table)}, which ${tableCopy[table]! < 0 ? 'has no copy' : `is owned by ${ownerName(owners[table]!)}, not by the page tables`}`);
     }
     if (lifted !== this.count) throw new ProtectError(`liftInto: ${this.count} frames are protected, ${lifted} of them were among the ${pfns.length} given`);
     return lifted;
@@ -421,11 +421,11 @@ export class WriteProtector {
     const pde = ram32[pdeAddr >>> 2]!;
     const base = (pde & 0xffc00000) >>> 0;
     const bits = pde & SPLIT_PTE_BITS;
-    const t = (tablePfn * PAGE) >>> 2;
-    for (let j = 0; j < 1024; j++) ram32[t + j] = (base + j * PAGE + bits) >>> 0;
-    ram32[pdeAddr >>> 2] = ((tablePfn * PAGE) | (pde & SPLIT_PDE_BITS)) >>> 0;
+    const t = (tablePfn * PAGE_SIZE) >>> 2;
+    for (let j = 0; j < 1024; j++) ram32[t + j] = (base + j * PAGE_SIZE + bits) >>> 0;
+    ram32[pdeAddr >>> 2] = ((tablePfn * PAGE_SIZE) | (pde & SPLIT_PDE_BITS)) >>> 0;
     const linear = ((pdeAddr - this.pd) >>> 2) * LARGE;
-    this.registered.set(tablePfn, `a page table (made by splitting the 4 MiB page at 0x${linear.toString(16)}): the MMU walks it to deliver the fault`);
+    this.registered.set(tablePfn, `a page table (made by splitting the 4 MiB page at ${hex(linear)}): the MMU walks it to deliver the fault`);
     this.splits++;
   }
 
@@ -445,13 +445,13 @@ export class WriteProtector {
       if (!(pde & PTE.PRESENT)) continue;
       if (pde & PTE.PAGE_SIZE) {
         const base = (pde & 0xffc00000) >>> 12;
-        for (let j = 0; j < 1024; j++) set(base + j, (i * LARGE + j * PAGE) >>> 0);
+        for (let j = 0; j < 1024; j++) set(base + j, (i * LARGE + j * PAGE_SIZE) >>> 0);
         continue;
       }
       const pt = (pde & ~0xfff) >>> 2;
       for (let j = 0; j < 1024; j++) {
         const pte = ram32[pt + j]!;
-        if (pte & PTE.PRESENT) set(pte >>> 12, (i * LARGE + j * PAGE) >>> 0);
+        if (pte & PTE.PRESENT) set(pte >>> 12, (i * LARGE + j * PAGE_SIZE) >>> 0);
       }
     }
   }
@@ -461,7 +461,7 @@ export class WriteProtector {
     const m = this.machine;
     const bi = this.guest.bootInfo;
     const range = (start: number, bytes: number, why: string) => {
-      for (let p = Math.floor(start / PAGE); p * PAGE < start + Math.max(bytes, 1); p++) if (!this.registered.has(p)) this.registered.set(p, why);
+      for (let p = Math.floor(start / PAGE_SIZE); p * PAGE_SIZE < start + Math.max(bytes, 1); p++) if (!this.registered.has(p)) this.registered.set(p, why);
     };
     const dt = m.descriptorTables();
     range(dt.idtBase, dt.idtLimit + 1, 'the IDT: #PF delivery reads the gate of vector 14 from it');
@@ -474,7 +474,7 @@ export class WriteProtector {
     for (let i = 0; i < 1024; i++) {
       const pde = ram32[(this.pd >>> 2) + i]!;
       if ((pde & PTE.PRESENT) && !(pde & PTE.PAGE_SIZE)) {
-        this.registered.set(pde >>> 12, `the page table for 0x${(i * LARGE).toString(16)}-0x${((i + 1) * LARGE - 1).toString(16)}: the MMU walks it to deliver the fault and sets accessed/dirty bits in it`);
+        this.registered.set(pde >>> 12, `the page table for ${hex((i * LARGE))}-${hex(((i + 1) * LARGE - 1))}: the MMU walks it to deliver the fault and sets accessed/dirty bits in it`);
       }
     }
     for (const t of this.guest.tasks()) {

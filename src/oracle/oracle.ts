@@ -6,6 +6,8 @@
 import { ownerName } from '../abi.ts';
 import type { BootInfo } from '../machine/guest-structs.ts';
 import type { Machine } from '../machine/machine.ts';
+import { hex } from '../units.ts';
+import { PAGE_SIZE } from '../units.ts';
 
 export interface CpuContext {
   eip: number;
@@ -88,10 +90,10 @@ export function comparePages(m: Machine, oracle: Oracle, pfns: ArrayLike<number>
   const want = Buffer.from(oracle.ram.buffer, oracle.ram.byteOffset, oracle.ram.byteLength);
   const differingPages: PageDifference[] = [];
   for (let i = 0; i < pfns.length; i++) {
-    const start = pfns[i]! * 4096;
-    if (ram.compare(want, start, start + 4096, start, start + 4096) !== 0) {
+    const start = pfns[i]! * PAGE_SIZE;
+    if (ram.compare(want, start, start + PAGE_SIZE, start, start + PAGE_SIZE) !== 0) {
       let off = 0;
-      while (off < 4096 && ram[start + off] === want[start + off]) off++;
+      while (off < PAGE_SIZE && ram[start + off] === want[start + off]) off++;
       differingPages.push({ pfn: pfns[i]!, owner: oracleOwner(oracle, pfns[i]!), offset: off, expected: want[start + off]!, actual: ram[start + off]! });
     }
   }
@@ -103,7 +105,7 @@ export function compareCpu(resumed: CpuContext, oracle: CpuContext): string[] {
   const out: string[] = [];
   const keys = ['cr0', 'cr3', 'cr4', 'gdtBase', 'gdtLimit', 'idtBase', 'idtLimit', 'cs', 'ds', 'ss'] as const;
   for (const k of keys) {
-    if (resumed[k] !== oracle[k]) out.push(`${k}: resumed 0x${resumed[k].toString(16)}, at the atomic point 0x${oracle[k].toString(16)}`);
+    if (resumed[k] !== oracle[k]) out.push(`${k}: resumed ${hex(resumed[k])}, at the atomic point ${hex(oracle[k])}`);
   }
   return out;
 }

@@ -24,12 +24,15 @@
 import { crc32 } from '../image/crc.ts';
 import { OWNERS, STRUCTS } from '../abi.ts';
 import { ImageReader } from '../image/index.ts';
-import { bitmapPages, countBits, frameMask, GuestBitmap, popcount, runsOfWords } from '../metrics/bitmap.ts';
+import { countBits, frameMask, popcount, runsOfWords } from '../pages/page-set.ts';
+import { bitmapPages, MemoryBitmap } from '../pages/memory-bitmap.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { RestoreRefusedError, type RestoreContext, type RestorePlan, type RestoreStrategy } from './strategy.ts';
+import { hex } from '../units.ts';
+import { PAGE_SIZE } from '../units.ts';
 
 const PBE_BYTES = STRUCTS.pbe.size;
-export const PBES_PER_PAGE = Math.floor(4096 / PBE_BYTES);
+export const PBES_PER_PAGE = Math.floor(PAGE_SIZE / PBE_BYTES);
 /** Pages read from the image per chunk. */
 const CHUNK_PAGES = 2048;
 
@@ -49,17 +52,17 @@ export const bitmapPbe: RestoreStrategy = {
     const plan = await timer.time('plan', () => {
       if (image.header.context.address !== bi.saved_context) {
         throw new RestoreRefusedError(
-          `image's saved context is at 0x${image.header.context.address.toString(16)} but this kernel's is at 0x${bi.saved_context.toString(16)}: not the same kernel layout`,
+          `image's saved context is at ${hex(image.header.context.address)} but this kernel's is at ${hex(bi.saved_context)}: not the same kernel layout`,
         );
       }
       const trampolineBytes = bi.trampoline_end - bi.trampoline_start;
-      if (trampolineBytes <= 0 || trampolineBytes > 4096) throw new RestoreRefusedError(`trampoline of ${trampolineBytes} bytes does not fit one page`);
+      if (trampolineBytes <= 0 || trampolineBytes > PAGE_SIZE) throw new RestoreRefusedError(`trampoline of ${trampolineBytes} bytes does not fit one page`);
       // The original frames as bitmap words (the unsafe bitmap's content); an original
       // frame the boot kernel has free is loaded in place. Word-wise: these loops run once
       // per resume, cold, so every iteration saved counts.
       const bm = alloc.bitmap;
       const beyond = firstAtOrAbove(pfns, frames);
-      if (beyond < pfns.length) throw new RestoreRefusedError(`image page ${beyond} belongs to frame 0x${pfns[beyond]!.toString(16)}, beyond this machine's ${frames} frames`);
+      if (beyond < pfns.length) throw new RestoreRefusedError(`image page ${beyond} belongs to frame ${hex(pfns[beyond]!)}, beyond this machine's ${frames} frames`);
       // Validation made the PFNs into words already (all below `frames`, so a shorter or
       // longer word array only differs in words that are zero).
       const unsafeWords = new Uint32Array(bm.length);
@@ -106,7 +109,7 @@ export const bitmapPbe: RestoreStrategy = {
       }
       if (nBm !== plan.bmPages) throw new RestoreRefusedError(`internal: planned ${plan.bmPages} bitmap pages, found ${nBm} frames for them`);
       alloc.claimMasks(claim, OWNERS.SNAPSHOT.value);
-      const unsafeBm = new GuestBitmap(m, bmFrames, frames);
+      const unsafeBm = new MemoryBitmap(m, bmFrames, frames);
       unsafeBm.clear();
       unsafeBm.setWords(plan.unsafeWords);
       // One pass, word by word, reading the unsafe bitmap from guest memory: a free frame
@@ -192,9 +195,9 @@ export const bitmapPbe: RestoreStrategy = {
             const n = Math.min(CHUNK_PAGES, count - done);
             const pfn = first + done;
             const i = index + done;
-            const into = ram.subarray(pfn * 4096, (pfn + n) * 4096);
-            reads.push(ctx.swap.readAtAsync(into, image.dataOffset + i * 4096).then((got) => {
-              if (got !== into.length) throw new RestoreRefusedError(`image on ${ctx.swap.path} ended while loading page ${i + got / 4096}`);
+            const into = ram.subarray(pfn * PAGE_SIZE, (pfn + n) * PAGE_SIZE);
+            reads.push(ctx.swap.readAtAsync(into, image.dataOffset + i * PAGE_SIZE).then((got) => {
+              if (got !== into.length) throw new RestoreRefusedError(`image on ${ctx.swap.path} ended while loading page ${i + got / PAGE_SIZE}`);
               loaded += n;
               phase.update(loaded);
             }));
@@ -202,26 +205,26 @@ export const bitmapPbe: RestoreStrategy = {
           index += count;
         }
         // Sized for what the other runs need (allocating it zero-fills it: 8 MiB cost 2–4 ms).
-        const chunk = new Uint8Array(Math.min(CHUNK_PAGES, countBits(otherWords)) * 4096);
+        const chunk = new Uint8Array(Math.min(CHUNK_PAGES, countBits(otherWords)) * PAGE_SIZE);
         for (let r = 0; r < others.length; r += 3) {
           const first = others[r]!;
           const count = others[r + 1]!;
           for (let done = 0; done < count; ) {
             const n = Math.min(CHUNK_PAGES, count - done);
             const pfn = first + done;
-            const data = reader.readPages(others[r + 2]! + done, n, chunk.subarray(0, n * 4096));
+            const data = reader.readPages(others[r + 2]! + done, n, chunk.subarray(0, n * PAGE_SIZE));
             for (let k = 0; k < n; k++) {
               const p = pfn + k;
-              const page = data.subarray(k * 4096, (k + 1) * 4096);
+              const page = data.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE);
               if (loadInPlace(p)) {
-                ram.set(page, p * 4096);
+                ram.set(page, p * PAGE_SIZE);
                 continue;
               }
               const copy = dataSafe[nextSafe++]!;
-              ram.set(page, copy * 4096);
-              const pbeAddr = pbePagePfns[Math.floor(pbeCount / PBES_PER_PAGE)]! * 4096 + (pbeCount % PBES_PER_PAGE) * PBE_BYTES;
-              ram32[pbeAddr >>> 2] = copy * 4096;
-              ram32[(pbeAddr >>> 2) + 1] = p * 4096;
+              ram.set(page, copy * PAGE_SIZE);
+              const pbeAddr = pbePagePfns[Math.floor(pbeCount / PBES_PER_PAGE)]! * PAGE_SIZE + (pbeCount % PBES_PER_PAGE) * PBE_BYTES;
+              ram32[pbeAddr >>> 2] = copy * PAGE_SIZE;
+              ram32[(pbeAddr >>> 2) + 1] = p * PAGE_SIZE;
               ram32[(pbeAddr >>> 2) + 2] = 0;
               if (prevPbeAddr) ram32[(prevPbeAddr >>> 2) + 2] = pbeAddr;
               prevPbeAddr = pbeAddr;
@@ -243,22 +246,22 @@ export const bitmapPbe: RestoreStrategy = {
       if (direct && ctx.swap.version() !== image.fileVersion) {
         for (let k = 0; k < pfns.length; k++) {
           const p = pfns[k]!;
-          if (loadInPlace(p) && (crc32(ram.subarray(p * 4096, p * 4096 + 4096)) >>> 0) !== image.crcs[k]) {
-            throw new RestoreRefusedError(`page ${k} (PFN 0x${p.toString(16)}) changed on ${ctx.swap.path} while it was being loaded`);
+          if (loadInPlace(p) && (crc32(ram.subarray(p * PAGE_SIZE, p * PAGE_SIZE + PAGE_SIZE)) >>> 0) !== image.crcs[k]) {
+            throw new RestoreRefusedError(`page ${k} (PFN ${hex(p)}) changed on ${ctx.swap.path} while it was being loaded`);
           }
         }
       }
       phase.end();
       if (pbeCount !== plan.pbes) throw new RestoreRefusedError(`internal: planned ${plan.pbes} PBEs, built ${pbeCount}`);
       // 5. The trampoline, relocated into a safe page.
-      m.write(trampolinePfn * 4096, m.view(bi.trampoline_start, bi.trampoline_end - bi.trampoline_start).slice());
+      m.write(trampolinePfn * PAGE_SIZE, m.view(bi.trampoline_start, bi.trampoline_end - bi.trampoline_start).slice());
       m.clearJitCache();
       m.flushTlb();
     });
 
-    const pbeHead = pbeCount > 0 ? pbePagePfns[0]! * 4096 : 0;
+    const pbeHead = pbeCount > 0 ? pbePagePfns[0]! * PAGE_SIZE : 0;
     return {
-      decision: { resume: true, trampoline: trampolinePfn * 4096, pbeHead, context: bi.saved_context },
+      decision: { resume: true, trampoline: trampolinePfn * PAGE_SIZE, pbeHead, context: bi.saved_context },
       report: {
         strategy: 'bitmap-pbe',
         pagesLoaded: pfns.length,

@@ -9,6 +9,7 @@ import type { ValidatedImage, SwapDevice } from '../image/index.ts';
 import type { ResumeDecision } from '../machine/guest.ts';
 import type { Guest } from '../machine/guest.ts';
 import type { Progress } from '../metrics/progress.ts';
+import { HiberlabError } from '../errors.ts';
 
 export interface RestoreContext {
   readonly guest: Guest;
@@ -41,9 +42,8 @@ export interface RestoreStrategy {
 }
 
 /** The restore cannot proceed; nothing in guest memory was touched. */
-export class RestoreRefusedError extends Error {
-  constructor(message: string, readonly facts: Record<string, number> = {}) {
-    super(message);
-    this.name = 'RestoreRefusedError';
+export class RestoreRefusedError extends HiberlabError<'RESTORE_REFUSED', Record<string, number>> {
+  constructor(message: string, facts: Record<string, number> = {}) {
+    super('RESTORE_REFUSED', message, facts);
   }
 }

@@ -14,7 +14,8 @@ import type { SaveContext, SaveReport } from './strategy.ts';
 import { OWNERS, STRUCTS } from '../abi.ts';
 import type { SavedContext } from '../image/index.ts';
 import { ProtocolError } from '../machine/errors.ts';
-import { countBits, frameMask, framesOfWords, wordsOfFrames } from '../metrics/bitmap.ts';
+import { countBits, frameMask, framesOfWords, wordsOfFrames } from '../pages/page-set.ts';
+import { hex } from '../units.ts';
 
 /** Downtime: from the FREEZE command until the guest runs again or the image is committed. */
 export class DowntimeClock {
@@ -132,17 +133,6 @@ export function memoryAtAtomic(alloc: GuestAllocator, nosaveFrames: number): Sav
   return { frames: alloc.frameCount, usedAtAtomic, freeAtAtomic: alloc.freeCount, nosaveFrames };
 }
 
-/** Calls fn(start, dst, count) for maximal runs where both src[i] and dst[i] ascend by one. */
-export function forEachRun(src: ArrayLike<number>, dst: ArrayLike<number>, fn: (index: number, srcPfn: number, dstPfn: number, count: number) => void): void {
-  let i = 0;
-  while (i < src.length) {
-    let n = 1;
-    while (i + n < src.length && src[i + n] === src[i]! + n && dst[i + n] === dst[i]! + n) n++;
-    fn(i, src[i]!, dst[i]!, n);
-    i += n;
-  }
-}
-
 /** How the saveable pages now differ from a fixed set. */
 export interface PageSetChanges {
   /** Saveable now, not in the set (the image would miss them). */
@@ -220,7 +210,7 @@ export function captureSavedContext(guest: Guest): SavedContext {
  */
 export function assertNoPagesAdded(alloc: GuestAllocator, pageSet: PageSetBits, during: string): void {
   const changes = pageSetChanges(alloc, pageSet);
-  if (changes.added) throw new ProtocolError(`the guest started using ${changes.added} pages during ${during} (first PFN 0x${changes.firstAdded!.toString(16)}): they are not in the image`);
+  if (changes.added) throw new ProtocolError(`the guest started using ${changes.added} pages during ${during} (first PFN ${hex(changes.firstAdded!)}): they are not in the image`);
 }
 
 /** At the atomic point: the saveable pages must be exactly those fixed `since` (nothing allocated or freed). */
@@ -231,7 +221,7 @@ export function assertPageSetUnchanged(alloc: GuestAllocator, expected: Uint32Ar
     const pages = expected instanceof PageSetBits ? countBits(expected.words) : expected.length;
     throw new ProtocolError(
       `the set of saveable pages changed between ${since} (${pages} pages) and the atomic point: ` +
-        `${c.added} pages newly in use, ${c.removed} freed (first: PFN 0x${first.toString(16)})`,
+        `${c.added} pages newly in use, ${c.removed} freed (first: PFN ${hex(first)})`,
     );
   }
 }

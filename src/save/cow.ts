@@ -22,8 +22,11 @@ import { CopyBeforeWritePolicy } from '../mmu/policies/index.ts';
 import { WriteProtector } from '../mmu/protect.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { writeWhileRunning, type LiveIoOptions } from './live-io.ts';
-import { DowntimeClock, fixPageSet, forEachRun, freezeTasks, moveOracleTime, recordAtomicPoint, captureSavedContext, memoryAtAtomic, countNosave, PageSetBits, assertNoPagesAdded } from './common.ts';
+import { DowntimeClock, fixPageSet, freezeTasks, moveOracleTime, recordAtomicPoint, captureSavedContext, memoryAtAtomic, countNosave, PageSetBits, assertNoPagesAdded } from './common.ts';
+import { forEachRun } from '../pages/page-set.ts';
 import type { SaveContext, SaveReport, SaveStrategy } from './strategy.ts';
+import { hex } from '../units.ts';
+import { PAGE_SIZE } from '../units.ts';
 
 export interface CowOptions extends LiveIoOptions {
   /** Frames in the reserve pool for copy-before-write. Default: 5 % of RAM, at least 64. */
@@ -57,8 +60,8 @@ async function saveCow(ctx: SaveContext, options: CowOptions): Promise<SaveRepor
     poolPages: options.poolPages ?? Math.max(64, Math.floor(frames * 0.05)),
     onPoolExhausted: (fault) => {
       const index = indexOf[fault.pfn]!;
-      if (!writer || index < 0) return { stop: new ProtocolError(`copy-before-write pool exhausted on PFN 0x${fault.pfn.toString(16)}, which is not in the image`) };
-      writer.writePages(index, m.view(fault.pfn * 4096, 4096));
+      if (!writer || index < 0) return { stop: new ProtocolError(`copy-before-write pool exhausted on PFN ${hex(fault.pfn)}, which is not in the image`) };
+      writer.writePages(index, m.view(fault.pfn * PAGE_SIZE, PAGE_SIZE));
       saved[fault.pfn] = 1;
       savedEarly++;
       protector.unprotect([fault.pfn]);
@@ -93,7 +96,7 @@ async function saveCow(ctx: SaveContext, options: CowOptions): Promise<SaveRepor
       guest.atomic(() => {
         oracleMs = recordAtomicPoint(ctx, clock);
         assertNoPagesAdded(alloc, pageSet, 'the freeze');
-        forEachRun(mustCopy, atomicCopies, (_i, src, dst, n) => m.ram.copyWithin(dst * 4096, src * 4096, (src + n) * 4096));
+        forEachRun(mustCopy, atomicCopies, (_i, src, dst, n) => m.ram.copyWithin(dst * PAGE_SIZE, src * PAGE_SIZE, (src + n) * PAGE_SIZE));
         protector.protect(protectable, 'cow');
         memory = memoryAtAtomic(alloc, nosave);
         savedContext = captureSavedContext(guest);
@@ -121,7 +124,7 @@ async function saveCow(ctx: SaveContext, options: CowOptions): Promise<SaveRepor
           if (saved[pfn]) continue;
           const atomic = copyIndex.get(pfn);
           const copy = atomic ?? policy.copyOf(pfn);
-          writer!.writePages(i, m.view((copy ?? pfn) * 4096, 4096));
+          writer!.writePages(i, m.view((copy ?? pfn) * PAGE_SIZE, PAGE_SIZE));
           if (copy !== undefined && atomic === undefined) policy.release(pfn);
           if (protector.isProtected(pfn)) protector.unprotect([pfn]);
           saved[pfn] = 1;

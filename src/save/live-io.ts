@@ -8,6 +8,7 @@
 import { CONSTANTS } from '../abi.ts';
 import type { Guest } from '../machine/guest.ts';
 import type { Progress } from '../metrics/progress.ts';
+import { PAGE_SIZE } from '../units.ts';
 
 export interface LiveIoOptions {
   /** Image bytes the swap device writes per emulated millisecond. Default 256 KiB (≈ 256 MB/s). */
@@ -19,7 +20,7 @@ export const DEFAULT_BYTES_PER_MS = 256 * 1024;
 /** Pages the device writes during one timer tick of guest time. */
 export function pagesPerTick(options: LiveIoOptions = {}): number {
   const msPerTick = 1000 / CONSTANTS.HZ.value;
-  return Math.max(1, Math.floor(((options.bytesPerMs ?? DEFAULT_BYTES_PER_MS) * msPerTick) / 4096));
+  return Math.max(1, Math.floor(((options.bytesPerMs ?? DEFAULT_BYTES_PER_MS) * msPerTick) / PAGE_SIZE));
 }
 
 /**

@@ -6,6 +6,7 @@ import type { Guest } from '../machine/guest.ts';
 import type { Progress } from '../metrics/progress.ts';
 import type { Oracle } from '../oracle/oracle.ts';
 import type { SwapDevice } from '../image/index.ts';
+import { HiberlabError } from '../errors.ts';
 
 export interface SaveContext {
   readonly guest: Guest;
@@ -90,9 +91,8 @@ export interface SaveStrategy {
 }
 
 /** Hibernation was refused before anything irreversible happened; the guest runs on. */
-export class HibernationRefusedError extends Error {
-  constructor(message: string, readonly facts: Record<string, number>) {
-    super(message);
-    this.name = 'HibernationRefusedError';
+export class HibernationRefusedError extends HiberlabError<'HIBERNATION_REFUSED', Record<string, number>> {
+  constructor(message: string, facts: Record<string, number>) {
+    super('HIBERNATION_REFUSED', message, facts);
   }
 }

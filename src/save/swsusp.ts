@@ -21,12 +21,15 @@
 import { OWNERS } from '../abi.ts';
 import { ImageWriter, type SavedContext } from '../image/index.ts';
 import { ProtocolError } from '../machine/errors.ts';
-import { bitmapPages, countBits, forEachRunPair, framesOfWords, GuestBitmap, runsOfWords } from '../metrics/bitmap.ts';
+import { countBits, forEachRunPair, framesOfWords, runsOfWords } from '../pages/page-set.ts';
+import { bitmapPages, MemoryBitmap } from '../pages/memory-bitmap.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { HibernationRefusedError, type SaveContext, type SaveReport, type SaveStrategy } from './strategy.ts';
 import { assertPageSetUnchanged, DowntimeClock, freezeTasks, moveOracleTime, recordAtomicPoint, captureSavedContext, saveableWords, memoryAtAtomic, countNosave, PageSetBits } from './common.ts';
+import { forEachRun } from '../pages/page-set.ts';
+import { PAGE_SIZE } from '../units.ts';
 
-export { forEachRun, saveablePfns } from './common.ts';
+export { saveablePfns } from './common.ts';
 
 export const swsusp: SaveStrategy = {
   name: 'swsusp',
@@ -47,7 +50,7 @@ export const swsusp: SaveStrategy = {
     // Preallocation (hibernate_preallocate_memory): copies + orig_bm + copy_bm + one buffer page.
     // The page sets are allocator-bitmap words and runs of frames, not lists of frames:
     // each save runs once per process, cold, and a loop over every page costs ~100 ns a
-    // page there (metrics/bitmap.ts).
+    // page there (pages/page-set.ts).
     const metaPages = 2 * bitmapPages(frames) + 1;
     let saveable: Uint32Array = new Uint32Array(0);
     let saveableCount = 0;
@@ -87,8 +90,8 @@ export const swsusp: SaveStrategy = {
     });
 
     const bmPages = bitmapPages(frames);
-    const origBm = new GuestBitmap(m, meta!.subarray(0, bmPages), frames);
-    const copyBm = new GuestBitmap(m, meta!.subarray(bmPages, 2 * bmPages), frames);
+    const origBm = new MemoryBitmap(m, meta!.subarray(0, bmPages), frames);
+    const copyBm = new MemoryBitmap(m, meta!.subarray(bmPages, 2 * bmPages), frames);
     const pageSet = new PageSetBits(alloc, saveable, 'words');
     let savedContext: SavedContext | undefined;
     let memory: SaveReport['memory'] | undefined;
@@ -129,9 +132,9 @@ export const swsusp: SaveStrategy = {
         const dst: number[] = [];
         const parts: Uint8Array[] = [];
         forEachRunPair(runsOfWords(origWords, frames), runsOfWords(copyWords, frames), (_i, from, to, n) => {
-          src.push(from * 4096);
-          dst.push(to * 4096);
-          parts.push(m.view(to * 4096, n * 4096));
+          src.push(from * PAGE_SIZE);
+          dst.push(to * PAGE_SIZE);
+          parts.push(m.view(to * PAGE_SIZE, n * PAGE_SIZE));
         });
         // The copy is made piece by piece (2 MiB) just before the image writer takes the
         // piece, so the writes of the first copies run on libuv's pool while the rest are
@@ -146,7 +149,7 @@ export const swsusp: SaveStrategy = {
           fill: (piece, part, offset) => {
             const from = src[part]! + offset;
             ram.copyWithin(dst[part]! + offset, from, from + piece.length);
-            copied += piece.length / 4096;
+            copied += piece.length / PAGE_SIZE;
             phase.update(copied);
             if (copied === saveableCount) copiedAll();
           },

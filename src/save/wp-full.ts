@@ -29,8 +29,10 @@ import { DirtyTrackPolicy } from '../mmu/policies/index.ts';
 import { WriteProtector } from '../mmu/protect.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { writeWhileRunning, type LiveIoOptions } from './live-io.ts';
-import { countNosave, DowntimeClock, fixPageSet, forEachRun, freezeTasks, memoryAtAtomic, moveOracleTime, assertNoPagesAdded, PageSetBits, recordAtomicPoint, captureSavedContext } from './common.ts';
+import { countNosave, DowntimeClock, fixPageSet, freezeTasks, memoryAtAtomic, moveOracleTime, assertNoPagesAdded, PageSetBits, recordAtomicPoint, captureSavedContext } from './common.ts';
+import { forEachRun } from '../pages/page-set.ts';
 import type { PrecopyRound, SaveContext, SaveReport, SaveStrategy } from './strategy.ts';
+import { PAGE_SIZE } from '../units.ts';
 
 export interface WpFullOptions extends LiveIoOptions {
   /** Pre-copy rounds after the first full pass (0 = none). Default 0. */
@@ -81,7 +83,7 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
     const indexOf = new Map<number, number>();
     pfns.forEach((p, i) => indexOf.set(p, i));
     const writeRuns = (list: ArrayLike<number>) => {
-      forEachRun(list, list, (_i, pfn, _d, n) => writer.writePages(indexOf.get(pfn)!, m.view(pfn * 4096, n * 4096)));
+      forEachRun(list, list, (_i, pfn, _d, n) => writer.writePages(indexOf.get(pfn)!, m.view(pfn * PAGE_SIZE, n * PAGE_SIZE)));
     };
 
     await timer.time('protect', () => protector.protect(protectable, 'wp-full'));
@@ -184,7 +186,7 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
         });
         assertNoPagesAdded(alloc, pageSet, 'the save');
         const ram = m.ram;
-        forEachRun(toCopy, copies, (_i, src, dst, n) => ram.copyWithin(dst * 4096, src * 4096, (src + n) * 4096));
+        forEachRun(toCopy, copies, (_i, src, dst, n) => ram.copyWithin(dst * PAGE_SIZE, src * PAGE_SIZE, (src + n) * PAGE_SIZE));
         memory = memoryAtAtomic(alloc, nosave);
         savedContext = captureSavedContext(guest);
       }),
@@ -208,7 +210,7 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
         for (let k = i; k < i + n; k++) if (tableCopy[toCopy[k]!]! >= 0) return true;
         return false;
       };
-      const writeRun = (index: number, copy: number, n: number) => writer.writePagesCrcsLater(index, m.view(copy * 4096, n * 4096));
+      const writeRun = (index: number, copy: number, n: number) => writer.writePagesCrcsLater(index, m.view(copy * PAGE_SIZE, n * PAGE_SIZE));
       forEachRun(indexes, copies, (i, index, copy, n) => {
         if (!holdsTable(i, n)) writeRun(index, copy, n);
       });
@@ -217,7 +219,7 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
       forEachRun(indexes, copies, (i, index, copy, n) => {
         if (holdsTable(i, n)) writeRun(index, copy, n);
       });
-      forEachRun(indexes, copies, (_i, index, copy, n) => writer.giveCrcs(index, pageCrcs(m.view(copy * 4096, n * 4096))));
+      forEachRun(indexes, copies, (_i, index, copy, n) => writer.giveCrcs(index, pageCrcs(m.view(copy * PAGE_SIZE, n * PAGE_SIZE))));
       return writer.commitAsync({
         context: savedContext!,
         stats: { atomicCopyPages: toCopy.length, liveWrittenPages: rounds.reduce((a, r) => a + r.pagesWritten, 0), wpFaults: handler.stats.faults, precopyRounds: rounds.length - 1, frozenTasks: tasksFrozen },
@@ -267,8 +269,8 @@ async function saveWpFull(ctx: SaveContext, options: WpFullOptions): Promise<Sav
 
 /** A host copy of the listed pages, back to back. */
 function snapshotPages(ram: Uint8Array, pfns: Uint32Array): Uint8Array {
-  const out = new Uint8Array(pfns.length * 4096);
-  for (let i = 0; i < pfns.length; i++) out.set(ram.subarray(pfns[i]! * 4096, pfns[i]! * 4096 + 4096), i * 4096);
+  const out = new Uint8Array(pfns.length * PAGE_SIZE);
+  for (let i = 0; i < pfns.length; i++) out.set(ram.subarray(pfns[i]! * PAGE_SIZE, pfns[i]! * PAGE_SIZE + PAGE_SIZE), i * PAGE_SIZE);
   return out;
 }
 
@@ -278,7 +280,7 @@ function countChanged(ram: Uint8Array, pfns: Uint32Array, snapshot: Uint8Array):
   const then = Buffer.from(snapshot.buffer, snapshot.byteOffset, snapshot.byteLength);
   let n = 0;
   for (let i = 0; i < pfns.length; i++) {
-    if (now.compare(then, i * 4096, i * 4096 + 4096, pfns[i]! * 4096, pfns[i]! * 4096 + 4096) !== 0) n++;
+    if (now.compare(then, i * PAGE_SIZE, i * PAGE_SIZE + PAGE_SIZE, pfns[i]! * PAGE_SIZE, pfns[i]! * PAGE_SIZE + PAGE_SIZE) !== 0) n++;
   }
   return n;
 }
@@ -315,7 +317,7 @@ function mergeInSet(neverProtected: Uint32Array, dirty: Uint32Array, words: Uint
 
 /** The CRC32 of every page of `data`. */
 function pageCrcs(data: Uint8Array): Uint32Array {
-  const out = new Uint32Array(data.length / 4096);
+  const out = new Uint32Array(data.length / PAGE_SIZE);
   crc32Pages(data, out, 0);
   return out;
 }

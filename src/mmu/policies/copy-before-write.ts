@@ -19,8 +19,8 @@ import { MachineError } from '../../machine/errors.ts';
 import type { Guest } from '../../machine/guest.ts';
 import { describeFault, type FaultContext, type FaultDecision, type FaultPolicy, type PageFault } from '../faults.ts';
 import type { WriteProtector } from '../protect.ts';
+import { PAGE_SIZE } from '../../units.ts';
 
-const PAGE = 4096;
 /** Slot-table value of a pool frame that holds no copy. */
 export const FREE_SLOT = 0xffffffff;
 
@@ -32,9 +32,9 @@ export interface CopyBeforeWriteOptions {
 }
 
 /** The reserve pool ran out and nobody said what to do then. */
-export class PoolExhaustedError extends MachineError {
+export class PoolExhaustedError extends MachineError<{ poolPages: number; copies: number; pfn: number }> {
   constructor(readonly poolPages: number, readonly copies: number, readonly fault: PageFault, where: string) {
-    super(`copy-before-write: the reserve pool is exhausted (all ${poolPages} frames hold copies, ${copies} pages copied so far): cannot copy ${where} before the write`);
+    super(`copy-before-write: the reserve pool is exhausted (all ${poolPages} frames hold copies, ${copies} pages copied so far): cannot copy ${where} before the write`, 'POOL_EXHAUSTED', { poolPages, copies, pfn: fault.pfn });
   }
 }
 
@@ -62,7 +62,7 @@ export class CopyBeforeWritePolicy implements FaultPolicy {
     const alloc = guest.allocator;
     this.poolPages = options.poolPages ?? 256;
     if (!Number.isInteger(this.poolPages) || this.poolPages < 1) throw new RangeError(`copy-before-write: poolPages must be a whole number ≥ 1, got ${this.poolPages}`);
-    const tablePages = Math.ceil((this.poolPages * 4) / PAGE);
+    const tablePages = Math.ceil((this.poolPages * 4) / PAGE_SIZE);
     const frames = alloc.allocFrames(this.poolPages + tablePages, OWNERS.SNAPSHOT.value);
     if (!frames) throw new Error(`copy-before-write: the reserve pool of ${this.poolPages} frames and its ${tablePages}-frame slot table need ${this.poolPages + tablePages} free frames, the guest has ${alloc.freeCount}`);
     this.slotFrames = frames.slice(0, tablePages);
@@ -97,7 +97,7 @@ export class CopyBeforeWritePolicy implements FaultPolicy {
       if (this.freeTop === 0) return this.onPoolExhausted(fault, ctx);
       const slot = this.freeSlots[--this.freeTop]!;
       const ram = this.guest.machine.ram;
-      ram.copyWithin(this.pool[slot]! * PAGE, pfn * PAGE, (pfn + 1) * PAGE);
+      ram.copyWithin(this.pool[slot]! * PAGE_SIZE, pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE);
       this.setSlot(slot, pfn);
       this.slotOf[pfn] = slot + 1;
       this.copies++;

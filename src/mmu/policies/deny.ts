@@ -5,12 +5,12 @@
 import { MachineError } from '../../machine/errors.ts';
 import { describeFault, type FaultContext, type FaultDecision, type FaultPolicy, type PageFault } from '../faults.ts';
 
-export class WriteDeniedError extends MachineError {
+export class WriteDeniedError extends MachineError<{ pfn: number; eip: number; taskId: number }> {
   readonly pfn: number;
   readonly eip: number;
   readonly taskId: number;
   constructor(readonly fault: PageFault, where: string) {
-    super(`denied write to a protected page: ${where}`);
+    super(`denied write to a protected page: ${where}`, 'WRITE_DENIED', { pfn: fault.pfn, eip: fault.eip, taskId: fault.taskId });
     this.pfn = fault.pfn;
     this.eip = fault.eip;
     this.taskId = fault.taskId;

@@ -11,8 +11,9 @@ import { OWNERS } from '../../abi.ts';
 import type { Guest } from '../../machine/guest.ts';
 import type { FaultContext, FaultDecision, FaultPolicy, PageFault } from '../faults.ts';
 import type { WriteProtector } from '../protect.ts';
+import { PAGE_SIZE } from '../../units.ts';
 
-const BITS_PER_FRAME = 4096 * 8;
+const BITS_PER_FRAME = PAGE_SIZE * 8;
 
 export class DirtyTrackPolicy implements FaultPolicy {
   readonly name = 'dirty-track';
