@@ -4,7 +4,7 @@
  * missing build makes hiberlab slower, never wrong: callers get the Error that says why.
  */
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { packagePath } from './package-root.ts';
 
 export interface HiberlabNative {
   /** 2 MiB: the span madvise(MADV_HUGEPAGE) rounds to. */
@@ -20,7 +20,7 @@ export interface HiberlabNative {
 }
 
 /** Where `npm install` puts the module (node-gyp's default output). */
-export const NATIVE_MODULE_PATH = fileURLToPath(new URL('../build/Release/hiberlab_native.node', import.meta.url));
+export const NATIVE_MODULE_PATH = packagePath('build/Release/hiberlab_native.node');
 
 let loaded: HiberlabNative | Error | undefined;
 

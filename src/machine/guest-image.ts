@@ -18,8 +18,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { HiberlabError } from '../errors.ts';
+import { packagePath } from '../package-root.ts';
 import { hex } from '../units.ts';
 
 /** Stands for the absolute path of guest/ in -ffile-prefix-map, so the recorded flags do not depend on the checkout. */
@@ -36,11 +36,11 @@ export const GUEST_CFLAGS: readonly string[] = [
 export const GUEST_LDFLAGS: readonly string[] = ['-m', 'elf_i386', '-T', 'linker.ld', '--build-id=none'];
 
 /** The root of the hiberlab package. */
-export const PACKAGE_ROOT: string = fileURLToPath(new URL('../../', import.meta.url));
+export { PACKAGE_ROOT } from '../package-root.ts';
 /** The guest sources. */
-export const GUEST_DIR: string = fileURLToPath(new URL('../../guest/', import.meta.url));
+export const GUEST_DIR: string = packagePath('guest/');
 /** The default guest image. */
-export const DEFAULT_GUEST_IMAGE: string = fileURLToPath(new URL('../../images/guest.elf', import.meta.url));
+export const DEFAULT_GUEST_IMAGE: string = packagePath('images/guest.elf');
 
 /** What images/manifest.json records about a build. */
 export interface GuestManifest {

@@ -16,7 +16,13 @@ export interface PhaseProgress {
 
 export const silentProgress: Progress = { phase: () => ({ update() {}, end() {} }) };
 
-export function consoleProgress(stream: NodeJS.WriteStream = process.stderr): Progress {
+/** Where consoleProgress writes (process.stderr by default); not NodeJS.WriteStream, so the package's .d.ts do not need @types/node. */
+export interface ProgressStream {
+  readonly isTTY?: boolean;
+  write(text: string): unknown;
+}
+
+export function consoleProgress(stream: ProgressStream = process.stderr): Progress {
   return {
     phase(name, total, unit = 'pages') {
       const start = performance.now();
