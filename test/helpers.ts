@@ -8,7 +8,6 @@ import tmp from 'tmp';
 import { afterAll } from 'vitest';
 import { loadGuestImage } from '../src/machine/guest-image.ts';
 import type { GuestImageRef } from '../src/machine/machine.ts';
-import { hex } from '../src/units.ts';
 
 export const MiB = 1024 * 1024;
 

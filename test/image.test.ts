@@ -15,7 +15,6 @@ import {
   type ImageErrorCode, type ImageWriterOptions, type SavedContext,
 } from '../src/image/index.ts';
 import { wordsOfFrames } from '../src/pages/page-set.ts';
-import { hex } from '../src/units.ts';
 
 // ---------------------------------------------------------------------------
 // Fixtures

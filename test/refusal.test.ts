@@ -4,7 +4,6 @@ import { hibernate, resume } from '../src/cycle.ts';
 import { CrcThread, HEADER_OFFSET, resetSignature, SwapDevice, validateImage } from '../src/image/index.ts';
 import { Guest } from '../src/machine/guest.ts';
 import { guestImage, MiB, sha256File, tempSwapPath } from './helpers.ts';
-import { hex } from '../src/units.ts';
 
 let good: string;
 let dataOffset: number;

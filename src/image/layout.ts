@@ -38,7 +38,6 @@
 import { STRUCTS } from '../abi.ts';
 import { PAGE_SIZE } from '../units.ts';
 import { crc32 } from './crc.ts';
-import { hex } from '../units.ts';
 
 export { PAGE_SIZE };
 export const SECTOR_SIZE = 512;

@@ -20,7 +20,6 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { HiberlabError } from '../errors.ts';
 import { packagePath } from '../package-root.ts';
-import { hex } from '../units.ts';
 
 /** Stands for the absolute path of guest/ in -ffile-prefix-map, so the recorded flags do not depend on the checkout. */
 export const GUEST_DIR_PLACEHOLDER = '<guest>';

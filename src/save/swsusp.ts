@@ -26,7 +26,6 @@ import { bitmapPages, MemoryBitmap } from '../pages/memory-bitmap.ts';
 import { PhaseTimer } from '../metrics/timer.ts';
 import { HibernationRefusedError, type SaveContext, type SaveReport, type SaveStrategy } from './strategy.ts';
 import { assertPageSetUnchanged, DowntimeClock, freezeTasks, moveOracleTime, recordAtomicPoint, captureSavedContext, saveableWords, memoryAtAtomic, countNosave, PageSetBits } from './common.ts';
-import { forEachRun } from '../pages/page-set.ts';
 import { PAGE_SIZE } from '../units.ts';
 
 export { saveablePfns } from './common.ts';
