@@ -9,6 +9,7 @@
  */
 import Table from 'cli-table3';
 import { runCycle } from '../src/cycle.ts';
+import { SAVE_STRATEGIES } from '../src/strategies.ts';
 import { loadGuestImage } from '../src/machine/guest-image.ts';
 import { settle } from './settle.ts';
 
@@ -27,7 +28,6 @@ export interface LiveBenchRow {
   atomicCopyPages: number;
   flaggedPages?: number;
   pagesChanged?: number;
-  largestImageFraction: number;
   /** pass if the instrumented run passed the oracle and every clean run resumed and verified. */
   verdict: string;
 }
@@ -50,10 +50,11 @@ export async function benchLive(ramMiB = 128, reps = 3): Promise<LiveBenchRow[]>
     await settle();
     return runCycle({
       ramBytes: ramMiB * MiB, workload, seed: 1, save, image, prefault: true, oracle: instrumented,
-      saveOptions: save === 'wp-full' && instrumented ? { measureWrites: true } : undefined,
+      // The instrumented run measures what really changed, where the strategy can.
+      saveOptions: instrumented && 'measureWrites' in SAVE_STRATEGIES.get(save)!.options ? { measureWrites: true } : undefined,
     });
   };
-  for (const save of ['swsusp', 'wp-full', 'cow']) {
+  for (const [save, strategy] of SAVE_STRATEGIES) {
     const checked = await cycle(save, true);
     const clean = [];
     for (let i = 0; i < reps; i++) clean.push(await cycle(save, false));
@@ -65,9 +66,8 @@ export async function benchLive(ramMiB = 128, reps = 3): Promise<LiveBenchRow[]>
       downtimeSamplesMs: clean.map((r) => r.save.downtime.ms),
       downtimeInstructions: best.save.downtime.instructions,
       atomicCopyPages: best.save.atomicCopyPages,
-      flaggedPages: checked.save.live?.flaggedPages,
-      pagesChanged: checked.save.live?.pagesChanged,
-      largestImageFraction: checked.save.largestImageFraction,
+      flaggedPages: checked.save.stats.flaggedPages as number | undefined,
+      pagesChanged: checked.save.stats.pagesChanged as number | undefined,
       verdict: checked.verdict === 'pass' && clean.every((r) => r.verdict === 'pass') ? 'pass' : 'FAIL',
     });
   }
@@ -75,13 +75,13 @@ export async function benchLive(ramMiB = 128, reps = 3): Promise<LiveBenchRow[]>
 }
 
 export function renderLive(rows: LiveBenchRow[]): string {
-  const t = new Table({ head: ['RAM', 'save', 'pages saved', 'downtime', 'vs swsusp (wp-full ≤ 0.1)', 'atomic copy', 'faulted / changed', 'largest image', 'cycle'], style: { head: [], border: [] } });
+  const t = new Table({ head: ['RAM', 'save', 'pages saved', 'downtime', 'vs swsusp (wp-full ≤ 0.1)', 'atomic copy', 'faulted / changed', 'cycle'], style: { head: [], border: [] } });
   for (const r of rows) {
     const base = rows.find((x) => x.strategy === 'swsusp' && x.ramMiB === r.ramMiB);
     t.push([
       `${r.ramMiB} MiB`, r.strategy, r.pagesSaved, `${r.downtimeMs.toFixed(1)} ms`, base ? (r.downtimeMs / base.downtimeMs).toFixed(3) : '-',
       r.atomicCopyPages, r.flaggedPages === undefined ? '-' : `${r.flaggedPages} / ${r.pagesChanged ?? '-'}`,
-      `${(r.largestImageFraction * 100).toFixed(1)} %`, r.verdict,
+      r.verdict,
     ]);
   }
   return t.toString();
@@ -89,7 +89,7 @@ export function renderLive(rows: LiveBenchRow[]): string {
 
 export function liveMarkdown(rows: LiveBenchRow[]): string {
   const lines = [
-    '## Saving while running: downtime, atomic copy, largest image',
+    '## Saving while running: downtime and atomic copy',
     '',
     'Workload: static cache pages (40 % of RAM) plus a churn over 2 % of RAM at 1000 writes per guest ms, so that',
     'the pages written during the save are about 5 % of the pages saved; prefaulted,',
@@ -100,18 +100,15 @@ export function liveMarkdown(rows: LiveBenchRow[]): string {
     'process and disk (bench/settle.ts).',
     '"faulted / changed": wp-full\'s pages copied because they faulted, against the protected pages whose',
     'contents really changed before the atomic point (a host copy taken when protection started).',
-    'Largest image: what this algorithm could save on this machine, as a fraction of RAM',
-    '(swsusp: half of what the memory bitmaps leave; wp-full: RAM less the atomic copy and the fault',
-    'bitmap; cow: RAM less the unprotectable pages and the reserve pool).',
     '',
-    '| RAM | save | pages saved | downtime (best) | downtime / swsusp (wp-full target ≤ 0.1) | all runs | guest instructions freeze → atomic point | atomic copy pages | faulted / changed | largest image | cycle |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| RAM | save | pages saved | downtime (best) | downtime / swsusp (wp-full target ≤ 0.1) | all runs | guest instructions freeze → atomic point | atomic copy pages | faulted / changed | cycle |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     const base = rows.find((x) => x.strategy === 'swsusp' && x.ramMiB === r.ramMiB);
     lines.push(
       `| ${r.ramMiB} MiB | ${r.strategy} | ${r.pagesSaved} | ${r.downtimeMs.toFixed(1)} ms | ${base ? (r.downtimeMs / base.downtimeMs).toFixed(3) : '-'} | ${r.downtimeSamplesMs.map((x) => x.toFixed(0)).join(', ')} ms | ${r.downtimeInstructions} | ${r.atomicCopyPages} | ` +
-        `${r.flaggedPages === undefined ? '-' : `${r.flaggedPages} / ${r.pagesChanged ?? '-'}`} | ${(r.largestImageFraction * 100).toFixed(1)} % | ${r.verdict} |`,
+        `${r.flaggedPages === undefined ? '-' : `${r.flaggedPages} / ${r.pagesChanged ?? '-'}`} | ${r.verdict} |`,
     );
   }
   return `${lines.join('\n')}\n`;

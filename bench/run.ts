@@ -29,6 +29,7 @@ import { hugePageMemory, type HugePageAdvice } from '../src/machine/host-memory.
 import { pageAlignedMemory } from '../src/wasm.ts';
 import { silentProgress } from '../src/metrics/progress.ts';
 import { swsusp } from '../src/save/swsusp.ts';
+import { runSave } from '../src/save/session.ts';
 import { benchLive, liveMarkdown, renderLive, type LiveBenchRow } from './live.ts';
 import { benchFaults, faultsMarkdown, type FaultBenchRow } from './faults.ts';
 import { benchFlags, settle } from './settle.ts';
@@ -177,7 +178,7 @@ async function benchOnce(ramMiB: number, hostHugePages: boolean): Promise<Row> {
   // No oracle capture here (it copies all RAM and is not part of hibernation): the
   // resume checks every page against the image's CRCs and the tasks verify their data.
   await settle();
-  const save = await swsusp.save({ guest, swap, progress: silentProgress });
+  const { report: save } = await runSave(swsusp, {}, { guest, swap, progress: silentProgress, oracle: false });
   swap.close();
   if (process.env.BENCH_PHASES) console.error(JSON.stringify(save.phasesMs));
   const hiberlabSaveMs = sum(save.phasesMs, ['freeze', 'prepare', 'atomic', 'write']);
@@ -192,8 +193,8 @@ async function benchOnce(ramMiB: number, hostHugePages: boolean): Promise<Row> {
   await settle();
   const r = await resume({ imagePath: swapPath, ramBytes, image, prefault: true, hostHugePages });
   if (process.env.BENCH_PHASES) console.error(JSON.stringify(r.phasesMs), JSON.stringify(r.restore?.phasesMs), r.restore?.pbes);
-  const hiberlabRestoreMs = sum(r.phasesMs, ['validate', 'load', 'trampoline']);
-  const verdict = r.status === 'resumed' && r.oracle?.differingPages.length === 0 && r.verify.every((v) => v.badWords === 0) ? 'pass' : 'FAIL';
+  const hiberlabRestoreMs = sum(r.phasesMs, ['validate', 'restore', 'trampoline']);
+  const verdict = r.status === 'resumed' && r.check?.verdict === 'pass' ? 'pass' : 'FAIL';
   rmSync(swapPath, { force: true });
 
   // The disk-heavy references last, so that none of them leaves writeback or discards

@@ -5,9 +5,10 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
 import {
-  DEFAULT_RAM_BYTES, DEFAULT_WARMUP_MS, DEFAULT_WORKLOAD, hibernate, judge, resume, runCycle,
+  DEFAULT_RAM_BYTES, DEFAULT_WARMUP_MS, DEFAULT_WORKLOAD, hibernate, resume, runCycle,
   type CycleReport, type HibernateOptions, type HibernateResult, type ResumeResult,
 } from '../src/cycle.ts';
+import { defaultText, kebab, type GivenOptions, type OptionSpec, type OptionSpecs } from '../src/declarations.ts';
 import { formatInspection, inspectImage } from '../src/image/index.ts';
 import { MAX_RAM_BYTES, MIN_RAM_BYTES } from '../src/machine/machine.ts';
 import { parseSize } from '../src/machine/workload.ts';
@@ -40,7 +41,8 @@ function intOption(text: string): number {
 
 const ramOpt = () => new Option('--ram <size>', 'guest RAM (16M .. 2G-128K)').argParser(ramOption).default(DEFAULT_RAM_BYTES, '64M');
 const jsonOpt = () => new Option('--json', 'print one JSON report on stdout');
-const verboseOpt = () => new Option('-v, --verbose', 'echo the guest console on stderr');
+const verboseOpt = () => new Option('-v, --verbose', 'print every number, not only the summary');
+const consoleOpt = () => new Option('--console', 'echo the guest console on stderr');
 const detOpt = () => new Option('--deterministic', 'virtual clock from the instruction counter, JIT off: identical runs');
 const largeOpt = () => new Option('--large-pages', 'map guest RAM with 4 MiB pages');
 
@@ -48,6 +50,7 @@ interface CommonFlags {
   ram: number;
   json?: boolean;
   verbose?: boolean;
+  console?: boolean;
   deterministic?: boolean;
   largePages?: boolean;
 }
@@ -58,52 +61,81 @@ interface HibernateFlags extends CommonFlags {
   save: string;
   image?: string;
   warmup: number;
-  precopyRounds?: number;
-  stopThreshold?: number;
-  io?: number;
-  pool?: number;
 }
 
-function hibernateOptions(flags: HibernateFlags): HibernateOptions {
+/**
+ * One flag per option any strategy of `kind` declares (--kebab-name), its help naming
+ * the strategies that take it. Flags are only given to commander as strings; which
+ * strategy's options they are is decided after parsing (strategyOptions).
+ */
+function addStrategyOptions(cmd: Command, strategies: ReadonlyMap<string, { name: string; options: OptionSpecs }>): Command {
+  const byName = new Map<string, { spec: OptionSpec; owners: string[] }>();
+  for (const s of strategies.values()) {
+    for (const [name, spec] of Object.entries(s.options)) {
+      const entry = byName.get(name);
+      if (entry) entry.owners.push(s.name);
+      else byName.set(name, { spec, owners: [s.name] });
+    }
+  }
+  for (const [name, { spec, owners }] of byName) {
+    const def = defaultText(spec);
+    const help = `${owners.join(', ')}: ${spec.help}${spec.kind === 'integer' && spec.unit ? ` (${spec.unit})` : ''}${def !== undefined ? ` (default ${def})` : ''}`;
+    if (spec.kind === 'boolean') cmd.addOption(new Option(`--${kebab(name)}`, help));
+    else cmd.addOption(new Option(`--${kebab(name)} <n>`, help).argParser(intOption));
+  }
+  return cmd;
+}
+
+/** The options of strategy `chosen` from the parsed flags; a flag of another strategy's is refused. */
+function strategyOptions(cmd: Command, strategies: ReadonlyMap<string, { name: string; options: OptionSpecs }>, chosen: string, kind: 'save' | 'restore'): GivenOptions {
+  const mine = strategies.get(chosen)?.options ?? {};
+  const out: Record<string, number | boolean> = {};
+  const all = new Set<string>();
+  for (const s of strategies.values()) for (const name of Object.keys(s.options)) all.add(name);
+  for (const name of all) {
+    if (cmd.getOptionValueSource(name) !== 'cli') continue;
+    if (!(name in mine)) {
+      const owners = [...strategies.values()].filter((s) => name in s.options).map((s) => s.name);
+      throw new InvalidArgumentError(`--${kebab(name)} is an option of ${owners.join(', ')}, not of the ${kind} strategy ${chosen}`);
+    }
+    out[name] = cmd.getOptionValue(name) as number | boolean;
+  }
+  return out;
+}
+
+function hibernateOptions(flags: HibernateFlags, cmd: Command): HibernateOptions {
   return {
     ramBytes: flags.ram,
     workload: flags.workload,
     seed: flags.seed,
     save: flags.save,
+    saveOptions: strategyOptions(cmd, SAVE_STRATEGIES, flags.save, 'save'),
     imagePath: flags.image,
     warmupMs: flags.warmup,
-    saveOptions: {
-      precopyRounds: flags.precopyRounds,
-      stopThreshold: flags.stopThreshold,
-      bytesPerMs: flags.io === undefined ? undefined : flags.io * 1024,
-      poolPages: flags.pool,
-    },
     deterministic: flags.deterministic,
     largePages: flags.largePages,
     progress: !flags.json || process.stderr.isTTY,
-    onConsole: flags.verbose ? (line) => process.stderr.write(`guest| ${line}`) : undefined,
+    onConsole: consoleEcho(flags),
   };
 }
 
+function consoleEcho(flags: CommonFlags): ((line: string) => void) | undefined {
+  return flags.console ? (line) => process.stderr.write(`guest| ${line}`) : undefined;
+}
+
 function addHibernateOptions(cmd: Command): Command {
-  return cmd
+  cmd
     .addOption(ramOpt())
     .option('--workload <spec>', 'workloads: KIND[:SIZE][@RATE],... with KIND churn|stream|cache|idle', DEFAULT_WORKLOAD)
     .option('--seed <n>', 'seed of the workload data', intOption, 1)
     .addOption(new Option('--save <name>', 'save strategy').choices([...SAVE_STRATEGIES.keys()]).default('swsusp'))
-    .option('--warmup <ms>', 'guest milliseconds the workloads run before hibernating', intOption, DEFAULT_WARMUP_MS)
-    .option('--precopy-rounds <n>', 'wp-full: pre-copy rounds after the first pass (default 0)', intOption)
-    .option('--stop-threshold <pages>', 'wp-full: stop pre-copying once a round leaves at most this many dirty pages (default 64)', intOption)
-    .option('--io <KiB/ms>', 'wp-full, cow: swap device speed in KiB per guest millisecond while the guest runs (default 256)', intOption)
-    .option('--pool <pages>', 'cow: frames in the copy-before-write reserve pool (default 5 % of RAM)', intOption)
-    .addOption(detOpt())
-    .addOption(largeOpt())
-    .addOption(jsonOpt())
-    .addOption(verboseOpt());
+    .option('--warmup <ms>', 'guest milliseconds the workloads run before hibernating', intOption, DEFAULT_WARMUP_MS);
+  addStrategyOptions(cmd, SAVE_STRATEGIES);
+  return cmd.addOption(detOpt()).addOption(largeOpt()).addOption(jsonOpt()).addOption(verboseOpt()).addOption(consoleOpt());
 }
 
 function print(json: boolean | undefined, data: unknown, text: () => string): void {
-  if (json) process.stdout.write(`${JSON.stringify(data, (_k, v) => (v instanceof Uint8Array ? undefined : v), 2)}\n`);
+  if (json) process.stdout.write(`${JSON.stringify(data, (_k, v) => (v instanceof Uint8Array || v instanceof Uint32Array ? undefined : v), 2)}\n`);
   else process.stdout.write(`${text()}\n`);
 }
 
@@ -123,44 +155,49 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
 
-  addHibernateOptions(
+  const cycle = addHibernateOptions(
     program
       .command('cycle')
       .description('boot → warm-up → hibernate → power off → resume → verify against the oracle (exit 0 only on pass)'),
   )
     .addOption(new Option('--restore <name>', 'restore strategy').choices([...RESTORE_STRATEGIES.keys()]).default('bitmap-pbe'))
-    .option('--image <file>', 'swap device file (created if missing; kept; default: a temporary file, removed afterwards)')
-    .action(async (flags: HibernateFlags & { restore: string }) => {
-      const report: CycleReport = await runCycle({ ...hibernateOptions(flags), restore: flags.restore });
-      print(flags.json, report, () => cycleSummary(report));
-      process.exitCode = report.verdict === 'pass' ? 0 : 1;
-    });
+    .option('--image <file>', 'swap device file (created if missing; kept; default: a temporary file, removed afterwards)');
+  addStrategyOptions(cycle, RESTORE_STRATEGIES);
+  cycle.action(async (flags: HibernateFlags & { restore: string }, cmd: Command) => {
+    const report: CycleReport = await runCycle({ ...hibernateOptions(flags, cmd), restore: flags.restore, restoreOptions: strategyOptions(cmd, RESTORE_STRATEGIES, flags.restore, 'restore') });
+    print(flags.json, report, () => cycleSummary(report, flags.verbose));
+    process.exitCode = report.verdict === 'pass' ? 0 : 1;
+  });
 
   addHibernateOptions(program.command('hibernate').description('boot, warm up, save the image to the swap device and power off'))
     .requiredOption('--image <file>', 'swap device file (created if missing)')
-    .action(async (flags: HibernateFlags) => {
-      const h = await hibernate(hibernateOptions(flags));
-      print(flags.json, hibernateJson(h), () => hibernateSummary(h));
+    .action(async (flags: HibernateFlags, cmd: Command) => {
+      const h = await hibernate(hibernateOptions(flags, cmd));
+      print(flags.json, hibernateJson(h), () => hibernateSummary(h, flags.verbose));
     });
 
-  program
+  const resumeCmd = program
     .command('resume')
     .description('boot the boot kernel and resume the image on the swap device; exit 0 resumed and verified, 2 no image (normal boot), 3 image refused, 1 otherwise')
     .requiredOption('--image <file>', 'swap device file')
     .addOption(ramOpt())
-    .addOption(new Option('--restore <name>', 'restore strategy').choices([...RESTORE_STRATEGIES.keys()]).default('bitmap-pbe'))
+    .addOption(new Option('--restore <name>', 'restore strategy').choices([...RESTORE_STRATEGIES.keys()]).default('bitmap-pbe'));
+  addStrategyOptions(resumeCmd, RESTORE_STRATEGIES);
+  resumeCmd
     .addOption(detOpt())
     .addOption(largeOpt())
     .addOption(jsonOpt())
     .addOption(verboseOpt())
-    .action(async (flags: CommonFlags & { image: string; restore: string }) => {
+    .addOption(consoleOpt())
+    .action(async (flags: CommonFlags & { image: string; restore: string }, cmd: Command) => {
       if (!existsSync(flags.image)) throw new InvalidArgumentError(`no such swap device: ${flags.image}`);
       const r = await resume({
-        imagePath: flags.image, ramBytes: flags.ram, restore: flags.restore, deterministic: flags.deterministic, largePages: flags.largePages,
-        progress: !flags.json || process.stderr.isTTY, onConsole: flags.verbose ? (line) => process.stderr.write(`guest| ${line}`) : undefined,
+        imagePath: flags.image, ramBytes: flags.ram, restore: flags.restore, restoreOptions: strategyOptions(cmd, RESTORE_STRATEGIES, flags.restore, 'restore'),
+        deterministic: flags.deterministic, largePages: flags.largePages,
+        progress: !flags.json || process.stderr.isTTY, onConsole: consoleEcho(flags),
       });
-      const verified = r.status === 'resumed' && (r.oracle?.differingPages.length ?? 1) === 0 && r.verify.every((v) => v.badWords === 0);
-      print(flags.json, { ...(resumeJson(r) as object), verified }, () => resumeSummary(r));
+      const verified = r.status === 'resumed' && r.check?.verdict === 'pass';
+      print(flags.json, { ...(resumeJson(r) as object), verified }, () => resumeSummary(r, flags.verbose));
       process.exitCode = r.status === 'resumed' ? (verified ? RESUME_EXIT.resumed : RESUME_EXIT.failed) : RESUME_EXIT[r.status];
     });
 
@@ -182,6 +219,7 @@ export function buildProgram(): Command {
     .addOption(largeOpt())
     .addOption(jsonOpt())
     .addOption(verboseOpt())
+    .addOption(consoleOpt())
     .action(async (flags: CommonFlags & { workload: string; seed: number; policy: string; duration: number; interval: number; warmup: number; scope: 'all' | 'workload'; pool?: number; baseline: boolean; trace?: string }) => {
       const trace = flags.trace ? new TraceFile(flags.trace) : undefined;
       let report: FaultRunReport;
@@ -190,12 +228,12 @@ export function buildProgram(): Command {
           ramBytes: flags.ram, workload: flags.workload, seed: flags.seed, policy: flags.policy, durationMs: flags.duration,
           intervalMs: flags.interval, warmupMs: flags.warmup, scope: flags.scope, poolPages: flags.pool, baseline: flags.baseline,
           deterministic: flags.deterministic, largePages: flags.largePages, onFault: trace ? (e) => trace.write(e) : undefined,
-          onConsole: flags.verbose ? (line) => process.stderr.write(`guest| ${line}`) : undefined,
+          onConsole: consoleEcho(flags),
         });
       } finally {
         trace?.close();
       }
-      print(flags.json, report, () => faultsSummary(report));
+      print(flags.json, report, () => faultsSummary(report, flags.verbose));
       process.exitCode = report.verify.every((v) => v.badWords === 0) ? 0 : 1;
     });
 
@@ -246,4 +284,3 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-export { judge };

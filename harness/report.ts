@@ -1,136 +1,203 @@
 /**
- * Human summaries of cycle, hibernate and resume results (the JSON reports are the
- * objects themselves; their schema is in docs/REPORT.md).
+ * What the CLI prints for people: a compact summary that fits 80 columns (a headline,
+ * Linux-style speed lines, the phases in order, the oracle's verdict in a few lines),
+ * and with -v everything else. The JSON reports are the objects themselves (schema:
+ * docs/REPORT.md).
  */
-import Table from 'cli-table3';
 import type { CycleReport, HibernateResult, ResumeResult } from '../src/cycle.ts';
-import type { SaveReport } from '../src/save/strategy.ts';
-import type { RestoreReport } from '../src/restore/strategy.ts';
+import { formatStat, type StatSpecs } from '../src/declarations.ts';
 import type { FaultRunReport } from '../src/mmu/fault-run.ts';
-import { hex } from '../src/units.ts';
+import type { OracleVerdict } from '../src/oracle/verdict.ts';
+import type { RestoreReport } from '../src/restore/strategy.ts';
+import type { SaveReport } from '../src/save/strategy.ts';
+import { RESTORE_STRATEGIES, SAVE_STRATEGIES } from '../src/strategies.ts';
+import { hex, hex32 } from '../src/units.ts';
+
+export const WIDTH = 80;
 
 const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(bytes % (1024 * 1024) ? 1 : 0)} MiB`;
 const ms = (v: number | undefined) => (v === undefined ? '-' : `${v.toFixed(1)} ms`);
 
-function table(rows: Array<[string, string | number]>): string {
-  const t = new Table({ style: { head: [], border: [] } });
-  for (const [k, v] of rows) t.push({ [k]: String(v) });
-  return t.toString();
+/** Linux's swsusp_show_speed: "Wrote 31180 kbytes in 4.60 seconds (6.77 MB/s)". */
+export function speedLine(verb: 'Wrote' | 'Read', bytes: number, millis: number): string {
+  const kbytes = Math.round(bytes / 1024);
+  const seconds = millis / 1000;
+  const rate = seconds > 0 ? kbytes / 1024 / seconds : 0;
+  return `${verb} ${kbytes} kbytes in ${seconds.toFixed(2)} seconds (${rate.toFixed(2)} MB/s)`;
 }
 
-function saveRows(s: SaveReport): Array<[string, string | number]> {
-  return [
-    ['save strategy', s.strategy],
-    ['pages saved', s.pagesSaved],
-    ['image bytes', `${s.imageBytes} (${mib(s.imageBytes)})`],
-    ['atomic-copy pages', s.atomicCopyPages],
-    ['frames taken for the snapshot', s.snapshotFrames],
-    ['cache pages dropped', s.cachePagesDropped],
-    ['tasks frozen', s.tasksFrozen],
-    ['RAM frames used / free at the atomic point', `${s.memory.usedAtAtomic} / ${s.memory.freeAtAtomic} of ${s.memory.frames}`],
-    ['downtime (freeze → running again or image committed)', `${ms(s.downtime.ms)}, ${s.downtime.instructions} guest instructions to the atomic point`],
-    ['largest image possible', `${(s.largestImageFraction * 100).toFixed(1)} % of RAM`],
-    ...(s.live
-      ? ([
-          ['faults (pages faulted)', `${s.live.faults} (${s.live.pagesFaulted})`],
-          ['atomic copy: faulted + unprotectable pages', `${s.live.flaggedPages} + ${s.live.unprotectablePages}`],
-          ['rounds (pages written, dirty after)', s.live.rounds.map((r) => `${r.round}: ${r.pagesWritten}/${r.dirtyAfter}`).join(', ') + ` — ${s.live.stopReason}`],
-          ...(s.live.savedEarly !== undefined ? [['saved early (pool exhausted)', s.live.savedEarly] as [string, number]] : []),
-        ] as Array<[string, string | number]>)
-      : []),
-  ];
+/** Words joined with `sep`, broken into lines of at most `width` columns, later lines indented by `indent`. */
+export function wrap(first: string, words: readonly string[], sep = ', ', width = WIDTH, indent = ' '.repeat(first.length)): string[] {
+  const lines: string[] = [];
+  let line = first;
+  let empty = true;
+  for (let i = 0; i < words.length; i++) {
+    const piece = words[i]! + (i < words.length - 1 ? sep.trimEnd() : '');
+    const candidate = empty ? line + piece : `${line} ${piece}`;
+    if (!empty && candidate.length > width) {
+      lines.push(line);
+      line = indent + piece;
+    } else {
+      line = candidate;
+    }
+    empty = false;
+  }
+  lines.push(line);
+  return lines;
 }
 
-function restoreRows(r: RestoreReport | undefined): Array<[string, string | number]> {
-  if (!r) return [];
-  return [
-    ['restore strategy', r.strategy],
-    ['pages loaded', r.pagesLoaded],
-    ['in-place loads', r.inPlacePages],
-    ['PBEs (copied by the trampoline)', r.pbes],
-    ['frames taken by the restore', r.snapshotFrames],
-  ];
+/** "freeze 1.2, prepare 3.4 … ms" on as few lines as fit. */
+function phaseLines(label: string, phases: Readonly<Record<string, number>>): string[] {
+  const entries = Object.entries(phases).filter(([, v]) => v >= 0.05);
+  if (!entries.length) return [];
+  const words = entries.map(([k, v]) => `${k} ${v.toFixed(1)}`);
+  words[words.length - 1] += ' ms';
+  return wrap(`${label.padEnd(9)}`, words);
 }
 
-function phaseRows(phases: Readonly<Record<string, number>>): Array<[string, string]> {
-  return Object.entries(phases).map(([k, v]) => [`time: ${k}`, ms(v)]);
+function ofPrefix(phases: Readonly<Record<string, number>>, prefix: string): Record<string, number> {
+  return Object.fromEntries(Object.entries(phases).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
 }
 
-export function cycleSummary(r: CycleReport): string {
-  const head = r.verdict === 'pass' ? 'PASS' : 'FAIL';
-  const rows: Array<[string, string | number]> = [
-    ['verdict', head],
-    ['RAM', mib(r.config.ramBytes)],
-    ['workload', `${r.config.workload} (seed ${r.config.seed})`],
-    ['mode', `${r.config.deterministic ? 'deterministic' : 'fast'}${r.config.largePages ? ', 4 MiB pages' : ''}`],
-    ...saveRows(r.save),
-    ...restoreRows(r.restore),
-    ['oracle', `${r.oracle.pagesCompared} pages compared with the ${r.oracle.against}, ${r.oracle.differingPages.length} differ`],
-    ['tasks verified', r.verify.map((v) => `task ${v.taskId}: ${v.badWords ? `${v.badWords} bad` : 'ok'} (${v.wordsChecked} words)`).join(', ') || 'none'],
-    ...phaseRows(r.phasesMs),
-    ...validationRows(r.validationScan, r.phasesMs['resume.validate']),
-  ];
-  const lines = [table(rows)];
-  for (const f of r.failures) lines.push(`failure: ${f}`);
-  for (const d of r.oracle.differingPages.slice(0, 20)) lines.push(`  differs: PFN ${hex(d.pfn)} (${d.owner}) at byte ${d.offset}: expected ${hex(d.expected)}, got ${hex(d.actual)}`);
+/** The oracle's verdict in a few lines. */
+export function verdictLines(o: OracleVerdict): string[] {
+  const lines: string[] = [];
+  const f = o.frames;
+  const mem = o.memory;
+  if (f) lines.push(`frames   ${f.imagePages} saved of ${f.mustSave} in use at the atomic point (${f.hibernationFrames} the hibernation's own); ${f.missingPages.length} missing, ${f.extraPages.length} extra`);
+  if (mem) {
+    const derived = mem.derived?.writeBitsRestored ? `; ${mem.derived.writeBitsRestored} PTE R/W bits expected restored in ${mem.derived.pageTables} page tables` : '';
+    lines.push(`pages    ${mem.pagesCompared - mem.differingPages.length} of ${mem.pagesCompared} equal ${mem.against === 'oracle' ? 'the atomic point' : 'their CRC in the image'}${derived}`);
+  }
+  if (o.cpu) lines.push(`cpu      ${o.cpu.differences.length ? `${o.cpu.differences.length} of ${o.cpu.fieldsCompared.length} fields differ` : `${o.cpu.fieldsCompared.length} fields equal`} when control came back`);
+  const bad = o.tasks.reports.filter((v) => v.badWords);
+  if (o.tasks.expected || o.tasks.reports.length) lines.push(`workloads ${o.tasks.reports.length - bad.length} of ${o.tasks.expected} verified their data`);
+  return lines.flatMap((l) => (l.length > WIDTH ? wrap('', l.split(' '), ' ', WIDTH, '         ') : [l]));
+}
+
+/** The failures and the first pages of each list, for a verdict that is not a pass. */
+function failureLines(o: OracleVerdict, limit = 8): string[] {
+  const out: string[] = [];
+  for (const f of o.failures) out.push(...wrap('FAIL: ', f.split(' '), ' ', WIDTH, '      '));
+  const list = (title: string, pages: readonly { pfn: number; owner: string }[]) => {
+    if (!pages.length) return;
+    out.push(...wrap(`  ${title}: `, pages.slice(0, limit).map((p) => `${hex(p.pfn)} (${p.owner})`).concat(pages.length > limit ? [`… ${pages.length - limit} more`] : [])));
+  };
+  list('missing', o.frames?.missingPages ?? []);
+  list('extra', o.frames?.extraPages ?? []);
+  list('differ', o.memory?.differingPages ?? []);
+  return out;
+}
+
+export function cycleSummary(r: CycleReport, verbose = false): string {
+  const s = r.save;
+  const head = `${r.verdict === 'pass' ? 'PASS' : 'FAIL'}  ${s.strategy} → ${r.config.restore}, ${mib(r.config.ramBytes)}: ${s.pagesSaved} pages (${mib(s.imageBytes)}), downtime ${ms(s.downtime.ms)}`;
+  const lines = wrap('', head.split(' '), ' ', WIDTH, '      ');
+  lines.push(...wrap('workload ', [`${r.config.workload} (seed ${r.config.seed})`]));
+  lines.push(speedLine('Wrote', s.pageBytesWritten, s.writeMs));
+  if (r.restore) lines.push(speedLine('Read', r.restore.pagesLoaded * 4096, (r.restore.phasesMs.plan ?? 0) + (r.restore.phasesMs.load ?? 0)));
+  lines.push(...phaseLines('save', s.phasesMs));
+  lines.push(...phaseLines('resume', ofPrefix(r.phasesMs, 'resume.')));
+  lines.push(...verdictLines(r.oracle));
+  lines.push(...failureLines(r.oracle));
+  if (verbose) lines.push('', ...saveDetails(s), ...restoreDetails(r.restore), ...verifyLines(r.oracle), ...validationLines(r.validationScan, r.phasesMs['resume.validate']));
   return lines.join('\n');
 }
 
-export function hibernateSummary(h: HibernateResult): string {
-  return table([
-    ['swap device', h.imagePath],
-    ['RAM', mib(h.ramBytes)],
-    ['workload', `${h.workload} (seed ${h.seed})`],
-    ...saveRows(h.save),
-    ...phaseRows(h.phasesMs),
-    ...phaseRows(Object.fromEntries(Object.entries(h.save.phasesMs).map(([k, v]) => [`save.${k}`, v]))),
-  ]);
+export function hibernateSummary(h: HibernateResult, verbose = false): string {
+  const s = h.save;
+  const lines = wrap('', `saved  ${s.strategy}, ${mib(h.ramBytes)}: ${s.pagesSaved} pages (${mib(s.imageBytes)}) on ${h.imagePath}, downtime ${ms(s.downtime.ms)}`.split(' '), ' ', WIDTH, '       ');
+  lines.push(...wrap('workload ', [`${h.workload} (seed ${h.seed})`]));
+  lines.push(speedLine('Wrote', s.pageBytesWritten, s.writeMs));
+  lines.push(...phaseLines('save', s.phasesMs));
+  if (verbose) lines.push('', ...saveDetails(s));
+  return lines.join('\n');
 }
 
-export function resumeSummary(r: ResumeResult): string {
-  if (r.status !== 'resumed') return `${r.status === 'no-image' ? 'no image to resume: booted normally' : 'image refused'}${r.reason ? `: ${r.reason}` : ''}`;
-  return table([
-    ['status', `resumed (generation ${r.generation})`],
-    ...restoreRows(r.restore),
-    ['check', `${r.oracle?.pagesCompared ?? 0} pages compared with the ${r.oracle?.against}, ${r.oracle?.differingPages.length ?? 0} differ`],
-    ['tasks verified', r.verify.map((v) => `task ${v.taskId}: ${v.badWords ? `${v.badWords} bad` : 'ok'}`).join(', ') || 'none'],
-    ...phaseRows(r.phasesMs),
-    ...validationRows(r.validationScan, r.phasesMs.validate),
-  ]);
+export function resumeSummary(r: ResumeResult, verbose = false): string {
+  if (r.status !== 'resumed') return wrap('', `${r.status === 'no-image' ? 'no image to resume: booted normally' : 'image refused'}${r.reason ? `: ${r.reason}` : ''}`.split(' '), ' ', WIDTH, '  ').join('\n');
+  const check = r.check!;
+  const lines = [`${check.verdict === 'pass' ? 'PASS' : 'FAIL'}  resumed with ${r.restore?.strategy} (generation ${r.generation ?? '-'})`];
+  if (r.restore) lines.push(speedLine('Read', r.restore.pagesLoaded * 4096, (r.restore.phasesMs.plan ?? 0) + (r.restore.phasesMs.load ?? 0)));
+  lines.push(...phaseLines('resume', r.phasesMs));
+  lines.push(...verdictLines(check), ...failureLines(check));
+  if (verbose) lines.push('', ...restoreDetails(r.restore), ...verifyLines(check), ...validationLines(r.validationScan, r.phasesMs.validate));
+  return lines.join('\n');
+}
+
+/** Every number of a save, one per line (-v). */
+function saveDetails(s: SaveReport): string[] {
+  const decl = SAVE_STRATEGIES.get(s.strategy)?.stats ?? {};
+  return [
+    `save strategy ${s.strategy}${optionText(s.options)}`,
+    `  pages saved ${s.pagesSaved}, image ${s.imageBytes} bytes, page bytes written ${s.pageBytesWritten}`,
+    `  atomic copy ${s.atomicCopyPages} pages; ${s.snapshotFrames} frames taken for the hibernation; ${s.cachePagesDropped} cache pages dropped`,
+    `  tasks frozen ${s.tasksFrozen}; memory at the atomic point: ${s.memory.usedAtAtomic} used, ${s.memory.freeAtAtomic} free of ${s.memory.frames} frames (${s.memory.nosaveFrames} NOSAVE)`,
+    `  downtime ${ms(s.downtime.ms)}, ${s.downtime.instructions} guest instructions from the freeze to the atomic point`,
+    ...statLines(decl, s.stats),
+  ];
+}
+
+function restoreDetails(r: RestoreReport | undefined): string[] {
+  if (!r) return [];
+  const decl = RESTORE_STRATEGIES.get(r.strategy)?.stats ?? {};
+  return [
+    `restore strategy ${r.strategy}${optionText(r.options)}`,
+    `  pages loaded ${r.pagesLoaded}: ${r.inPlacePages} in place, ${r.pbes} through PBEs; ${r.snapshotFrames} frames taken from the boot kernel`,
+    ...statLines(decl, r.stats),
+    ...phaseLines('  phases', r.phasesMs),
+  ];
+}
+
+function statLines(decl: StatSpecs, stats: Readonly<Record<string, unknown>>): string[] {
+  const out: string[] = [];
+  for (const [name, spec] of Object.entries(decl)) {
+    if (stats[name] === undefined) continue;
+    out.push(`  ${name}: ${formatStat(spec, stats[name] as never)}`);
+  }
+  return out;
+}
+
+function optionText(options: Readonly<Record<string, unknown>>): string {
+  const set = Object.entries(options).filter(([, v]) => v !== undefined);
+  return set.length ? ` (${set.map(([k, v]) => `${k} ${String(v)}`).join(', ')})` : '';
+}
+
+function verifyLines(o: OracleVerdict): string[] {
+  const out = o.tasks.reports.map((v) => `  ${v.workload === 'cache' ? 'cache' : `task ${v.taskId} (${v.workload})`}: ${v.badWords ? `${v.badWords} bad` : 'ok'} of ${v.wordsChecked} words`);
+  if (o.cpu?.differences.length) for (const d of o.cpu.differences) out.push(`  cpu ${d.field}: expected ${hex32(d.expected)}, got ${hex32(d.actual)}`);
+  if (o.memory?.derived?.writeBitsRestored) out.push(`  derived: ${o.memory.derived.why}`);
+  return out.length ? ['verification', ...out] : [];
 }
 
 /** The page scan begins on the CRC thread while the boot kernel boots: its share, and what the boot kernel waited for. */
-function validationRows(scan: { chunks: number; crcThreadChunks: number } | undefined, waited: number | undefined): Array<[string, string]> {
+function validationLines(scan: { chunks: number; crcThreadChunks: number } | undefined, waited: number | undefined): string[] {
   if (!scan) return [];
-  return [['validation', `${scan.chunks} chunks checked, ${scan.crcThreadChunks} of them on the CRC thread (begun with the boot); the boot kernel waited ${ms(waited ?? 0)}`]];
+  return [`validation ${scan.chunks} chunks checked, ${scan.crcThreadChunks} on the CRC thread (begun with the boot); the boot kernel waited ${ms(waited ?? 0)}`];
 }
 
-export function faultsSummary(r: FaultRunReport): string {
+export function faultsSummary(r: FaultRunReport, verbose = false): string {
   const f = r.faults;
   const c = r.config;
   const ok = r.verify.every((v) => v.badWords === 0);
   const rate = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : n.toFixed(0));
-  const rows: Array<[string, string | number]> = [
-    ['verdict', ok ? 'PASS (workloads verified their data under protection)' : 'FAIL (a workload found bad data)'],
-    ['RAM', mib(c.ramBytes)],
-    ['workload', `${c.workload} (seed ${c.seed})`],
-    ['mode', `${c.deterministic ? 'deterministic' : 'fast'}${c.largePages ? ', 4 MiB pages' : ''}`],
-    ['policy', c.policy],
-    ['protection', `${r.protectedPages} pages (${c.scope}), ${r.forbiddenPages} never protectable, ${r.splits} 4 MiB pages split`],
-    ['rounds', `${r.rounds} (${c.intervalMs ? `re-protected every ${c.intervalMs} ms` : 'protected once'}) over ${c.durationMs} guest ms`],
-    ['faults', `${f.total} (${f.handled} handled, ${f.notMine} not mine)`],
-    ['pages faulted', `${f.pagesFaulted}, ${f.meanPerPage.toFixed(2)} faults per page on average, at most ${f.maxPerPage}`],
-    ['faults per page', Object.entries(f.histogram).map(([k, v]) => `${k}: ${v} pages`).join(', ') || '-'],
-    ['faults per second', `${rate(f.perGuestSecond)}/s of guest time, ${rate(f.perWallSecond)}/s of host time`],
-    ['TLB', `${r.tlb.fullFlushes} full flushes, ${r.tlb.pagesInvalidated} single-page invalidations in ${r.tlb.batches} batches`],
-    ['protected run', `${ms(r.protectedRun.wallMs)} host, ${r.protectedRun.steps} workload steps, ${r.protectedRun.instructions} instructions`],
+  const lines = [
+    `${ok ? 'PASS' : 'FAIL'}  ${c.policy}, ${mib(c.ramBytes)}: ${f.total} faults on ${f.pagesFaulted} pages in ${c.durationMs} guest ms`,
+    ...wrap('workload ', [`${c.workload} (seed ${c.seed})`]),
+    `protect  ${r.protectedPages} pages (${c.scope}), ${r.rounds} rounds${c.intervalMs ? ` (every ${c.intervalMs} ms)` : ''}`,
+    `rate     ${rate(f.perGuestSecond)}/s of guest time, ${rate(f.perWallSecond)}/s of host time`,
   ];
-  if (r.baselineRun) {
-    rows.push(['unprotected run', `${ms(r.baselineRun.wallMs)} host, ${r.baselineRun.steps} workload steps, ${r.baselineRun.instructions} instructions`]);
-    rows.push(['guest slowdown', `${r.slowdown!.toFixed(2)}× (workload steps per host second, unprotected / protected)`]);
+  if (r.slowdown !== undefined) lines.push(`slowdown ${r.slowdown.toFixed(2)}x (workload steps per host second, unprotected / protected)`);
+  if (!ok) lines.push('FAIL: a workload found bad data under protection');
+  if (verbose) {
+    lines.push('', `faults   ${f.handled} handled, ${f.notMine} not mine; ${f.meanPerPage.toFixed(2)} per page on average, at most ${f.maxPerPage}`);
+    lines.push(...wrap('per page ', Object.entries(f.histogram).map(([k, v]) => `${k}: ${v}`)));
+    lines.push(`tlb      ${r.tlb.fullFlushes} full flushes, ${r.tlb.pagesInvalidated} single-page invalidations in ${r.tlb.batches} batches`);
+    lines.push(`never    ${r.forbiddenPages} pages could not be protected; ${r.splits} 4 MiB pages split`);
+    lines.push(`run      protected ${ms(r.protectedRun.wallMs)}, ${r.protectedRun.steps} steps, ${r.protectedRun.instructions} instructions`);
+    if (r.baselineRun) lines.push(`         unprotected ${ms(r.baselineRun.wallMs)}, ${r.baselineRun.steps} steps, ${r.baselineRun.instructions} instructions`);
+    if (f.topPages.length) lines.push(...wrap('top      ', f.topPages.map((p) => `${hex(p.pfn)} (${p.owner}) ${p.faults}`)));
+    for (const v of r.verify) lines.push(`  ${v.workload === 'cache' ? 'cache' : `task ${v.taskId}`}: ${v.badWords ? `${v.badWords} bad` : 'ok'}`);
   }
-  rows.push(['tasks verified', r.verify.map((v) => `task ${v.taskId}: ${v.badWords ? `${v.badWords} bad` : 'ok'}`).join(', ') || 'none']);
-  const lines = [table(rows)];
-  if (f.topPages.length) lines.push(`most-faulted pages: ${f.topPages.map((p) => `${hex(p.pfn)} (${p.owner}) ${p.faults}`).join(', ')}`);
   return lines.join('\n');
 }

@@ -28,20 +28,26 @@ const LISTED = 10;
 export function describeOracleFailure(report: CycleReport): string {
   const lines = [`expected the hibernate cycle to pass, but its verdict is '${report.verdict}'`];
   for (const failure of report.failures ?? []) lines.push(`  failure: ${failure}`);
-  const pages = report.oracle?.differingPages ?? [];
-  if (pages.length) {
-    lines.push(`  ${pages.length} page(s) differ from the oracle:`);
+  const list = (title: string, pages: readonly { pfn: number; owner: string }[] | undefined) => {
+    if (!pages?.length) return;
+    lines.push(`  ${pages.length} page(s) ${title}:`);
     for (const d of pages.slice(0, LISTED)) lines.push(`    PFN 0x${d.pfn.toString(16)} (${d.owner})`);
     if (pages.length > LISTED) lines.push(`    … and ${pages.length - LISTED} more`);
-  }
+  };
+  list('missing from the image', report.oracle?.frames?.missingPages);
+  list('in the image but not in use at the atomic point', report.oracle?.frames?.extraPages);
+  list('differ from the oracle', report.oracle?.memory?.differingPages);
+  for (const d of report.oracle?.cpu?.differences ?? []) lines.push(`  CPU ${d.field}: expected 0x${d.expected.toString(16)}, got 0x${d.actual.toString(16)}`);
   const bad = (report.verify ?? []).filter((v) => v.badWords > 0);
   if (bad.length) {
-    lines.push(`  ${bad.length} task(s) found bad words in their data:`);
+    lines.push(`  ${bad.length} workload(s) found bad words in their data:`);
     for (const v of bad.slice(0, LISTED)) {
-      lines.push(`    task ${v.taskId}: ${v.badWords} of ${v.wordsChecked} words bad${v.firstBad === undefined ? '' : `, the first at word ${v.firstBad}`}`);
+      const who = v.workload === 'cache' ? 'the cache' : `task ${v.taskId} (${v.workload})`;
+      lines.push(`    ${who}: ${v.badWords} of ${v.wordsChecked} words bad${v.firstBad === undefined ? '' : `, the first at word ${v.firstBad}`}`);
     }
     if (bad.length > LISTED) lines.push(`    … and ${bad.length - LISTED} more`);
   }
+  if (report.consoleTail) lines.push('  guest console (last lines):', ...report.consoleTail.split('\n').map((l) => `    ${l}`));
   return lines.join('\n');
 }
 

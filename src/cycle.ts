@@ -8,24 +8,27 @@
  * processes: then the pages are checked against the image's checksums instead of the
  * oracle); `runCycle()` runs both and judges.
  */
-import { crc32 } from './image/crc.ts';
 import { rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import tmp from 'tmp';
 import { CONSTANTS } from './abi.ts';
+import type { GivenOptions } from './declarations.ts';
+import { errorCode, HiberlabError } from './errors.ts';
 import { beginImageValidation, CrcThread, ImageError, SwapDevice, imageExtent, resetSignature, validateImageAsync, type ImageValidation, type ValidatedImage } from './image/index.ts';
+import { MachineError } from './machine/errors.ts';
 import { Guest, type VerifyReport } from './machine/guest.ts';
 import { loadGuestImage } from './machine/guest-image.ts';
 import type { GuestImageRef } from './machine/machine.ts';
 import { consoleProgress, silentProgress, type Progress } from './metrics/progress.ts';
-import { round1 } from './metrics/timer.ts';
-import { captureCpu, compareCpu, comparePages, type Oracle, type PageDifference } from './oracle/oracle.ts';
-import { restoreStrategy, saveStrategy, type SaveStrategyOptions } from './strategies.ts';
-import type { RestoreReport } from './restore/strategy.ts';
-import { RestoreRefusedError } from './restore/strategy.ts';
+import { PhaseTimer, round1 } from './metrics/timer.ts';
+import type { Oracle } from './oracle/oracle.ts';
+import { judge, Verifier, type OracleVerdict } from './oracle/verdict.ts';
+import { runRestore } from './restore/run.ts';
+import { RestoreRefusedError, type RestoreReport, type RestoreStrategy } from './restore/strategy.ts';
+import { runSave } from './save/session.ts';
 import type { SaveReport, SaveStrategy } from './save/strategy.ts';
+import { restoreStrategy, saveStrategy } from './strategies.ts';
 import { formatWorkload, parseWorkloadSpec } from './machine/workload.ts';
-import { hex } from './units.ts';
 import { PAGE_SIZE } from './units.ts';
 
 export const DEFAULT_RAM_BYTES = 64 * 1024 * 1024;
@@ -56,10 +59,10 @@ export interface HibernateOptions extends MachineChoice {
   readonly workload?: string;
   /** Seed of the workloads. Default 1. */
   readonly seed?: number;
-  /** Save strategy: a name (default "swsusp") or a strategy object of your own. */
-  readonly save?: string | SaveStrategy;
-  /** Options for wp-full / cow (pre-copy rounds, I/O rate, reserve pool). */
-  readonly saveOptions?: SaveStrategyOptions;
+  /** Save strategy: a registered name (default "swsusp") or a strategy object. */
+  readonly save?: string | SaveStrategy<any, any>;
+  /** The save strategy's options, by the names it declares (checked against the declaration). */
+  readonly saveOptions?: GivenOptions;
   /** Swap device file; created if missing. Default: a temporary file. */
   readonly imagePath?: string;
   /** Guest milliseconds the workloads run after READY before the hibernation. Default 200. */
@@ -78,7 +81,7 @@ export interface HibernateResult {
   readonly seed: number;
   readonly save: SaveReport;
   /** Verification reports the resume must bring: one per workload task (churn, stream), one for the cache. */
-  readonly workloadTasks: number;
+  readonly verifyReportsExpected: number;
   /** Taken at the atomic point (unless options.oracle was false). */
   readonly oracle?: Oracle;
   readonly phasesMs: Readonly<Record<string, number>>;
@@ -90,10 +93,14 @@ export interface HibernateResult {
 
 export interface ResumeOptions extends MachineChoice {
   readonly imagePath: string;
-  /** Restore strategy name. Default "bitmap-pbe". */
-  readonly restore?: string;
+  /** Restore strategy: a registered name (default "bitmap-pbe") or a strategy object. */
+  readonly restore?: string | RestoreStrategy<any, any, any>;
+  /** The restore strategy's options, by the names it declares. */
+  readonly restoreOptions?: GivenOptions;
   /** The oracle from hibernate(); without it saved pages are checked against the image. */
   readonly oracle?: Oracle;
+  /** Reports the workloads must bring (from hibernate()); default: what the resumed kernel has. */
+  readonly verifyReportsExpected?: number;
   /** Refusals: also prove that guest memory was not touched (copies RAM: tests only). */
   readonly proveUntouched?: boolean;
   /** Keep the resumed guest running and return it (for a lineage of cycles); the caller powers it off. */
@@ -102,8 +109,7 @@ export interface ResumeOptions extends MachineChoice {
    * Check the image's page CRCs on two threads (a CRC thread started before the boot,
    * like Linux's crc32 thread in swap.c). Default: true. The outcome is the same either way.
    * A CrcThread already started may be given instead (runCycle starts one before the
-   * save, so that it is up when the boot begins: a thread started with the boot took
-   * about 100 ms to come up beside it); it is left open for its owner to close.
+   * save, so that it is up when the boot begins); it is left open for its owner to close.
    */
   readonly crcThread?: boolean | CrcThread;
 }
@@ -112,19 +118,19 @@ export type ResumeStatus = 'resumed' | 'no-image' | 'refused';
 
 export interface ResumeResult {
   readonly status: ResumeStatus;
-  /** Why the image was refused (status "refused") or not found ("no-image"). */
+  /** Why the image was refused (status "refused") or not found ("no-image"), or why the resumed kernel died. */
   readonly reason?: string;
   readonly errorCode?: string;
   readonly restore?: RestoreReport;
-  /** Saved pages compared after the trampoline's copy, and those that differ. */
-  readonly oracle?: { readonly against: 'oracle' | 'image'; readonly pagesCompared: number; readonly differingPages: PageDifference[]; readonly cpuDifferences: string[] };
+  /** The oracle's verdict on this resume (against the oracle, or without one against the image). */
+  readonly check?: OracleVerdict;
   readonly verify: VerifyReport[];
   /** For refusals with proveUntouched: RAM equal before and after the refusal. */
   readonly guestMemoryUntouched?: boolean;
   readonly generation?: number;
   /**
-   * boot, validate (what is left of the validation once the boot kernel is up), load,
-   * trampoline, compare, verify.
+   * boot, validate (what is left of the validation once the boot kernel is up), restore
+   * (plan and load), trampoline, compare, verify.
    */
   readonly phasesMs: Readonly<Record<string, number>>;
   /** The validation's page scan: chunks checked, and how many on the CRC thread (which began while the boot kernel booted). */
@@ -138,19 +144,23 @@ export interface ResumeResult {
 
 export interface CycleReport {
   readonly verdict: 'pass' | 'fail';
-  readonly failures: string[];
-  readonly config: { ramBytes: number; workload: string; seed: number; save: string; saveOptions?: SaveStrategyOptions; restore: string; deterministic: boolean; largePages: boolean; imagePath: string };
+  /** One sentence per broken rule (the oracle's, and the resume's if it did not happen). */
+  readonly failures: readonly string[];
+  readonly config: { ramBytes: number; workload: string; seed: number; save: string; saveOptions: SaveReport['options']; restore: string; restoreOptions?: RestoreReport['options']; deterministic: boolean; largePages: boolean; imagePath: string };
   readonly buildId: string;
   readonly save: SaveReport;
   readonly restore?: RestoreReport;
   readonly resumeStatus: ResumeStatus;
   /** The resumed kernel's generation (1 after the first resume of a lineage). */
   readonly generation?: number;
-  readonly oracle: { against: 'oracle' | 'image'; pagesCompared: number; differingPages: PageDifference[]; cpuDifferences: string[] };
-  readonly verify: VerifyReport[];
+  /** The oracle's verdict: the image's page set, the restored pages, the CPU context, the workloads' reports. */
+  readonly oracle: OracleVerdict;
+  readonly verify: readonly VerifyReport[];
   readonly phasesMs: Readonly<Record<string, number>>;
   /** The resume's page scan: chunks checked, and how many on the CRC thread, beside resume.boot (resume.validate is what the boot kernel waited for). */
   readonly validationScan?: ValidatedImage['scan'];
+  /** The last lines the guest printed (the resumed kernel's, or the boot kernel's if it did not resume). */
+  readonly consoleTail: string;
 }
 
 function progressOf(p: Progress | boolean | undefined): Progress {
@@ -169,7 +179,7 @@ export function swapBytesFor(ramBytes: number): number {
 export async function hibernate(options: HibernateOptions = {}): Promise<HibernateResult> {
   const ramBytes = options.ramBytes ?? DEFAULT_RAM_BYTES;
   const image = options.image ?? loadGuestImage();
-  const strategy = typeof options.save === 'object' ? options.save : saveStrategy(options.save ?? 'swsusp', options.saveOptions);
+  const strategy = typeof options.save === 'object' ? options.save : saveStrategy(options.save ?? 'swsusp');
   const workloadText = options.workload ?? DEFAULT_WORKLOAD;
   const workload = parseWorkloadSpec(workloadText, ramBytes);
   const seed = options.seed ?? 1;
@@ -178,30 +188,26 @@ export async function hibernate(options: HibernateOptions = {}): Promise<Hiberna
   const phases: Record<string, number> = {};
   const swap = SwapDevice.ensure(imagePath, swapBytesFor(ramBytes));
   let t = performance.now();
-  const guest = options.guest ?? await Guest.boot({
-    ramBytes, image, workload, seed, swapPath: imagePath,
-    deterministic: options.deterministic, largePages: options.largePages, onConsole: options.onConsole, prefault: options.prefault, hostHugePages: options.hostHugePages,
-  });
-  phases.boot = options.guest ? 0 : performance.now() - t;
-  let oracle: Oracle | undefined;
+  let guest: Guest | undefined;
   try {
+    guest = options.guest ?? await Guest.boot({
+      ramBytes, image, workload, seed, swapPath: imagePath,
+      deterministic: options.deterministic, largePages: options.largePages, onConsole: options.onConsole, prefault: options.prefault, hostHugePages: options.hostHugePages,
+    });
+    phases.boot = options.guest ? 0 : performance.now() - t;
     t = performance.now();
     await guest.runTicks(Math.max(1, Math.round(((options.warmupMs ?? DEFAULT_WARMUP_MS) * CONSTANTS.HZ.value) / 1000)));
     phases.warmup = performance.now() - t;
-    const console = () => guest.machine.console;
     const trace = guest.machine.trace;
-    const tasksBefore = guest.tasks().filter((t) => t.kind === 'churn' || t.kind === 'stream').length + (guest.cache.configured ? 1 : 0);
-    const wantOracle = options.oracle ?? true;
-    const report = await strategy.save({ guest, swap, progress, onOracle: wantOracle ? (o) => (oracle = o) : undefined });
-    if (wantOracle && !oracle) throw new Error(`save strategy ${strategy.name} defined no atomic point`);
+    const verifyReportsExpected = guest.verifyReportsExpected();
+    const { report, oracle } = await runSave(strategy, options.saveOptions, { guest, swap, progress, oracle: options.oracle ?? true });
     return {
       imagePath, buildId: image.buildId, ramBytes: guest.machine.ramBytes, workload: formatWorkload(workload), seed,
-      save: report, workloadTasks: tasksBefore,
-      oracle, phasesMs: roundAll(phases), console: console(), trace,
+      save: report, verifyReportsExpected, oracle, phasesMs: roundAll(phases), console: guest.machine.console, trace,
     };
   } finally {
     swap.close();
-    await guest.machine.powerOff();
+    await guest?.machine.powerOff();
   }
 }
 
@@ -209,13 +215,13 @@ export async function hibernate(options: HibernateOptions = {}): Promise<Hiberna
 export async function resume(options: ResumeOptions): Promise<ResumeResult> {
   const ramBytes = options.ramBytes ?? DEFAULT_RAM_BYTES;
   const image = options.image ?? loadGuestImage();
-  const strategy = restoreStrategy(options.restore ?? 'bitmap-pbe');
+  const strategy = typeof options.restore === 'object' ? options.restore : restoreStrategy(options.restore ?? 'bitmap-pbe');
   const progress = progressOf(options.progress);
   const phases: Record<string, number> = {};
   const swap = SwapDevice.open(options.imagePath, { writable: true });
   let status = 'no-image' as ResumeStatus;
   let reason: string | undefined;
-  let errorCode: string | undefined;
+  let errorCodeOf: string | undefined;
   let restoreReport: RestoreReport | undefined;
   let validated: ValidatedImage | undefined;
   let untouched: boolean | undefined;
@@ -225,7 +231,7 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
   // The image is checked while the boot kernel boots, as nothing of the boot depends on
   // it: signature, header and metadata now, the pages' CRCs on the CRC thread meanwhile.
   // The boot kernel then waits only for what is left ("validate"); guest memory is
-  // touched only after the verdict, as before.
+  // touched only after the verdict.
   let t = performance.now();
   let validation: ImageValidation | undefined = beginImageValidation(swap, { buildId: image.buildId, ramBytes }, { crcThread });
   let guest: Guest | undefined;
@@ -243,15 +249,16 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
           validated = await (g.machine.ramBytes === ramBytes ? begun.finish() : validateImageAsync(swap, { buildId: image.buildId, ramBytes: g.machine.ramBytes }, { crcThread }));
           phases.validate = performance.now() - t;
           t = performance.now();
-          const plan = await strategy.prepare({ guest: g, swap, image: validated, progress });
-          restoreReport = plan.report;
+          const timer = new PhaseTimer();
+          const { load, report } = await runRestore(strategy, options.restoreOptions, { guest: g, swap, image: validated, progress, timer });
+          restoreReport = report;
           // The image is consumed: it must not be resumed twice (swsusp_check resets the
-          // signature the same way, before the restore; counted in the load phase).
+          // signature the same way, before the restore; counted in the restore phase).
           resetSignature(swap);
           signatureReset = true;
-          phases.load = performance.now() - t;
+          phases.restore = performance.now() - t;
           status = 'resumed';
-          return plan.decision;
+          return load.decision;
         } catch (err) {
           if (err instanceof ImageError || err instanceof RestoreRefusedError) {
             // A failure during the load (the file changed after validation) has written only
@@ -260,7 +267,7 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
             if (freed) reason = `${err.message} (during the load; the ${freed} frames it had taken were freed)`;
             status = err instanceof ImageError && err.code === 'NO_SIGNATURE' ? 'no-image' : 'refused';
             reason ??= err.message;
-            errorCode = err instanceof ImageError ? err.code : 'RESTORE_REFUSED';
+            errorCodeOf = err.code;
             if (before) untouched = Buffer.compare(before, g.machine.ram) === 0;
             return { resume: false };
           }
@@ -269,53 +276,47 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
       },
     );
     if (status !== 'resumed') {
-      return { status, reason, errorCode, verify: [], guestMemoryUntouched: untouched, phasesMs: roundAll(phases), console: guest.machine.console, signatureReset };
+      return { status, reason, errorCode: errorCodeOf, verify: [], guestMemoryUntouched: untouched, phasesMs: roundAll(phases), console: guest.machine.console, signatureReset };
     }
     const g = guest;
-    const savedPfns = validated!.pfns;
-    let compared: ResumeResult['oracle'];
+    const verifier = new Verifier(validated!, options.oracle);
+    let verify: VerifyReport[] = [];
+    let died: MachineError | undefined;
     t = performance.now();
-    let cpuDifferences: string[] = [];
-    const verify = await g.completeResume({
-      atRestoreDone: () => {
-        phases.trampoline = performance.now() - t;
-        t = performance.now();
-        if (options.oracle) {
-          const v = comparePages(g.machine, options.oracle, savedPfns);
-          compared = { against: 'oracle', pagesCompared: v.pagesCompared, differingPages: v.differingPages, cpuDifferences: [] };
-        } else {
-          compared = { against: 'image', ...compareWithImage(g, validated!), cpuDifferences: [] };
-        }
-        phases.compare = performance.now() - t;
-        t = performance.now();
-      },
-      atResumed: () => {
-        if (options.oracle) cpuDifferences = compareCpu(captureCpu(g.machine), options.oracle.cpu);
-      },
-    });
+    try {
+      verify = await g.completeResume({
+        atRestoreDone: () => {
+          phases.trampoline = performance.now() - t;
+          t = performance.now();
+          verifier.atRestoreDone(g.machine);
+          phases.compare = performance.now() - t;
+          t = performance.now();
+        },
+        atResumePoint: () => verifier.atResumePoint(g.machine),
+      });
+    } catch (err) {
+      // The resumed kernel died: the verdict still says what was seen before it did.
+      if (!(err instanceof MachineError)) throw err;
+      died = err;
+    }
     phases.verify = performance.now() - t;
-    compared = { ...compared!, cpuDifferences };
-    const kept = options.keepRunning ? g : undefined;
+    const expected = options.verifyReportsExpected ?? (died ? verify.length : g.verifyReportsExpected());
+    const check = died
+      ? judge({ against: verifier.against, frames: verifier.frames, memory: verifier.memory, cpu: verifier.cpu, tasks: { expected, reports: verify }, refusal: `the resumed kernel died: ${died.message}` })
+      : verifier.verdict(verify, expected);
+    const kept = options.keepRunning && !died ? g : undefined;
     if (kept) guest = undefined;
-    return { status, restore: restoreReport, oracle: compared, verify, generation: g.generation, phasesMs: roundAll(phases), validationScan: validated!.scan, console: g.machine.console, signatureReset, guest: kept };
+    return {
+      status, restore: restoreReport, check, verify, generation: died ? undefined : g.generation, phasesMs: roundAll(phases), validationScan: validated!.scan,
+      console: g.machine.console, signatureReset, guest: kept,
+      ...(died ? { reason: died.message, errorCode: died.code } : {}),
+    };
   } finally {
     await validation?.cancel(); // the boot failed before the verdict was asked for
     if (!givenThread) await crcThread?.close();
     swap.close();
     await guest?.machine.powerOff();
   }
-}
-
-/** Checks every saved frame against its page's CRC32 in the image (when no oracle is at hand). */
-function compareWithImage(g: Guest, image: ValidatedImage): { pagesCompared: number; differingPages: PageDifference[] } {
-  const ram = g.machine.ram;
-  const differingPages: PageDifference[] = [];
-  for (let i = 0; i < image.pfns.length; i++) {
-    const pfn = image.pfns[i]!;
-    const crc = crc32(ram.subarray(pfn * PAGE_SIZE, pfn * PAGE_SIZE + PAGE_SIZE)) >>> 0;
-    if (crc !== image.crcs[i]) differingPages.push({ pfn, owner: 'unknown', offset: -1, expected: image.crcs[i]!, actual: crc });
-  }
-  return { pagesCompared: image.pfns.length, differingPages };
 }
 
 /**
@@ -328,16 +329,20 @@ export async function runCycle(options: CycleOptions = {}): Promise<CycleReport>
   const crcThread = cycleCrcThread(options);
   try {
     const h = await hibernate({ ...options, imagePath });
-    const r = await resume({ ...options, imagePath: h.imagePath, oracle: h.oracle, ramBytes: h.ramBytes, crcThread: crcThread ?? false });
-    return judge(h, r, options);
+    const r = await resume({ ...options, imagePath: h.imagePath, oracle: h.oracle, ramBytes: h.ramBytes, crcThread: crcThread ?? false, verifyReportsExpected: h.verifyReportsExpected });
+    return cycleReport(h, r, options);
   } finally {
     await crcThread?.close();
     if (options.imagePath === undefined) rmSync(imagePath, { force: true });
   }
 }
 
-/** What runCycle and runLineage take: hibernate's options, the restore strategy, and whether the resume checks CRCs on a second thread. */
-export type CycleOptions = HibernateOptions & { readonly restore?: string; readonly crcThread?: boolean };
+/** What runCycle and runLineage take: hibernate's and resume's options, and whether the resume checks CRCs on a second thread. */
+export type CycleOptions = HibernateOptions & {
+  readonly restore?: string | RestoreStrategy<any, any, any>;
+  readonly restoreOptions?: GivenOptions;
+  readonly crcThread?: boolean;
+};
 
 /** The CRC thread of a cycle's resume, started with the cycle so that it is up before the boot kernel boots. */
 function cycleCrcThread(options: CycleOptions): CrcThread | undefined {
@@ -362,9 +367,9 @@ export async function runLineage(count: number, options: CycleOptions = {}): Pro
     for (let i = 0; i < count; i++) {
       const h = await hibernate({ ...options, imagePath, guest: live });
       live = undefined;
-      const r = await resume({ ...options, imagePath, oracle: h.oracle, ramBytes: h.ramBytes, keepRunning: i < count - 1, crcThread: crcThread ?? false });
+      const r = await resume({ ...options, imagePath, oracle: h.oracle, ramBytes: h.ramBytes, keepRunning: i < count - 1, crcThread: crcThread ?? false, verifyReportsExpected: h.verifyReportsExpected });
       live = r.guest;
-      reports.push(judge(h, r, options));
+      reports.push(cycleReport(h, r, options));
       if (reports.at(-1)!.verdict === 'fail') break;
     }
   } finally {
@@ -375,29 +380,28 @@ export async function runLineage(count: number, options: CycleOptions = {}): Pro
   return reports;
 }
 
-export function judge(h: HibernateResult, r: ResumeResult, options: HibernateOptions & { restore?: string }): CycleReport {
-  const failures: string[] = [];
-  if (r.status !== 'resumed') failures.push(`resume ${r.status}: ${r.reason ?? ''}`);
-  const oracle = r.oracle ?? { against: 'oracle' as const, pagesCompared: 0, differingPages: [], cpuDifferences: [] };
-  if (oracle.differingPages.length) failures.push(`${oracle.differingPages.length} saved pages differ from the ${oracle.against} (first: PFN ${hex(oracle.differingPages[0]!.pfn)}, ${oracle.differingPages[0]!.owner})`);
-  if (oracle.cpuDifferences.length) failures.push(`CPU context differs: ${oracle.cpuDifferences.join('; ')}`);
-  if (r.status === 'resumed' && oracle.pagesCompared !== h.save.pagesSaved) failures.push(`compared ${oracle.pagesCompared} pages, the image has ${h.save.pagesSaved}`);
-  if (r.status === 'resumed' && r.verify.length !== h.workloadTasks) failures.push(`${r.verify.length} of ${h.workloadTasks} workload tasks workloads reported their verification`);
-  for (const v of r.verify) if (v.badWords) failures.push(`task ${v.taskId}: ${v.badWords} of ${v.wordsChecked} words wrong (first at word ${v.firstBad})`);
+/** The cycle's report: the oracle's verdict on what the save captured and the resume brought back. */
+function cycleReport(h: HibernateResult, r: ResumeResult, options: CycleOptions): CycleReport {
+  const oracle = r.check ?? judge({
+    against: h.oracle ? 'oracle' : 'image',
+    tasks: { expected: h.verifyReportsExpected, reports: [] },
+    refusal: `resume ${r.status}: ${r.reason ?? ''}`,
+  });
   const phases: Record<string, number> = {};
   for (const [k, v] of Object.entries(h.phasesMs)) phases[`hibernate.${k}`] = v;
-  for (const [k, v] of Object.entries(h.save.phasesMs)) phases[`save.${k}`] = round1(v);
+  for (const [k, v] of Object.entries(h.save.phasesMs)) phases[`save.${k}`] = v;
   for (const [k, v] of Object.entries(r.phasesMs)) phases[`resume.${k}`] = v;
-  if (r.restore) for (const [k, v] of Object.entries(r.restore.phasesMs)) phases[`restore.${k}`] = round1(v);
+  if (r.restore) for (const [k, v] of Object.entries(r.restore.phasesMs)) phases[`restore.${k}`] = v;
+  const restoreName = typeof options.restore === 'object' ? options.restore.name : (options.restore ?? 'bitmap-pbe');
   return {
-    verdict: failures.length ? 'fail' : 'pass',
-    failures,
+    verdict: oracle.verdict,
+    failures: oracle.failures,
     config: {
-      ramBytes: h.ramBytes, workload: h.workload, seed: h.seed, save: h.save.strategy, saveOptions: options.saveOptions, restore: r.restore?.strategy ?? options.restore ?? 'bitmap-pbe',
-      deterministic: !!options.deterministic, largePages: !!options.largePages, imagePath: h.imagePath,
+      ramBytes: h.ramBytes, workload: h.workload, seed: h.seed, save: h.save.strategy, saveOptions: h.save.options, restore: r.restore?.strategy ?? restoreName,
+      restoreOptions: r.restore?.options, deterministic: !!options.deterministic, largePages: !!options.largePages, imagePath: h.imagePath,
     },
     buildId: h.buildId,
-    save: { ...h.save, downtime: { ...h.save.downtime, ms: round1(h.save.downtime.ms) } },
+    save: h.save,
     restore: r.restore,
     resumeStatus: r.status,
     generation: r.generation,
@@ -405,9 +409,12 @@ export function judge(h: HibernateResult, r: ResumeResult, options: HibernateOpt
     verify: r.verify,
     phasesMs: phases,
     validationScan: r.validationScan,
+    consoleTail: r.console.split('\n').slice(-40).join('\n'),
   };
 }
 
 function roundAll(p: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(p).map(([k, v]) => [k, round1(v)]));
 }
+
+export { errorCode, HiberlabError };

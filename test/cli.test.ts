@@ -11,17 +11,27 @@ describe('the hiberlab CLI', () => {
     expect(r.exitCode).toBe(0);
     const report = JSON.parse(r.stdout);
     expect(report.verdict).toBe('pass');
-    expect(report.oracle.differingPages).toEqual([]);
+    expect(report.oracle.memory.differingPages).toEqual([]);
+    expect(report.oracle.frames.missingPages).toEqual([]);
     expect(report.config.ramBytes).toBe(32 * MiB);
     expect(report.save.strategy).toBe('swsusp');
     expect(report.restore.strategy).toBe('bitmap-pbe');
     expect(report.verify).toHaveLength(2);
   });
 
-  it('cycle without --json prints the summary table', async () => {
+  it('cycle without --json prints a summary that fits 80 columns; -v adds the details', async () => {
     const r = await hiberlab('cycle', '--ram', '32M', '--workload', 'stream:1M');
     expect(r.exitCode).toBe(0);
-    for (const row of ['PASS', 'pages saved', 'image bytes', 'atomic-copy pages', 'in-place loads', 'PBEs', 'time: save.atomic']) expect(r.stdout).toContain(row);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^PASS  swsusp → bitmap-pbe, 32 MiB: \d+ pages \([\d.]+ MiB\), downtime [\d.]+ ms$/);
+    expect(r.stdout).toMatch(/^Wrote \d+ kbytes in [\d.]+ seconds \([\d.]+ MB\/s\)$/m);
+    expect(r.stdout).toMatch(/^Read \d+ kbytes in [\d.]+ seconds \([\d.]+ MB\/s\)$/m);
+    expect(r.stdout).toMatch(/^save +freeze [\d.]+, prepare/m);
+    for (const line of lines) expect(line.length).toBeLessThanOrEqual(80);
+    expect(lines.length).toBeLessThanOrEqual(16);
+    const v = await hiberlab('cycle', '--ram', '32M', '--workload', 'stream:1M', '-v');
+    expect(v.exitCode).toBe(0);
+    for (const row of ['save strategy swsusp', 'restore strategy bitmap-pbe', 'bitmapPages:', 'task 2 (stream): ok']) expect(v.stdout).toContain(row);
   });
 
   it('hibernate and resume in separate processes; resume exits 0, then 2 when the image was consumed', async () => {
@@ -36,7 +46,8 @@ describe('the hiberlab CLI', () => {
     const report = JSON.parse(r.stdout);
     expect(report.status).toBe('resumed');
     expect(report.verified).toBe(true);
-    expect(report.oracle.against).toBe('image');
+    expect(report.check.against).toBe('image');
+    expect(report.check.verdict).toBe('pass');
     const again = await hiberlab('resume', '--image', image, '--ram', '32M');
     expect(again.exitCode).toBe(2);
     expect(again.stdout).toMatch(/no image to resume/);
@@ -48,7 +59,7 @@ describe('the hiberlab CLI', () => {
     const before = sha256File(image);
     const r = await hiberlab('resume', '--image', image, '--ram', '48M');
     expect(r.exitCode).toBe(3);
-    expect(r.stdout).toMatch(/image refused: .*32 MiB.*48 MiB/);
+    expect(r.stdout).toMatch(/image refused: [\s\S]*32 MiB[\s\S]*48 MiB/);
     expect(sha256File(image)).toBe(before);
   });
 

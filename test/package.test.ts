@@ -67,7 +67,7 @@ export async function cycle(): Promise<string> {
   const report: CycleReport = await runCycle(options);
   const same: VitestReport = report;
   expect(same).toPassOracle();
-  const pages: PageDifference[] = report.oracle.differingPages;
+  const pages: readonly PageDifference[] = report.oracle.memory?.differingPages ?? [];
   return \`\${report.verdict} \${pages.map((d) => d.pfn.toString(16)).join()} \${strategies.join()} \${ImageError.name}\`;
 }
 export const runs: typeof runCycle = runInVitest;

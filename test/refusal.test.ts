@@ -155,7 +155,7 @@ describe('a bad image is refused before any guest memory is touched, and the fil
     try {
       const r = await resume({ imagePath: p, ramBytes: 32 * MiB, image: guestImage() });
       expect(r.status).toBe('resumed');
-      expect(r.oracle?.differingPages).toEqual([]);
+      expect(r.check?.memory?.differingPages).toEqual([]);
       expect(r.verify.length).toBeGreaterThan(0);
       expect(r.verify.every((v) => v.badWords === 0)).toBe(true);
       expect(straight).not.toHaveBeenCalled(); // nothing went straight from the file into guest frames

@@ -242,7 +242,7 @@ export class Guest {
   }
 
   /** Reports a verification brings: one per workload task, and the cache's if a cache workload was configured. */
-  private verifyReportsExpected(): number {
+  verifyReportsExpected(): number {
     const tasks = this.tasks().filter((t) => t.kind === 'churn' || t.kind === 'stream').length;
     return tasks + (this.cache.configured ? 1 : 0);
   }
@@ -290,6 +290,11 @@ export class Guest {
     for (let pfn = 0; pfn < owners.length; pfn++) if (owners[pfn] === OWNERS.SNAPSHOT.value) frames.push(pfn);
     this.allocator.freeFrames(frames);
     return frames.length;
+  }
+
+  /** Whether the pm task is in its pm loop, waiting for the next PM command. */
+  get inPm(): boolean {
+    return this.inPmLoop;
   }
 
   /** The pm task's last command result (delivered with the PM_NEXT now pending). */

@@ -19,7 +19,7 @@ import { loadGuestImage } from '../machine/guest-image.ts';
 import { readStruct } from '../machine/guest-structs.ts';
 import type { GuestImageRef } from '../machine/machine.ts';
 import { formatWorkload, parseWorkloadSpec } from '../machine/workload.ts';
-import { saveablePfns } from '../save/swsusp.ts';
+import { saveablePfns } from '../save/common.ts';
 import { FaultHandler, type FaultTraceEvent } from './faults.ts';
 import { policyByName } from './policies/index.ts';
 import { WriteProtector, type TlbStats } from './protect.ts';

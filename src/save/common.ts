@@ -1,86 +1,15 @@
 /**
- * Steps every save strategy takes the same way: the freeze (which starts the downtime
- * clock), the oracle capture at the atomic point (timed apart: it is the harness's
- * instrumentation, not the algorithm), and fixing the image's page set after any
- * 4 MiB splits the write protection will need.
+ * Page sets of saves: the pages the image must hold (saveable), fixing that set before
+ * the write protection needs its 4 MiB splits, and checking at the atomic point that it
+ * did not change under a save that fixed it while the guest ran.
  */
-import { performance } from 'node:perf_hooks';
+import { OWNERS } from '../abi.ts';
 import type { GuestAllocator } from '../machine/allocator.ts';
-import type { Guest } from '../machine/guest.ts';
-import type { PhaseTimer } from '../metrics/timer.ts';
-import type { WriteProtector } from '../mmu/protect.ts';
-import { captureOracle, type Oracle } from '../oracle/oracle.ts';
-import type { SaveContext, SaveReport } from './strategy.ts';
-import { OWNERS, STRUCTS } from '../abi.ts';
-import type { SavedContext } from '../image/index.ts';
 import { ProtocolError } from '../machine/errors.ts';
+import type { Guest } from '../machine/guest.ts';
+import type { WriteProtector } from '../mmu/protect.ts';
 import { countBits, frameMask, framesOfWords, wordsOfFrames } from '../pages/page-set.ts';
 import { hex } from '../units.ts';
-
-/** Downtime: from the FREEZE command until the guest runs again or the image is committed. */
-export class DowntimeClock {
-  private startMs = 0;
-  private startInstructions = 0;
-  private atomicInstructions = 0;
-  /** Milliseconds inside the downtime that belong to the harness, not the algorithm. */
-  excludedMs = 0;
-
-  constructor(private readonly guest: Guest) {}
-
-  start(): void {
-    this.startMs = performance.now();
-    this.startInstructions = this.guest.machine.instructionsNow();
-  }
-
-  /** Call at the atomic point: the instructions count from the freeze to here. */
-  atAtomicPoint(): void {
-    this.atomicInstructions = this.guest.machine.instructionsNow();
-  }
-
-  /** Ends the downtime now, or at `atMs` (performance.now() of an earlier instant, e.g. the guest's THAWED). */
-  finish(atMs = performance.now()): { ms: number; instructions: number } {
-    return { ms: atMs - this.startMs - this.excludedMs, instructions: this.atomicInstructions - this.startInstructions };
-  }
-}
-
-/** Asks for hibernation, then freezes the tasks (timed as "freeze"); the downtime starts at FREEZE. */
-export async function freezeTasks(guest: Guest, timer: PhaseTimer, clock: DowntimeClock): Promise<number> {
-  return timer.time('freeze', async () => {
-    await guest.enterPm();
-    // Waiting for the pm task to notice the request is not downtime: the tasks still run.
-    // The event loop gets its turn now rather than in the middle of the downtime.
-    await guest.machine.yieldNow();
-    clock.start();
-    return guest.pm('FREEZE');
-  });
-}
-
-/**
- * At the atomic point: hands the oracle to the context if it wants one (after `adjust`,
- * which takes out what is the harness's and not the guest's: the tracker's read-only
- * bits), marks the
- * atomic point on the clock and excludes the capture from the downtime. Returns the ms
- * the capture took (subtract it from the "atomic" phase with moveOracleTime).
- */
-export function recordAtomicPoint(ctx: SaveContext, clock: DowntimeClock, adjust?: (oracle: Oracle) => void): number {
-  const { guest } = ctx;
-  clock.atAtomicPoint();
-  if (!ctx.onOracle) return 0;
-  const t0 = performance.now();
-  const oracle = captureOracle(guest.machine, guest.bootInfo, guest.allocator.layout.ownerMap);
-  adjust?.(oracle);
-  ctx.onOracle(oracle);
-  const ms = performance.now() - t0;
-  clock.excludedMs += ms;
-  return ms;
-}
-
-/** Reports the oracle capture as its own phase instead of part of "atomic". */
-export function moveOracleTime(timer: PhaseTimer, oracleMs: number): void {
-  if (!oracleMs) return;
-  timer.phases.atomic = (timer.phases.atomic ?? 0) - oracleMs;
-  timer.phases.oracle = oracleMs;
-}
 
 /**
  * Splits the 4 MiB pages that protecting the saveable pages will need (their new page
@@ -116,21 +45,6 @@ export function saveableWords(alloc: GuestAllocator): Uint32Array {
     }
   }
   return words;
-}
-
-/** Frames in use that are not RAM (owner NOSAVE). They are set at boot and never change. */
-export function countNosave(alloc: GuestAllocator): number {
-  const owners = alloc.owners;
-  const nosave = OWNERS.NOSAVE.value;
-  let n = 0;
-  for (let pfn = 0; pfn < owners.length; pfn++) if (owners[pfn] === nosave) n++;
-  return n;
-}
-
-/** The report's memory figures at the atomic point (nosaveFrames: countNosave, counted before). */
-export function memoryAtAtomic(alloc: GuestAllocator, nosaveFrames: number): SaveReport['memory'] {
-  const usedAtAtomic = alloc.frameCount - alloc.freeCount;
-  return { frames: alloc.frameCount, usedAtAtomic, freeAtAtomic: alloc.freeCount, nosaveFrames };
 }
 
 /** How the saveable pages now differ from a fixed set. */
@@ -195,12 +109,6 @@ export class PageSetBits {
       this.words = wordsOfFrames(set, alloc.bitmap.length * 32);
     }
   }
-}
-
-/** At the atomic point: a copy of the context the guest saved (for the image header). */
-export function captureSavedContext(guest: Guest): SavedContext {
-  const address = guest.bootInfo.saved_context;
-  return { address, bytes: guest.machine.view(address, STRUCTS.saved_context.size).slice() };
 }
 
 /**

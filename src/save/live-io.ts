@@ -1,26 +1,26 @@
 /**
  * The I/O model of saves that write while the guest runs (wp-full, cow): the swap
- * device moves `bytesPerMs` image bytes per emulated millisecond. The harness writes
- * one tick's worth of pages, lets the guest run one timer tick (1000 / HZ guest ms),
- * and so on, so the guest's progress and the image's progress interleave as they
- * would with a real disk of that speed.
+ * device moves `io` KiB of image per emulated millisecond. The harness writes one
+ * tick's worth of pages, lets the guest run one timer tick (1000 / HZ guest ms), and so
+ * on, so the guest's progress and the image's progress interleave as they would with a
+ * real disk of that speed.
  */
 import { CONSTANTS } from '../abi.ts';
+import type { IntegerOption } from '../declarations.ts';
 import type { Guest } from '../machine/guest.ts';
 import type { Progress } from '../metrics/progress.ts';
 import { PAGE_SIZE } from '../units.ts';
 
-export interface LiveIoOptions {
-  /** Image bytes the swap device writes per emulated millisecond. Default 256 KiB (≈ 256 MB/s). */
-  readonly bytesPerMs?: number;
-}
-
-export const DEFAULT_BYTES_PER_MS = 256 * 1024;
+/** The option every live save declares: the swap device's speed while the guest runs. */
+export const IO_OPTION = {
+  kind: 'integer', default: 256, min: 1, max: 1 << 20, unit: 'KiB per guest ms',
+  help: "the swap device's speed while the guest runs, in KiB per guest millisecond (256: about 256 MB/s)",
+} as const satisfies IntegerOption;
 
 /** Pages the device writes during one timer tick of guest time. */
-export function pagesPerTick(options: LiveIoOptions = {}): number {
+export function pagesPerTick(kibPerMs: number): number {
   const msPerTick = 1000 / CONSTANTS.HZ.value;
-  return Math.max(1, Math.floor(((options.bytesPerMs ?? DEFAULT_BYTES_PER_MS) * msPerTick) / PAGE_SIZE));
+  return Math.max(1, Math.floor((kibPerMs * 1024 * msPerTick) / PAGE_SIZE));
 }
 
 /**
@@ -30,12 +30,12 @@ export function pagesPerTick(options: LiveIoOptions = {}): number {
 export async function writeWhileRunning(
   guest: Guest,
   total: number,
-  options: LiveIoOptions,
+  kibPerMs: number,
   progress: Progress,
   label: string,
   writeBatch: (first: number, count: number) => Promise<void> | void,
 ): Promise<{ ticks: number }> {
-  const perTick = pagesPerTick(options);
+  const perTick = pagesPerTick(kibPerMs);
   const phase = progress.phase(label, total);
   let ticks = 0;
   for (let first = 0; first < total; first += perTick) {

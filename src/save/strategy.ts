@@ -1,93 +1,109 @@
 /**
- * What every save strategy gets and gives (DESIGN.md, principle 4): the same inputs,
- * the same metrics, the same report, so strategies compare side by side.
+ * The seam of the save strategies (DESIGN.md, principle 4). A strategy declares its
+ * options and statistics and supplies only its own steps; a SaveSession (session.ts)
+ * does what every save shares: freeze and thaw, the downtime clock, making room, the
+ * atomic point with the oracle and the saved context, memory accounting, the image
+ * stream, the report. docs/ADDING-A-STRATEGY.md shows a whole strategy in one file.
  */
-import type { Guest } from '../machine/guest.ts';
-import type { Progress } from '../metrics/progress.ts';
-import type { Oracle } from '../oracle/oracle.ts';
-import type { SwapDevice } from '../image/index.ts';
 import { HiberlabError } from '../errors.ts';
+import type { OptionSpecs, OptionValues, StatSpecs, StatValues } from '../declarations.ts';
+import type { CommitOptions, CommitResult } from '../image/index.ts';
+import type { SaveSession } from './session.ts';
 
-export interface SaveContext {
-  readonly guest: Guest;
-  /** The swap device the image goes to (the guest's IDE disk, written by the harness). */
-  readonly swap: SwapDevice;
-  readonly progress: Progress;
+export interface SaveStrategy<O extends OptionSpecs = OptionSpecs, S extends StatSpecs = StatSpecs> {
+  /** Lower-case, no spaces: what --save takes. */
+  readonly name: string;
+  /** One line: the idea. */
+  readonly description: string;
+  /** Who proposed it, when and where (for docs and reports). */
+  readonly origin: string;
+  readonly options: O;
+  readonly stats: S;
   /**
-   * Called at the atomic point with the oracle the cycle will be judged against.
-   * Without it no oracle is captured (the resume then checks pages against the image).
+   * The strategy's own steps, on a session the guest is running in (not frozen): it must
+   * call session.atomic() once, with the atomic point inside, and commit the image
+   * through session.commit(). On return the session powers the guest off.
    */
-  readonly onOracle?: (oracle: Oracle) => void;
+  save(session: SaveSession, options: OptionValues<O>): Promise<SaveOutcome<S>>;
 }
 
+/** What a strategy's steps give back; the session adds what it measured itself. */
+export interface SaveOutcome<S extends StatSpecs = StatSpecs> {
+  /** What session.commit() returned. */
+  readonly image: CommitResult;
+  /** Pages copied inside the atomic section. */
+  readonly atomicCopyPages: number;
+  /** The strategy's statistics, by the names it declared. */
+  readonly stats: StatValues<S>;
+}
+
+/** Declares a save strategy (identity, for type inference of its options and stats). */
+export function defineSaveStrategy<const O extends OptionSpecs, const S extends StatSpecs>(strategy: SaveStrategy<O, S>): SaveStrategy<O, S> {
+  return strategy;
+}
+
+/**
+ * The one narrow interface strategies write images through (Linux's
+ * snapshot_write_next, as a stream): pages or runs in, then commit. How pages reach the
+ * disk (staging, O_DIRECT, background writeback, when CRCs are taken) is the writer's
+ * own choice (src/image/writer.ts).
+ */
+export interface ImageStream {
+  /** The image's PFNs, ascending (page i is pfns[i]). */
+  readonly pfns: Uint32Array;
+  readonly pageCount: number;
+  /** Page index of `pfn`, or -1. */
+  indexOf(pfn: number): number;
+  /**
+   * Pages firstIndex, firstIndex + 1, ... from `data`. With `stable` the caller promises
+   * `data` stays as it is until commit (the writer may write it later and checksum it
+   * meanwhile); without it `data` may change as soon as this returns.
+   */
+  write(firstIndex: number, data: Uint8Array, options?: { readonly stable?: boolean }): void;
+  /**
+   * Pages firstIndex, ... from `parts` (each whole pages, scattered in memory); `fill`
+   * produces each piece just before it is written (an atomic copy made piece by piece
+   * while the first pieces are being written).
+   */
+  writeRuns(firstIndex: number, parts: readonly Uint8Array[], options?: { readonly fill?: (piece: Uint8Array, part: number, offset: number) => void }): Promise<void>;
+}
+
+/** Everything a save reports, the same for every strategy; strategy-specific numbers are in `stats`. */
 export interface SaveReport {
   readonly strategy: string;
+  /** The options the strategy ran with (defaults filled in). */
+  readonly options: Readonly<Record<string, number | boolean | undefined>>;
   /** Pages in the image. */
   readonly pagesSaved: number;
   readonly imageBytes: number;
+  /** Page bytes written to the swap device, rewrites included. */
+  readonly pageBytesWritten: number;
+  /** Milliseconds from opening the image to its commit, instrumentation excluded (the time of Linux's "Wrote … kbytes in … seconds"). */
+  readonly writeMs: number;
   /** Pages copied inside the atomic section. */
   readonly atomicCopyPages: number;
-  /** Frames taken from the guest's allocator for the hibernation (copies, bitmaps, buffers). */
+  /** Frames the hibernation took from the guest's allocator (copies, bitmaps, pools, buffers), counted before power-off. */
   readonly snapshotFrames: number;
+  /** Reclaimable cache pages the session dropped to make room. */
   readonly cachePagesDropped: number;
   readonly tasksFrozen: number;
-  /** Frames of RAM, used and free when the image was defined. */
   /** Frames of the guest; in use and free at the atomic point; in use but not RAM (NOSAVE: holes in the memory map, never saved). */
   readonly memory: { readonly frames: number; readonly usedAtAtomic: number; readonly freeAtAtomic: number; readonly nosaveFrames: number };
   /**
-   * Milliseconds per phase (freeze, prepare, atomic, write, power-off). "oracle" is the
-   * harness's own capture of the atomic point, inside the atomic section but not part
-   * of the algorithm: it is timed apart and not included in "atomic".
+   * Milliseconds per phase, in the order they ran. Instrumentation of the harness (the
+   * oracle's capture, checks) is timed as phases of its own and left out of the phase
+   * it ran in and of the downtime.
    */
   readonly phasesMs: Readonly<Record<string, number>>;
   /**
-   * From the freeze until the guest could run again: thawed (cow: the guest's THAWED
-   * hypercall, sent the instant its tasks are runnable) or, for saves that power off,
-   * the image committed. Wall ms (the oracle capture excluded) and guest
-   * instructions retired between the freeze and the atomic point.
+   * From the freeze until the guest could run again: thawed (the guest's THAWED
+   * hypercall) or, for saves that power off, the image committed. Wall ms (the
+   * instrumentation excluded) and guest instructions retired from the freeze to the
+   * atomic point.
    */
   readonly downtime: { readonly ms: number; readonly instructions: number };
-  /** The largest image this algorithm could have saved on this machine, as a fraction of RAM. */
-  readonly largestImageFraction: number;
-  /** Saves that write while the guest runs (wp-full, cow). */
-  readonly live?: LiveSaveStats;
-}
-
-export interface PrecopyRound {
-  readonly round: number;
-  /** Pages written in this round (round 0 = the full pass). */
-  readonly pagesWritten: number;
-  /** Pages that faulted (are dirty again) when the round ended. */
-  readonly dirtyAfter: number;
-  /** Guest timer ticks the round took under the I/O model. */
-  readonly ticks: number;
-}
-
-export interface LiveSaveStats {
-  readonly faults: number;
-  readonly pagesFaulted: number;
-  /** Pages copied atomically because they faulted. */
-  readonly flaggedPages: number;
-  /** Pages copied atomically because they can never be protected (page tables, stacks, descriptor tables). */
-  readonly unprotectablePages: number;
-  readonly rounds: readonly PrecopyRound[];
-  readonly stopReason: string;
-  /** Page bytes written to the image, rewrites included. */
-  readonly pageBytesWritten: number;
-  readonly liveTicks: number;
-  /** cow: pages the writer saved early because the reserve pool was exhausted. */
-  readonly savedEarly?: number;
-  /** wp-full with measureWrites: protected pages whose contents changed before the atomic point. */
-  readonly pagesChanged?: number;
-  /** wp-full: copy frames taken at the atomic point because the reservation made before the freeze was short. */
-  readonly copyFramesAdded?: number;
-}
-
-export interface SaveStrategy {
-  readonly name: string;
-  readonly description: string;
-  /** Runs the whole save; the guest is left powered off. */
-  save(ctx: SaveContext): Promise<SaveReport>;
+  /** The strategy's own statistics, as it declared them. */
+  readonly stats: Readonly<Record<string, unknown>>;
 }
 
 /** Hibernation was refused before anything irreversible happened; the guest runs on. */
@@ -96,3 +112,5 @@ export class HibernationRefusedError extends HiberlabError<'HIBERNATION_REFUSED'
     super('HIBERNATION_REFUSED', message, facts);
   }
 }
+
+export type { CommitOptions, CommitResult };
