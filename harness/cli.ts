@@ -8,7 +8,8 @@ import {
   DEFAULT_RAM_BYTES, DEFAULT_WARMUP_MS, DEFAULT_WORKLOAD, hibernate, resume, runCycle,
   type CycleReport, type HibernateOptions, type HibernateResult, type ResumeResult,
 } from '../src/cycle.ts';
-import { defaultText, kebab, type GivenOptions, type OptionSpec, type OptionSpecs } from '../src/declarations.ts';
+import { BadOptionError, defaultText, kebab, type GivenOptions, type OptionSpec, type OptionSpecs } from '../src/declarations.ts';
+import { HiberlabError } from '../src/errors.ts';
 import { formatInspection, inspectImage } from '../src/image/index.ts';
 import { MAX_RAM_BYTES, MIN_RAM_BYTES } from '../src/machine/machine.ts';
 import { parseSize } from '../src/machine/workload.ts';
@@ -96,7 +97,7 @@ function strategyOptions(cmd: Command, strategies: ReadonlyMap<string, { name: s
     if (cmd.getOptionValueSource(name) !== 'cli') continue;
     if (!(name in mine)) {
       const owners = [...strategies.values()].filter((s) => name in s.options).map((s) => s.name);
-      throw new InvalidArgumentError(`--${kebab(name)} is an option of ${owners.join(', ')}, not of the ${kind} strategy ${chosen}`);
+      throw new BadOptionError(`${kind} strategy ${chosen}`, name, `--${kebab(name)} is an option of ${owners.join(', ')}, not of ${chosen}`);
     }
     out[name] = cmd.getOptionValue(name) as number | boolean;
   }
@@ -190,7 +191,7 @@ export function buildProgram(): Command {
     .addOption(verboseOpt())
     .addOption(consoleOpt())
     .action(async (flags: CommonFlags & { image: string; restore: string }, cmd: Command) => {
-      if (!existsSync(flags.image)) throw new InvalidArgumentError(`no such swap device: ${flags.image}`);
+      if (!existsSync(flags.image)) throw new HiberlabError('NO_DEVICE', `no such swap device: ${flags.image}`, { path: flags.image });
       const r = await resume({
         imagePath: flags.image, ramBytes: flags.ram, restore: flags.restore, restoreOptions: strategyOptions(cmd, RESTORE_STRATEGIES, flags.restore, 'restore'),
         deterministic: flags.deterministic, largePages: flags.largePages,

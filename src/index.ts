@@ -34,6 +34,10 @@ export { SaveSession, runSave, type SaveContext, type SaveResult } from './save/
 export { PageSetBits, fixPageSet, saveablePfns, saveableWords } from './save/common.ts';
 export { defineRestoreStrategy, RestoreRefusedError, type RestoreStrategy, type RestoreContext, type RestoreLoad, type RestoreReport } from './restore/strategy.ts';
 export { runRestore } from './restore/run.ts';
+export { swsusp } from './save/swsusp.ts';
+export { wpFull } from './save/wp-full.ts';
+export { cow } from './save/cow.ts';
+export { bitmapPbe } from './restore/bitmap-pbe.ts';
 export * as restoreParts from './restore/parts.ts';
 export { Oracle, OracleWatch, type OracleCapture, type FrameRef, type Derivation } from './oracle/oracle.ts';
 export { Verifier, judge, checkImagePages, type OracleVerdict, type FrameCheck, type MemoryCheck, type CpuCheck, type TaskCheck, type PageDifference } from './oracle/verdict.ts';

@@ -78,5 +78,9 @@ describe('the hiberlab CLI', () => {
     const w = await hiberlab('cycle', '--workload', 'bogus:1M');
     expect(w.exitCode).toBe(1);
     expect(w.stderr).toMatch(/unknown workload kind "bogus"/);
+    // Strategy flags come from the strategies' declarations and belong to them.
+    const o = await hiberlab('cycle', '--save', 'wp-full', '--pool', '64');
+    expect(o.exitCode).toBe(1);
+    expect(o.stderr).toMatch(/save strategy wp-full: --pool is an option of cow, not of wp-full/);
   });
 });

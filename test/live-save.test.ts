@@ -63,6 +63,15 @@ describe('wp-full', () => {
     expect(r.save.pagesSaved).toBeGreaterThan(4096);
   });
 
+  it('makes room like every save: on 16 MiB with churn:4M,cache:8M it drops cache pages until the atomic copy fits, and passes', async () => {
+    const r = await cycle('wp-full', 16, 'churn:4M,cache:8M', 14);
+    expectPass(r);
+    expect(r.save.cachePagesDropped).toBeGreaterThan(0);
+    expect(r.save.cachePagesDropped).toBeLessThan(2048);
+    // The working set became known in the first live write: the save began again after dropping.
+    expect(r.save.stats.restarts).toBe(1);
+  });
+
   it('copy frames are reserved before the freeze; when that was short, the rest is taken at the atomic point', async () => {
     // No margin: the harness's own write to the allocator's state page after the count
     // unprotects one page more than was reserved for.
