@@ -409,7 +409,7 @@ function cycleReport(h: HibernateResult, r: ResumeResult, options: CycleOptions)
     verify: r.verify,
     phasesMs: phases,
     validationScan: r.validationScan,
-    consoleTail: r.console.split('\n').slice(-40).join('\n'),
+    consoleTail: r.console.replace(/\r/g, '').trimEnd().split('\n').slice(-40).join('\n'),
   };
 }
 

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { BadOptionError, declareOptions, resolveOptions } from '../src/declarations.ts';
+import { readFileSync } from 'node:fs';
 import { SAVE_STRATEGIES } from '../src/strategies.ts';
+import { renderStrategyMarkdown, strategyDocSection } from '../src/strategy-docs.ts';
 
 describe('strategy options come from their declarations', () => {
   const specs = declareOptions({
@@ -28,5 +30,16 @@ describe('strategy options come from their declarations', () => {
       expect(s.origin.length).toBeGreaterThan(10);
       for (const spec of [...Object.values(s.options), ...Object.values(s.stats)]) expect(spec.help.length).toBeGreaterThan(5);
     }
+  });
+});
+
+describe('the docs speak from the declarations', () => {
+  it('docs/REPORT.md carries exactly the generated tables of every strategy\'s options and statistics', () => {
+    expect(strategyDocSection(readFileSync('docs/REPORT.md', 'utf8'))).toBe(renderStrategyMarkdown());
+  });
+
+  it('docs/ADDING-A-STRATEGY.md shows the example strategy exactly as the file the tests run', () => {
+    const example = readFileSync('docs/examples/stop-and-write.ts', 'utf8').trimEnd();
+    expect(readFileSync('docs/ADDING-A-STRATEGY.md', 'utf8')).toContain(`\`\`\`ts\n${example}\n\`\`\``);
   });
 });
