@@ -291,7 +291,7 @@ export class SaveSession {
    */
   async commit(image: ImageStream, options: Omit<CommitOptions, 'context'> = {}): Promise<CommitResult> {
     if (!this.savedContext) throw new ProtocolError(`save strategy ${this.strategy} committed its image before the atomic point`);
-    const result = await (image as ImageWriter).commitAsync({ ...options, context: this.savedContext });
+    const result = await (image as ImageWriter).commit({ ...options, context: this.savedContext });
     if (this.frozen) this.downtime ??= this.endDowntime();
     if (this.imageOpened) this.writeMs = performance.now() - this.imageOpened.ms - (this.instrumentedMs - this.imageOpened.instrumented);
     return result;
