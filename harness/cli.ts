@@ -9,7 +9,8 @@ import {
   type CycleReport, type HibernateOptions, type HibernateResult, type ResumeResult,
 } from '../src/cycle.ts';
 import { BadOptionError, defaultText, kebab, type GivenOptions, type OptionSpec, type OptionSpecs } from '../src/declarations.ts';
-import { HiberlabError } from '../src/errors.ts';
+import { errorCode, HiberlabError } from '../src/errors.ts';
+import { MachineError } from '../src/machine/errors.ts';
 import { formatInspection, inspectImage } from '../src/image/index.ts';
 import { MAX_RAM_BYTES, MIN_RAM_BYTES } from '../src/machine/machine.ts';
 import { parseSize } from '../src/machine/workload.ts';
@@ -120,7 +121,7 @@ function hibernateOptions(flags: HibernateFlags, cmd: Command): HibernateOptions
   };
 }
 
-function consoleEcho(flags: CommonFlags): ((line: string) => void) | undefined {
+function consoleEcho(flags: { console?: boolean }): ((line: string) => void) | undefined {
   return flags.console ? (line) => process.stderr.write(`guest| ${line}`) : undefined;
 }
 
@@ -133,6 +134,25 @@ function addHibernateOptions(cmd: Command): Command {
     .option('--warmup <ms>', 'guest milliseconds the workloads run before hibernating', intOption, DEFAULT_WARMUP_MS);
   addStrategyOptions(cmd, SAVE_STRATEGIES);
   return cmd.addOption(detOpt()).addOption(largeOpt()).addOption(jsonOpt()).addOption(verboseOpt()).addOption(consoleOpt());
+}
+
+/**
+ * Runs a command's body; with --json, an error (a refused hibernation, a dead guest, a
+ * bad option) still prints one JSON report on stdout, with the verdict, the error's
+ * code, message and facts, and the guest's console tail when there is one. Without
+ * --json the error goes to stderr as before.
+ */
+async function reporting(command: string, json: boolean | undefined, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (err) {
+    if (!json) throw err;
+    const e = err instanceof Error ? err : new Error(String(err));
+    const consoleTail = err instanceof MachineError && err.consoleTail ? err.consoleTail : undefined;
+    const error = { code: errorCode(err), message: e.message, facts: err instanceof HiberlabError ? err.facts : {}, ...(consoleTail ? { consoleTail } : {}) };
+    print(true, { command, verdict: 'fail', failures: [e.message], error }, () => '');
+    process.exitCode = 1;
+  }
 }
 
 function print(json: boolean | undefined, data: unknown, text: () => string): void {
@@ -164,24 +184,28 @@ export function buildProgram(): Command {
     .addOption(new Option('--restore <name>', 'restore strategy').choices([...RESTORE_STRATEGIES.keys()]).default('bitmap-pbe'))
     .option('--image <file>', 'swap device file (created if missing; kept; default: a temporary file, removed afterwards)');
   addStrategyOptions(cycle, RESTORE_STRATEGIES);
-  cycle.action(async (flags: HibernateFlags & { restore: string }, cmd: Command) => {
-    const report: CycleReport = await runCycle({ ...hibernateOptions(flags, cmd), restore: flags.restore, restoreOptions: strategyOptions(cmd, RESTORE_STRATEGIES, flags.restore, 'restore') });
-    print(flags.json, report, () => cycleSummary(report, flags.verbose));
-    process.exitCode = report.verdict === 'pass' ? 0 : 1;
-  });
+  cycle.action((flags: HibernateFlags & { restore: string }, cmd: Command) =>
+    reporting('cycle', flags.json, async () => {
+      const report: CycleReport = await runCycle({ ...hibernateOptions(flags, cmd), restore: flags.restore, restoreOptions: strategyOptions(cmd, RESTORE_STRATEGIES, flags.restore, 'restore') });
+      print(flags.json, report, () => cycleSummary(report, flags.verbose));
+      process.exitCode = report.verdict === 'pass' ? 0 : 1;
+    }),
+  );
 
   addHibernateOptions(program.command('hibernate').description('boot, warm up, save the image to the swap device and power off'))
     .requiredOption('--image <file>', 'swap device file (created if missing)')
-    .action(async (flags: HibernateFlags, cmd: Command) => {
-      const h = await hibernate(hibernateOptions(flags, cmd));
-      print(flags.json, hibernateJson(h), () => hibernateSummary(h, flags.verbose));
-    });
+    .action((flags: HibernateFlags, cmd: Command) =>
+      reporting('hibernate', flags.json, async () => {
+        const h = await hibernate(hibernateOptions(flags, cmd));
+        print(flags.json, hibernateJson(h), () => hibernateSummary(h, flags.verbose));
+      }),
+    );
 
   const resumeCmd = program
     .command('resume')
     .description('boot the boot kernel and resume the image on the swap device; exit 0 resumed and verified, 2 no image (normal boot), 3 image refused, 1 otherwise')
     .requiredOption('--image <file>', 'swap device file')
-    .addOption(ramOpt())
+    .addOption(new Option('--ram <size>', 'guest RAM (default: the size the image records; another size is refused)').argParser(ramOption))
     .addOption(new Option('--restore <name>', 'restore strategy').choices([...RESTORE_STRATEGIES.keys()]).default('bitmap-pbe'));
   addStrategyOptions(resumeCmd, RESTORE_STRATEGIES);
   resumeCmd
@@ -190,17 +214,20 @@ export function buildProgram(): Command {
     .addOption(jsonOpt())
     .addOption(verboseOpt())
     .addOption(consoleOpt())
-    .action(async (flags: CommonFlags & { image: string; restore: string }, cmd: Command) => {
-      if (!existsSync(flags.image)) throw new HiberlabError('NO_DEVICE', `no such swap device: ${flags.image}`, { path: flags.image });
-      const r = await resume({
-        imagePath: flags.image, ramBytes: flags.ram, restore: flags.restore, restoreOptions: strategyOptions(cmd, RESTORE_STRATEGIES, flags.restore, 'restore'),
-        deterministic: flags.deterministic, largePages: flags.largePages,
-        progress: !flags.json || process.stderr.isTTY, onConsole: consoleEcho(flags),
-      });
-      const verified = r.status === 'resumed' && r.check?.verdict === 'pass';
-      print(flags.json, { ...(resumeJson(r) as object), verified }, () => resumeSummary(r, flags.verbose));
-      process.exitCode = r.status === 'resumed' ? (verified ? RESUME_EXIT.resumed : RESUME_EXIT.failed) : RESUME_EXIT[r.status];
-    });
+    .action((flags: Omit<CommonFlags, 'ram'> & { ram?: number; image: string; restore: string }, cmd: Command) =>
+      reporting('resume', flags.json, async () => {
+        if (!existsSync(flags.image)) throw new HiberlabError('NO_DEVICE', `no such swap device: ${flags.image}`, { path: flags.image });
+        const r = await resume({
+          imagePath: flags.image, ramBytes: flags.ram, restore: flags.restore, restoreOptions: strategyOptions(cmd, RESTORE_STRATEGIES, flags.restore, 'restore'),
+          deterministic: flags.deterministic, largePages: flags.largePages,
+          progress: !flags.json || process.stderr.isTTY, onConsole: consoleEcho(flags),
+        });
+        const verified = r.status === 'resumed' && r.check?.verdict === 'pass';
+        const verdict = verified ? 'pass' : 'fail';
+        print(flags.json, { ...(resumeJson(r) as object), verdict, verified }, () => resumeSummary(r, flags.verbose));
+        process.exitCode = r.status === 'resumed' ? (verified ? RESUME_EXIT.resumed : RESUME_EXIT.failed) : RESUME_EXIT[r.status];
+      }),
+    );
 
   program
     .command('faults')
@@ -221,32 +248,36 @@ export function buildProgram(): Command {
     .addOption(jsonOpt())
     .addOption(verboseOpt())
     .addOption(consoleOpt())
-    .action(async (flags: CommonFlags & { workload: string; seed: number; policy: string; duration: number; interval: number; warmup: number; scope: 'all' | 'workload'; pool?: number; baseline: boolean; trace?: string }) => {
-      const trace = flags.trace ? new TraceFile(flags.trace) : undefined;
-      let report: FaultRunReport;
-      try {
-        report = await runFaults({
-          ramBytes: flags.ram, workload: flags.workload, seed: flags.seed, policy: flags.policy, durationMs: flags.duration,
-          intervalMs: flags.interval, warmupMs: flags.warmup, scope: flags.scope, poolPages: flags.pool, baseline: flags.baseline,
-          deterministic: flags.deterministic, largePages: flags.largePages, onFault: trace ? (e) => trace.write(e) : undefined,
-          onConsole: consoleEcho(flags),
-        });
-      } finally {
-        trace?.close();
-      }
-      print(flags.json, report, () => faultsSummary(report, flags.verbose));
-      process.exitCode = report.verify.every((v) => v.badWords === 0) ? 0 : 1;
-    });
+    .action((flags: CommonFlags & { workload: string; seed: number; policy: string; duration: number; interval: number; warmup: number; scope: 'all' | 'workload'; pool?: number; baseline: boolean; trace?: string }) =>
+      reporting('faults', flags.json, async () => {
+        const trace = flags.trace ? new TraceFile(flags.trace) : undefined;
+        let report: FaultRunReport;
+        try {
+          report = await runFaults({
+            ramBytes: flags.ram, workload: flags.workload, seed: flags.seed, policy: flags.policy, durationMs: flags.duration,
+            intervalMs: flags.interval, warmupMs: flags.warmup, scope: flags.scope, poolPages: flags.pool, baseline: flags.baseline,
+            deterministic: flags.deterministic, largePages: flags.largePages, onFault: trace ? (e) => trace.write(e) : undefined,
+            onConsole: consoleEcho(flags),
+          });
+        } finally {
+          trace?.close();
+        }
+        print(flags.json, report, () => faultsSummary(report, flags.verbose));
+        process.exitCode = report.verify.every((v) => v.badWords === 0) ? 0 : 1;
+      }),
+    );
 
   program
     .command('inspect')
     .description('show an image: signature, header, page counts, checksum status')
     .argument('<file>', 'swap device file')
     .addOption(jsonOpt())
-    .action((file: string, flags: { json?: boolean }) => {
-      const info = inspectImage(file);
-      print(flags.json, info, () => formatInspection(info));
-    });
+    .action((file: string, flags: { json?: boolean }) =>
+      reporting('inspect', flags.json, async () => {
+        const info = inspectImage(file);
+        print(flags.json, info, () => formatInspection(info));
+      }),
+    );
 
   return program;
 }
@@ -278,8 +309,13 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
-    const e = err as { code?: string; exitCode?: number };
-    if (e.code?.startsWith('commander.')) return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : (e.exitCode ?? 1);
+    const e = err as { code?: string; exitCode?: number; message?: string };
+    if (e.code?.startsWith('commander.')) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
+      // Commander said what is wrong on stderr; a script that asked for JSON still gets one report.
+      if (argv.includes('--json')) print(true, { command: argv[2] ?? '', verdict: 'fail', failures: [e.message ?? e.code], error: { code: 'BAD_ARGUMENTS', message: e.message ?? e.code, facts: {} } }, () => '');
+      return e.exitCode ?? 1;
+    }
     process.stderr.write(`hiberlab: ${describeError(err)}\n`);
     return 1;
   }

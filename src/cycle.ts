@@ -14,7 +14,7 @@ import tmp from 'tmp';
 import { CONSTANTS } from './abi.ts';
 import type { GivenOptions } from './declarations.ts';
 import { errorCode, HiberlabError } from './errors.ts';
-import { beginImageValidation, CrcThread, ImageError, SwapDevice, imageExtent, resetSignature, validateImageAsync, type ImageValidation, type ValidatedImage } from './image/index.ts';
+import { beginImageValidation, CrcThread, ImageError, SwapDevice, imageExtent, imageRamBytes, resetSignature, validateImageAsync, type ImageValidation, type ValidatedImage } from './image/index.ts';
 import { MachineError } from './machine/errors.ts';
 import { Guest, type VerifyReport } from './machine/guest.ts';
 import { loadGuestImage } from './machine/guest-image.ts';
@@ -93,6 +93,7 @@ export interface HibernateResult {
 
 export interface ResumeOptions extends MachineChoice {
   readonly imagePath: string;
+  // ramBytes (MachineChoice): default the RAM size the image records (64 MiB without an image).
   /** Restore strategy: a registered name (default "bitmap-pbe") or a strategy object. */
   readonly restore?: string | RestoreStrategy<any, any, any>;
   /** The restore strategy's options, by the names it declares. */
@@ -213,12 +214,14 @@ export async function hibernate(options: HibernateOptions = {}): Promise<Hiberna
 
 /** Boots the boot kernel; if the swap device holds a valid image, restores it and verifies. */
 export async function resume(options: ResumeOptions): Promise<ResumeResult> {
-  const ramBytes = options.ramBytes ?? DEFAULT_RAM_BYTES;
   const image = options.image ?? loadGuestImage();
   const strategy = typeof options.restore === 'object' ? options.restore : restoreStrategy(options.restore ?? 'bitmap-pbe');
   const progress = progressOf(options.progress);
   const phases: Record<string, number> = {};
   const swap = SwapDevice.open(options.imagePath, { writable: true });
+  // Told no RAM size, the boot kernel gets the one the image records (a RAM size given
+  // that differs is refused by the validation, as before).
+  const ramBytes = options.ramBytes ?? imageRamBytes(swap) ?? DEFAULT_RAM_BYTES;
   let status = 'no-image' as ResumeStatus;
   let reason: string | undefined;
   let errorCodeOf: string | undefined;

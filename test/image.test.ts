@@ -963,6 +963,7 @@ describe('inspectImage', () => {
     });
     expect(JSON.parse(JSON.stringify(report))).toEqual(report);
     expect(formatInspection(report)).toContain('resumable   yes');
+    for (const line of formatInspection(report).split('\n').slice(1)) expect(line.length).toBeLessThanOrEqual(80);
   });
 
   it('reports a bad page without throwing', async () => {
