@@ -3,7 +3,8 @@
  * (src/index.ts): parse options, run, print a summary table or one JSON report.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import {
   DEFAULT_RAM_BYTES, DEFAULT_WARMUP_MS, DEFAULT_WORKLOAD, hibernate, resume, runCycle,
   type CycleReport, type HibernateOptions, type HibernateResult, type ResumeResult,
@@ -19,6 +20,7 @@ import { DEFAULT_FAULTS_WORKLOAD, runFaults, type FaultRunReport } from '../src/
 import type { FaultTraceEvent } from '../src/mmu/faults.ts';
 import { POLICY_NAMES } from '../src/mmu/policies/index.ts';
 import { describeError } from './errors.ts';
+import { junitXml, type JunitCase } from './junit.ts';
 import { cycleSummary, faultsSummary, hibernateSummary, resumeSummary } from './report.ts';
 
 /** Exit codes of `hiberlab resume`. */
@@ -45,11 +47,13 @@ const ramOpt = () => new Option('--ram <size>', 'guest RAM (16M .. 2G-128K)').ar
 const jsonOpt = () => new Option('--json', 'print one JSON report on stdout');
 const verboseOpt = () => new Option('-v, --verbose', 'print every number, not only the summary');
 const consoleOpt = () => new Option('--console', 'echo the guest console on stderr');
+const kernelOpt = () => new Option('--kernel <file>', 'boot this multiboot kernel (it implements the hypercall ABI, docs/ABI.md) instead of the built-in guest');
 const detOpt = () => new Option('--deterministic', 'virtual clock from the instruction counter, JIT off: identical runs');
 const largeOpt = () => new Option('--large-pages', 'map guest RAM with 4 MiB pages');
 
 interface CommonFlags {
   ram: number;
+  kernel?: string;
   json?: boolean;
   verbose?: boolean;
   console?: boolean;
@@ -58,7 +62,7 @@ interface CommonFlags {
 }
 
 interface HibernateFlags extends CommonFlags {
-  workload: string;
+  workload?: string;
   seed: number;
   save: string;
   image?: string;
@@ -109,6 +113,7 @@ function hibernateOptions(flags: HibernateFlags, cmd: Command): HibernateOptions
   return {
     ramBytes: flags.ram,
     workload: flags.workload,
+    kernel: flags.kernel,
     seed: flags.seed,
     save: flags.save,
     saveOptions: strategyOptions(cmd, SAVE_STRATEGIES, flags.save, 'save'),
@@ -128,8 +133,9 @@ function consoleEcho(flags: { console?: boolean }): ((line: string) => void) | u
 function addHibernateOptions(cmd: Command): Command {
   cmd
     .addOption(ramOpt())
-    .option('--workload <spec>', 'workloads: KIND[:SIZE][@RATE],... with KIND churn|stream|cache|idle', DEFAULT_WORKLOAD)
+    .option('--workload <spec>', `workloads: KIND[:SIZE][@RATE],... with KIND churn|stream|cache|idle (default ${DEFAULT_WORKLOAD}; idle with --kernel)`)
     .option('--seed <n>', 'seed of the workload data', intOption, 1)
+    .addOption(kernelOpt())
     .addOption(new Option('--save <name>', 'save strategy').choices([...SAVE_STRATEGIES.keys()]).default('swsusp'))
     .option('--warmup <ms>', 'guest milliseconds the workloads run before hibernating', intOption, DEFAULT_WARMUP_MS);
   addStrategyOptions(cmd, SAVE_STRATEGIES);
@@ -160,6 +166,14 @@ function print(json: boolean | undefined, data: unknown, text: () => string): vo
   else process.stdout.write(`${text()}\n`);
 }
 
+/** A cycle as a JUnit test case: a failure when the oracle failed it, the summary as its output. */
+export function cycleJunitCase(report: CycleReport, name: string, timeMs: number): JunitCase {
+  return {
+    name, classname: 'hiberlab.cycle', timeMs, output: cycleSummary(report),
+    ...(report.verdict === 'pass' ? {} : { failure: { message: report.failures[0] ?? 'the cycle failed', details: `${report.failures.join('\n')}\n--- guest console (last lines) ---\n${report.consoleTail}` } }),
+  };
+}
+
 /** A HibernateResult without the bulky parts (oracle RAM, console, trace). */
 function hibernateJson(h: HibernateResult): unknown {
   return { imagePath: h.imagePath, buildId: h.buildId, ramBytes: h.ramBytes, workload: h.workload, seed: h.seed, save: h.save, phasesMs: h.phasesMs };
@@ -184,9 +198,19 @@ export function buildProgram(): Command {
     .addOption(new Option('--restore <name>', 'restore strategy').choices([...RESTORE_STRATEGIES.keys()]).default('bitmap-pbe'))
     .option('--image <file>', 'swap device file (created if missing; kept; default: a temporary file, removed afterwards)');
   addStrategyOptions(cycle, RESTORE_STRATEGIES);
-  cycle.action((flags: HibernateFlags & { restore: string }, cmd: Command) =>
+  cycle.option('--junit <file>', 'also write the result as JUnit XML (for CI systems that read it)');
+  cycle.action((flags: HibernateFlags & { restore: string; junit?: string }, cmd: Command) =>
     reporting('cycle', flags.json, async () => {
-      const report: CycleReport = await runCycle({ ...hibernateOptions(flags, cmd), restore: flags.restore, restoreOptions: strategyOptions(cmd, RESTORE_STRATEGIES, flags.restore, 'restore') });
+      const started = performance.now();
+      const name = `${flags.save} → ${flags.restore}, ${flags.ram / (1 << 20)} MiB, ${flags.workload ?? (flags.kernel ? 'idle' : DEFAULT_WORKLOAD)}, seed ${flags.seed}`;
+      let report: CycleReport;
+      try {
+        report = await runCycle({ ...hibernateOptions(flags, cmd), restore: flags.restore, restoreOptions: strategyOptions(cmd, RESTORE_STRATEGIES, flags.restore, 'restore') });
+      } catch (err) {
+        if (flags.junit) writeFileSync(flags.junit, junitXml('hiberlab cycle', [{ name, classname: 'hiberlab.cycle', timeMs: performance.now() - started, error: { type: errorCode(err), message: err instanceof Error ? err.message : String(err), details: err instanceof MachineError ? err.consoleTail : undefined } }]));
+        throw err;
+      }
+      if (flags.junit) writeFileSync(flags.junit, junitXml('hiberlab cycle', [cycleJunitCase(report, name, performance.now() - started)]));
       print(flags.json, report, () => cycleSummary(report, flags.verbose));
       process.exitCode = report.verdict === 'pass' ? 0 : 1;
     }),
@@ -206,6 +230,7 @@ export function buildProgram(): Command {
     .description('boot the boot kernel and resume the image on the swap device; exit 0 resumed and verified, 2 no image (normal boot), 3 image refused, 1 otherwise')
     .requiredOption('--image <file>', 'swap device file')
     .addOption(new Option('--ram <size>', 'guest RAM (default: the size the image records; another size is refused)').argParser(ramOption))
+    .addOption(kernelOpt())
     .addOption(new Option('--restore <name>', 'restore strategy').choices([...RESTORE_STRATEGIES.keys()]).default('bitmap-pbe'));
   addStrategyOptions(resumeCmd, RESTORE_STRATEGIES);
   resumeCmd
@@ -218,7 +243,7 @@ export function buildProgram(): Command {
       reporting('resume', flags.json, async () => {
         if (!existsSync(flags.image)) throw new HiberlabError('NO_DEVICE', `no such swap device: ${flags.image}`, { path: flags.image });
         const r = await resume({
-          imagePath: flags.image, ramBytes: flags.ram, restore: flags.restore, restoreOptions: strategyOptions(cmd, RESTORE_STRATEGIES, flags.restore, 'restore'),
+          imagePath: flags.image, ramBytes: flags.ram, kernel: flags.kernel, restore: flags.restore, restoreOptions: strategyOptions(cmd, RESTORE_STRATEGIES, flags.restore, 'restore'),
           deterministic: flags.deterministic, largePages: flags.largePages,
           progress: !flags.json || process.stderr.isTTY, onConsole: consoleEcho(flags),
         });

@@ -17,7 +17,7 @@ import { errorCode, HiberlabError } from './errors.ts';
 import { beginImageValidation, CrcThread, ImageError, SwapDevice, imageExtent, imageRamBytes, resetSignature, validateImageAsync, type ImageValidation, type ValidatedImage } from './image/index.ts';
 import { MachineError } from './machine/errors.ts';
 import { Guest, type VerifyReport } from './machine/guest.ts';
-import { loadGuestImage } from './machine/guest-image.ts';
+import { kernelImage, loadGuestImage } from './machine/guest-image.ts';
 import type { GuestImageRef } from './machine/machine.ts';
 import { consoleProgress, silentProgress, type Progress } from './metrics/progress.ts';
 import { PhaseTimer, round1 } from './metrics/timer.ts';
@@ -40,6 +40,8 @@ export interface MachineChoice {
   readonly ramBytes?: number;
   /** The guest image; default images/guest.elf. */
   readonly image?: GuestImageRef;
+  /** A kernel of one's own to boot instead: the path of a multiboot ELF that implements the hypercall ABI (docs/ABI.md). */
+  readonly kernel?: string;
   /** Virtual clock and JIT off. Default false. */
   readonly deterministic?: boolean;
   /** Map RAM with 4 MiB pages. Default false. */
@@ -55,7 +57,7 @@ export interface MachineChoice {
 }
 
 export interface HibernateOptions extends MachineChoice {
-  /** Workload spec (see parseWorkloadSpec). Default DEFAULT_WORKLOAD. */
+  /** Workload spec (see parseWorkloadSpec). Default DEFAULT_WORKLOAD ("idle" with a kernel of one's own). */
   readonly workload?: string;
   /** Seed of the workloads. Default 1. */
   readonly seed?: number;
@@ -164,6 +166,11 @@ export interface CycleReport {
   readonly consoleTail: string;
 }
 
+/** The guest to boot: the one given, a kernel of one's own by path, or the built-in image. */
+function guestImageOf(options: MachineChoice): GuestImageRef {
+  return options.image ?? (options.kernel ? kernelImage(options.kernel) : loadGuestImage());
+}
+
 function progressOf(p: Progress | boolean | undefined): Progress {
   if (p === true) return consoleProgress();
   if (!p) return silentProgress;
@@ -179,9 +186,10 @@ export function swapBytesFor(ramBytes: number): number {
 /** Boots, warms up, saves with the chosen strategy and powers off. */
 export async function hibernate(options: HibernateOptions = {}): Promise<HibernateResult> {
   const ramBytes = options.ramBytes ?? DEFAULT_RAM_BYTES;
-  const image = options.image ?? loadGuestImage();
+  const image = guestImageOf(options);
   const strategy = typeof options.save === 'object' ? options.save : saveStrategy(options.save ?? 'swsusp');
-  const workloadText = options.workload ?? DEFAULT_WORKLOAD;
+  // A kernel of one's own runs what it runs: it is told no workload unless asked.
+  const workloadText = options.workload ?? (options.kernel ? 'idle' : DEFAULT_WORKLOAD);
   const workload = parseWorkloadSpec(workloadText, ramBytes);
   const seed = options.seed ?? 1;
   const imagePath = options.imagePath ?? temporarySwapPath();
@@ -214,7 +222,7 @@ export async function hibernate(options: HibernateOptions = {}): Promise<Hiberna
 
 /** Boots the boot kernel; if the swap device holds a valid image, restores it and verifies. */
 export async function resume(options: ResumeOptions): Promise<ResumeResult> {
-  const image = options.image ?? loadGuestImage();
+  const image = guestImageOf(options);
   const strategy = typeof options.restore === 'object' ? options.restore : restoreStrategy(options.restore ?? 'bitmap-pbe');
   const progress = progressOf(options.progress);
   const phases: Record<string, number> = {};

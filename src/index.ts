@@ -19,7 +19,7 @@ export { Guest, type GuestOptions, type VerifyReport, type ResumeDecision } from
 export { Machine, MIN_RAM_BYTES, MAX_RAM_BYTES, type MachineOptions, type Hypercall, type HypercallResult, type TraceEvent, type PageFaultHook } from './machine/machine.ts';
 export { GuestAllocator } from './machine/allocator.ts';
 export { adviseHugePages, hugePageMemory, transparentHugePageMode, type HugePageAdvice } from './machine/host-memory.ts';
-export { loadGuestImage, checkGuestImageFresh } from './machine/guest-image.ts';
+export { loadGuestImage, kernelImage, checkGuestImageFresh } from './machine/guest-image.ts';
 export { parseWorkloadSpec, parseSize, type WorkloadSpec } from './machine/workload.ts';
 export * from './machine/errors.ts';
 export {
