@@ -21,7 +21,11 @@ import type { FaultTraceEvent } from '../src/mmu/faults.ts';
 import { POLICY_NAMES } from '../src/mmu/policies/index.ts';
 import { describeError } from './errors.ts';
 import { junitXml, type JunitCase } from './junit.ts';
-import { cycleSummary, faultsSummary, hibernateSummary, resumeSummary } from './report.ts';
+import { compareJson, compareTable, writeCompare } from './compare-output.ts';
+import { faultHeatMapSvg, memoryMapSvg, writePicture } from './pictures.ts';
+import { SingleBar, Presets } from 'cli-progress';
+import { runCompare } from '../src/compare.ts';
+import { cycleSummary, faultsSummary, hibernateSummary, resumeSummary, wrap } from './report.ts';
 
 /** Exit codes of `hiberlab resume`. */
 export const RESUME_EXIT = { resumed: 0, failed: 1, 'no-image': 2, refused: 3 } as const;
@@ -90,6 +94,31 @@ function addStrategyOptions(cmd: Command, strategies: ReadonlyMap<string, { name
     else cmd.addOption(new Option(`--${kebab(name)} <n>`, help).argParser(intOption));
   }
   return cmd;
+}
+
+/** For a comparison of several strategies: the flags that strategy `name` declares (the others are some other strategy's). */
+function strategyOptionsFor(cmd: Command, strategies: ReadonlyMap<string, { name: string; options: OptionSpecs }>, name: string): GivenOptions {
+  const out: Record<string, number | boolean> = {};
+  for (const option of Object.keys(strategies.get(name)?.options ?? {})) {
+    if (cmd.getOptionValueSource(option) === 'cli') out[option] = cmd.getOptionValue(option) as number | boolean;
+  }
+  return out;
+}
+
+/** The comparison's progress: a bar on a terminal (cli-progress), a line per cell otherwise; nothing with --json unless stderr is a terminal. */
+function compareProgress(json: boolean | undefined): (done: number, total: number, what: string) => void {
+  if (json && !process.stderr.isTTY) return () => {};
+  if (!process.stderr.isTTY) return (done, total, what) => process.stderr.write(`compare: ${done}/${total} ${what}\n`);
+  const bar = new SingleBar({ format: 'compare [{bar}] {value}/{total} {what}', stream: process.stderr, hideCursor: true }, Presets.shades_classic);
+  let started = false;
+  return (done, total, what) => {
+    if (!started) {
+      bar.start(total, 0, { what });
+      started = true;
+    }
+    bar.update(done, { what });
+    if (done === total) bar.stop();
+  };
 }
 
 /** The options of strategy `chosen` from the parsed flags; a flag of another strategy's is refused. */
@@ -162,7 +191,7 @@ async function reporting(command: string, json: boolean | undefined, body: () =>
 }
 
 function print(json: boolean | undefined, data: unknown, text: () => string): void {
-  if (json) process.stdout.write(`${JSON.stringify(data, (_k, v) => (v instanceof Uint8Array || v instanceof Uint32Array ? undefined : v), 2)}\n`);
+  if (json) process.stdout.write(`${JSON.stringify(data, (k, v) => (k === 'frameMap' || k === 'frames' || v instanceof Uint8Array || v instanceof Uint32Array ? undefined : v), 2)}\n`);
   else process.stdout.write(`${text()}\n`);
 }
 
@@ -199,7 +228,8 @@ export function buildProgram(): Command {
     .option('--image <file>', 'swap device file (created if missing; kept; default: a temporary file, removed afterwards)');
   addStrategyOptions(cycle, RESTORE_STRATEGIES);
   cycle.option('--junit <file>', 'also write the result as JUnit XML (for CI systems that read it)');
-  cycle.action((flags: HibernateFlags & { restore: string; junit?: string }, cmd: Command) =>
+  cycle.option('--picture <file>', 'draw the memory map of the cycle: every frame\'s owner at the atomic point and what became of it (SVG, or PNG if the name ends in .png)');
+  cycle.action((flags: HibernateFlags & { restore: string; junit?: string; picture?: string }, cmd: Command) =>
     reporting('cycle', flags.json, async () => {
       const started = performance.now();
       const name = `${flags.save} → ${flags.restore}, ${flags.ram / (1 << 20)} MiB, ${flags.workload ?? (flags.kernel ? 'idle' : DEFAULT_WORKLOAD)}, seed ${flags.seed}`;
@@ -211,6 +241,7 @@ export function buildProgram(): Command {
         throw err;
       }
       if (flags.junit) writeFileSync(flags.junit, junitXml('hiberlab cycle', [cycleJunitCase(report, name, performance.now() - started)]));
+      if (flags.picture && report.frameMap) await writePicture(flags.picture, memoryMapSvg(report.frameMap, `${name}: ${report.verdict.toUpperCase()}`));
       print(flags.json, report, () => cycleSummary(report, flags.verbose));
       process.exitCode = report.verdict === 'pass' ? 0 : 1;
     }),
@@ -254,6 +285,58 @@ export function buildProgram(): Command {
       }),
     );
 
+  const compare = program
+    .command('compare')
+    .description('one cycle for every save × restore × workload × RAM × seed, judged by the oracle: a table, JSON, CSV and pictures (exit 0 only if every cell passed)')
+    .option('--save <names>', 'save strategies, comma-separated', 'swsusp')
+    .option('--restore <names>', 'restore strategies, comma-separated', 'bitmap-pbe')
+    .option('--workload <specs>', `workloads, separated by ';' (each a KIND[:SIZE][@RATE],... list)`, DEFAULT_WORKLOAD)
+    .option('--ram <sizes>', 'RAM sizes, comma-separated', '64M')
+    .option('--seed <seeds>', 'seeds, comma-separated', '1')
+    .option('--out <dir>', 'where the JSON, CSV and pictures go', 'hiberlab-compare')
+    .option('--png', 'also write every picture as PNG')
+    .option('--junit <file>', 'also write the cells as JUnit XML')
+    .option('--warmup <ms>', 'guest milliseconds the workloads run before hibernating', intOption, DEFAULT_WARMUP_MS)
+    .addOption(kernelOpt());
+  addStrategyOptions(compare, SAVE_STRATEGIES);
+  addStrategyOptions(compare, RESTORE_STRATEGIES);
+  compare
+    .addOption(detOpt())
+    .addOption(largeOpt())
+    .addOption(jsonOpt())
+    .action((flags: { save: string; restore: string; workload: string; ram: string; seed: string; out: string; png?: boolean; junit?: string; warmup: number; kernel?: string; deterministic?: boolean; largePages?: boolean; json?: boolean }, cmd: Command) =>
+      reporting('compare', flags.json, async () => {
+        const list = (text: string, sep = ',') => text.split(sep).map((x) => x.trim()).filter(Boolean);
+        const saves = list(flags.save);
+        const restores = list(flags.restore);
+        for (const s of saves) if (!SAVE_STRATEGIES.has(s)) throw new HiberlabError('UNKNOWN_STRATEGY', `unknown save strategy "${s}" (known: ${[...SAVE_STRATEGIES.keys()].join(', ')})`, { name: s });
+        for (const r of restores) if (!RESTORE_STRATEGIES.has(r)) throw new HiberlabError('UNKNOWN_STRATEGY', `unknown restore strategy "${r}" (known: ${[...RESTORE_STRATEGIES.keys()].join(', ')})`, { name: r });
+        const axes = {
+          saves, restores, workloads: list(flags.workload, ';'),
+          ramBytes: list(flags.ram).map((r) => ramOption(r)), seeds: list(flags.seed).map((x) => intOption(x)),
+        };
+        const saveOptions = Object.fromEntries(saves.map((s) => [s, strategyOptionsFor(cmd, SAVE_STRATEGIES, s)]));
+        const restoreOptions = Object.fromEntries(restores.map((r) => [r, strategyOptionsFor(cmd, RESTORE_STRATEGIES, r)]));
+        const bar = compareProgress(flags.json);
+        const cells = await runCompare(axes, {
+          saveOptions, restoreOptions, warmupMs: flags.warmup, kernel: flags.kernel, deterministic: flags.deterministic, largePages: flags.largePages,
+          onCell: (done, total, next) => bar(done, total, next ? `${next.save}→${next.restore} ${next.ramBytes >> 20}M ${next.workload} seed ${next.seed}` : 'done'),
+        });
+        const files = await writeCompare(flags.out, cells, { png: flags.png });
+        if (flags.junit) {
+          writeFileSync(flags.junit, junitXml('hiberlab compare', cells.map((c) => {
+            const name = `${c.save} → ${c.restore}, ${c.ramBytes >> 20} MiB, ${c.workload}, seed ${c.seed}`;
+            return c.report ? cycleJunitCase(c.report, name, c.wallMs) : { name, classname: 'hiberlab.compare', timeMs: c.wallMs, error: { type: c.error!.code, message: c.error!.message } };
+          })));
+        }
+        const failed = cells.filter((c) => c.verdict === 'fail').length;
+        const verdict = failed ? 'fail' : 'pass';
+        print(flags.json, { command: 'compare', verdict, cells: JSON.parse(compareJson(cells)), files }, () =>
+          [compareTable(cells, process.stdout.columns || 80), ...wrap('', `${cells.length} cells: ${cells.length - failed} passed, ${failed} failed; wrote ${files.length} files into ${flags.out}`.split(' '), ' ', process.stdout.columns || 80, '  ')].join('\n'));
+        process.exitCode = failed ? 1 : 0;
+      }),
+    );
+
   program
     .command('faults')
     .description('run a workload under write protection with a fault policy; report faults, faults per page and per second, and the slowdown against the same run unprotected (exit 0 when the workloads verified their data)')
@@ -268,14 +351,17 @@ export function buildProgram(): Command {
     .option('--pool <pages>', 'copy-before-write reserve pool in frames (default: one per protected page, at most half the free frames)', intOption)
     .option('--no-baseline', 'skip the unprotected run (no slowdown)')
     .option('--trace <file>', 'write every fault as a JSON line: guest time (ms since boot), PFN, EIP, CR2, error code, task, decision, instructions')
+    .option('--heatmap <file>', 'draw the faults as a heat map of PFN against guest time (SVG, or PNG if the name ends in .png)')
     .addOption(detOpt())
     .addOption(largeOpt())
     .addOption(jsonOpt())
     .addOption(verboseOpt())
     .addOption(consoleOpt())
-    .action((flags: CommonFlags & { workload: string; seed: number; policy: string; duration: number; interval: number; warmup: number; scope: 'all' | 'workload'; pool?: number; baseline: boolean; trace?: string }) =>
+    .action((flags: CommonFlags & { workload: string; seed: number; policy: string; duration: number; interval: number; warmup: number; scope: 'all' | 'workload'; pool?: number; baseline: boolean; trace?: string; heatmap?: string }) =>
       reporting('faults', flags.json, async () => {
-        const trace = flags.trace ? new TraceFile(flags.trace) : undefined;
+        const file = flags.trace ? new TraceFile(flags.trace) : undefined;
+        const points: Array<readonly [number, number]> = [];
+        const trace = file || flags.heatmap ? { write: (e: FaultTraceEvent) => { file?.write(e); if (flags.heatmap) points.push([e.timeMs, e.pfn]); }, close: () => file?.close() } : undefined;
         let report: FaultRunReport;
         try {
           report = await runFaults({
@@ -287,6 +373,7 @@ export function buildProgram(): Command {
         } finally {
           trace?.close();
         }
+        if (flags.heatmap) await writePicture(flags.heatmap, faultHeatMapSvg(`${report.config.policy} faults, ${report.config.workload}, ${report.config.ramBytes >> 20} MiB`, points));
         print(flags.json, report, () => faultsSummary(report, flags.verbose));
         process.exitCode = report.verify.every((v) => v.badWords === 0) ? 0 : 1;
       }),

@@ -86,6 +86,8 @@ export interface HibernateResult {
   readonly verifyReportsExpected: number;
   /** Taken at the atomic point (unless options.oracle was false). */
   readonly oracle?: Oracle;
+  /** Frames that faulted while the image was written (bitmap words), for saves that write while running. */
+  readonly faulted?: Uint32Array;
   readonly phasesMs: Readonly<Record<string, number>>;
   /** Guest console output. */
   readonly console: string;
@@ -143,6 +145,8 @@ export interface ResumeResult {
   readonly signatureReset: boolean;
   /** The running guest, with keepRunning. */
   readonly guest?: Guest;
+  /** The image's frames and those the restore loaded in place (bitmap words), for pictures. */
+  readonly frames?: { readonly saved: Uint32Array; readonly inPlace?: Uint32Array };
 }
 
 export interface CycleReport {
@@ -164,6 +168,21 @@ export interface CycleReport {
   readonly validationScan?: ValidatedImage['scan'];
   /** The last lines the guest printed (the resumed kernel's, or the boot kernel's if it did not resume). */
   readonly consoleTail: string;
+  /** Every frame at the atomic point and what became of it (for the memory-map picture); left out of JSON reports. */
+  readonly frameMap?: FrameMap;
+}
+
+/** One cycle's frames, for pictures: owner at the atomic point, saved, loaded in place, faulted during the save. */
+export interface FrameMap {
+  readonly frameCount: number;
+  /** The guest's owner code of every frame at the atomic point (abi.ts OWNERS). */
+  readonly owners: Uint8Array;
+  /** Allocator-bitmap words: frames in the image. */
+  readonly saved: Uint32Array;
+  /** Frames the restore loaded straight into place (the others of the image went through PBEs). */
+  readonly inPlace?: Uint32Array;
+  /** Frames that faulted while a live save wrote the image. */
+  readonly faulted?: Uint32Array;
 }
 
 /** The guest to boot: the one given, a kernel of one's own by path, or the built-in image. */
@@ -209,10 +228,10 @@ export async function hibernate(options: HibernateOptions = {}): Promise<Hiberna
     phases.warmup = performance.now() - t;
     const trace = guest.machine.trace;
     const verifyReportsExpected = guest.verifyReportsExpected();
-    const { report, oracle } = await runSave(strategy, options.saveOptions, { guest, swap, progress, oracle: options.oracle ?? true });
+    const { report, oracle, faulted } = await runSave(strategy, options.saveOptions, { guest, swap, progress, oracle: options.oracle ?? true });
     return {
       imagePath, buildId: image.buildId, ramBytes: guest.machine.ramBytes, workload: formatWorkload(workload), seed,
-      save: report, verifyReportsExpected, oracle, phasesMs: roundAll(phases), console: guest.machine.console, trace,
+      save: report, verifyReportsExpected, oracle, faulted, phasesMs: roundAll(phases), console: guest.machine.console, trace,
     };
   } finally {
     swap.close();
@@ -234,6 +253,7 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
   let reason: string | undefined;
   let errorCodeOf: string | undefined;
   let restoreReport: RestoreReport | undefined;
+  let inPlace: Uint32Array | undefined;
   let validated: ValidatedImage | undefined;
   let untouched: boolean | undefined;
   let signatureReset = false;
@@ -263,6 +283,7 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
           const timer = new PhaseTimer();
           const { load, report } = await runRestore(strategy, options.restoreOptions, { guest: g, swap, image: validated, progress, timer });
           restoreReport = report;
+          inPlace = load.inPlace;
           // The image is consumed: it must not be resumed twice (swsusp_check resets the
           // signature the same way, before the restore; counted in the restore phase).
           resetSignature(swap);
@@ -319,7 +340,7 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
     if (kept) guest = undefined;
     return {
       status, restore: restoreReport, check, verify, generation: died ? undefined : g.generation, phasesMs: roundAll(phases), validationScan: validated!.scan,
-      console: g.machine.console, signatureReset, guest: kept,
+      console: g.machine.console, signatureReset, guest: kept, frames: { saved: validated!.pfnWords, inPlace },
       ...(died ? { reason: died.message, errorCode: died.code } : {}),
     };
   } finally {
@@ -421,6 +442,7 @@ function cycleReport(h: HibernateResult, r: ResumeResult, options: CycleOptions)
     phasesMs: phases,
     validationScan: r.validationScan,
     consoleTail: r.console.replace(/\r/g, '').trimEnd().split('\n').slice(-40).join('\n'),
+    ...(h.oracle && r.frames ? { frameMap: { frameCount: h.oracle.frameCount, owners: h.oracle.owners, saved: r.frames.saved, inPlace: r.frames.inPlace, faulted: h.faulted } } : {}),
   };
 }
 

@@ -11,7 +11,7 @@
 export {
   runCycle, runLineage, hibernate, resume, swapBytesFor,
   DEFAULT_RAM_BYTES, DEFAULT_WORKLOAD, DEFAULT_WARMUP_MS,
-  type CycleReport, type CycleOptions, type HibernateOptions, type HibernateResult, type ResumeOptions, type ResumeResult, type ResumeStatus, type MachineChoice,
+  type CycleReport, type FrameMap, type CycleOptions, type HibernateOptions, type HibernateResult, type ResumeOptions, type ResumeResult, type ResumeStatus, type MachineChoice,
 } from './cycle.ts';
 export { HiberlabError, errorCode } from './errors.ts';
 export { PAGE_SIZE, hex, hex32 } from './units.ts';

@@ -42,6 +42,8 @@ export interface SaveContext {
 
 export interface SaveResult {
   readonly report: SaveReport;
+  /** Frames that faulted while the image was written (bitmap words), if the strategy says. */
+  readonly faulted?: Uint32Array;
   /** Taken at the atomic point (unless the context said oracle: false). */
   readonly oracle?: Oracle;
 }
@@ -68,6 +70,7 @@ export async function runSave<O extends OptionSpecs, S extends StatSpecs>(strate
   const downtime = session.downtime ?? session.endDowntime();
   return {
     oracle: session.oracle,
+    faulted: outcome.faulted,
     report: {
       strategy: strategy.name,
       options: options as Record<string, number | boolean | undefined>,

@@ -35,6 +35,8 @@ export interface SaveOutcome<S extends StatSpecs = StatSpecs> {
   readonly atomicCopyPages: number;
   /** The strategy's statistics, by the names it declared. */
   readonly stats: StatValues<S>;
+  /** Frames that faulted while the image was written (allocator-bitmap words), for pictures. */
+  readonly faulted?: Uint32Array;
 }
 
 /** Declares a save strategy (identity, for type inference of its options and stats). */
