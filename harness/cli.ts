@@ -41,6 +41,14 @@ function ramOption(text: string): number {
   return bytes;
 }
 
+function sizeOption(text: string): number {
+  try {
+    return parseSize(text);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
 function intOption(text: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new InvalidArgumentError(`expected a whole number from 0 to 4294967295, got ${text}`);
@@ -51,6 +59,7 @@ const ramOpt = () => new Option('--ram <size>', 'guest RAM (16M .. 2G-128K)').ar
 const jsonOpt = () => new Option('--json', 'print one JSON report on stdout');
 const verboseOpt = () => new Option('-v, --verbose', 'print every number, not only the summary');
 const consoleOpt = () => new Option('--console', 'echo the guest console on stderr');
+const reserveOpt = () => new Option('--reserve <size>', 'boot the kernels with a reserved region of this size (reserve=; the reserved restore needs it)').argParser(sizeOption);
 const kernelOpt = () => new Option('--kernel <file>', 'boot this multiboot kernel (it implements the hypercall ABI, docs/ABI.md) instead of the built-in guest');
 const detOpt = () => new Option('--deterministic', 'virtual clock from the instruction counter, JIT off: identical runs');
 const largeOpt = () => new Option('--large-pages', 'map guest RAM with 4 MiB pages');
@@ -58,6 +67,7 @@ const largeOpt = () => new Option('--large-pages', 'map guest RAM with 4 MiB pag
 interface CommonFlags {
   ram: number;
   kernel?: string;
+  reserve?: number;
   json?: boolean;
   verbose?: boolean;
   console?: boolean;
@@ -143,6 +153,7 @@ function hibernateOptions(flags: HibernateFlags, cmd: Command): HibernateOptions
     ramBytes: flags.ram,
     workload: flags.workload,
     kernel: flags.kernel,
+    reserveBytes: flags.reserve,
     seed: flags.seed,
     save: flags.save,
     saveOptions: strategyOptions(cmd, SAVE_STRATEGIES, flags.save, 'save'),
@@ -165,6 +176,7 @@ function addHibernateOptions(cmd: Command): Command {
     .option('--workload <spec>', `workloads: KIND[:SIZE][@RATE],... with KIND churn|stream|cache|idle (default ${DEFAULT_WORKLOAD}; idle with --kernel)`)
     .option('--seed <n>', 'seed of the workload data', intOption, 1)
     .addOption(kernelOpt())
+    .addOption(reserveOpt())
     .addOption(new Option('--save <name>', 'save strategy').choices([...SAVE_STRATEGIES.keys()]).default('swsusp'))
     .option('--warmup <ms>', 'guest milliseconds the workloads run before hibernating', intOption, DEFAULT_WARMUP_MS);
   addStrategyOptions(cmd, SAVE_STRATEGIES);
@@ -191,7 +203,7 @@ async function reporting(command: string, json: boolean | undefined, body: () =>
 }
 
 function print(json: boolean | undefined, data: unknown, text: () => string): void {
-  if (json) process.stdout.write(`${JSON.stringify(data, (k, v) => (k === 'frameMap' || k === 'frames' || v instanceof Uint8Array || v instanceof Uint32Array ? undefined : v), 2)}\n`);
+  if (json) process.stdout.write(`${JSON.stringify(data, (k, v) => (k === 'frameMap' || v instanceof Uint8Array || v instanceof Uint32Array ? undefined : v), 2)}\n`);
   else process.stdout.write(`${text()}\n`);
 }
 
@@ -262,6 +274,7 @@ export function buildProgram(): Command {
     .requiredOption('--image <file>', 'swap device file')
     .addOption(new Option('--ram <size>', 'guest RAM (default: the size the image records; another size is refused)').argParser(ramOption))
     .addOption(kernelOpt())
+    .addOption(reserveOpt())
     .addOption(new Option('--restore <name>', 'restore strategy').choices([...RESTORE_STRATEGIES.keys()]).default('bitmap-pbe'));
   addStrategyOptions(resumeCmd, RESTORE_STRATEGIES);
   resumeCmd
@@ -274,7 +287,7 @@ export function buildProgram(): Command {
       reporting('resume', flags.json, async () => {
         if (!existsSync(flags.image)) throw new HiberlabError('NO_DEVICE', `no such swap device: ${flags.image}`, { path: flags.image });
         const r = await resume({
-          imagePath: flags.image, ramBytes: flags.ram, kernel: flags.kernel, restore: flags.restore, restoreOptions: strategyOptions(cmd, RESTORE_STRATEGIES, flags.restore, 'restore'),
+          imagePath: flags.image, ramBytes: flags.ram, kernel: flags.kernel, reserveBytes: flags.reserve, restore: flags.restore, restoreOptions: strategyOptions(cmd, RESTORE_STRATEGIES, flags.restore, 'restore'),
           deterministic: flags.deterministic, largePages: flags.largePages,
           progress: !flags.json || process.stderr.isTTY, onConsole: consoleEcho(flags),
         });

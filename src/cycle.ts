@@ -54,6 +54,8 @@ export interface MachineChoice {
   readonly prefault?: boolean;
   /** Ask the host for transparent huge pages behind guest RAM (MachineOptions.hostHugePages). Default true. */
   readonly hostHugePages?: boolean;
+  /** Boot both kernels with a reserved region of this many bytes (reserve=; the `reserved` restore needs it). Default: none. */
+  readonly reserveBytes?: number;
 }
 
 export interface HibernateOptions extends MachineChoice {
@@ -220,7 +222,7 @@ export async function hibernate(options: HibernateOptions = {}): Promise<Hiberna
   try {
     guest = options.guest ?? await Guest.boot({
       ramBytes, image, workload, seed, swapPath: imagePath,
-      deterministic: options.deterministic, largePages: options.largePages, onConsole: options.onConsole, prefault: options.prefault, hostHugePages: options.hostHugePages,
+      deterministic: options.deterministic, largePages: options.largePages, onConsole: options.onConsole, prefault: options.prefault, hostHugePages: options.hostHugePages, reserveBytes: options.reserveBytes,
     });
     phases.boot = options.guest ? 0 : performance.now() - t;
     t = performance.now();
@@ -268,7 +270,7 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
   let guest: Guest | undefined;
   try {
     guest = await Guest.boot(
-      { ramBytes, image, swapPath: options.imagePath, deterministic: options.deterministic, largePages: options.largePages, onConsole: options.onConsole, prefault: options.prefault, hostHugePages: options.hostHugePages },
+      { ramBytes, image, swapPath: options.imagePath, deterministic: options.deterministic, largePages: options.largePages, onConsole: options.onConsole, prefault: options.prefault, hostHugePages: options.hostHugePages, reserveBytes: options.reserveBytes },
       async (g) => {
         phases.boot = performance.now() - t;
         t = performance.now();

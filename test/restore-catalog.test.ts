@@ -15,7 +15,9 @@ describe('every save strategy × every restore strategy passes the complete orac
   for (const save of SAVE_STRATEGIES.keys()) {
     for (const restore of RESTORE_STRATEGIES.keys()) {
       it(`${save} → ${restore}`, async () => {
-        const r = await runCycle({ ramBytes: 32 * MiB, workload: WORKLOAD, seed: 31, save, restore, image: guestImage(), imagePath: tempSwapPath(`${save}-${restore}`), warmupMs: 30 });
+        // The reserved restore needs both kernels booted with a reserved region.
+        const reserveBytes = restore === 'reserved' ? 8 * MiB : undefined;
+        const r = await runCycle({ ramBytes: 32 * MiB, workload: WORKLOAD, seed: 31, save, restore, reserveBytes, image: guestImage(), imagePath: tempSwapPath(`${save}-${restore}`), warmupMs: 30 });
         expectPass(r);
         expect(r.restore!.strategy).toBe(restore);
         expect(r.restore!.inPlacePages + r.restore!.pbes).toBe(r.save.pagesSaved);
@@ -51,6 +53,33 @@ describe('eat-unsafe and one-shot on the same image', () => {
     // What one-shot says eat-unsafe would do on this boot kernel is what eat-unsafe did.
     expect(o.stats.eatUnsafeAllocations).toBe(e.stats.allocations);
     expect(o.stats.copiesAvoided).toBe(pages - o.pbes);
+  });
+});
+
+describe('reserved: the boot kernel lives in its region, everything outside loads in place', () => {
+  it('only pages whose frames the boot kernel uses inside the region go through PBEs; the rest load in place', async () => {
+    const r = await runCycle({ ramBytes: 64 * MiB, workload: 'churn:2M@500,stream:8M,cache:4M', seed: 34, restore: 'reserved', reserveBytes: 8 * MiB, image: guestImage(), imagePath: tempSwapPath('reserved'), warmupMs: 30 });
+    expectPass(r);
+    const s = r.restore!.stats as Record<string, number>;
+    expect(s.regionPages).toBe(2048);
+    expect(s.pagesOutsideRegion).toBeGreaterThan(3000); // the workloads, allocated above the region after a normal boot
+    expect(r.restore!.pbes).toBeLessThanOrEqual(s.pagesInsideRegion!);
+    expect(r.restore!.pbes).toBeLessThanOrEqual(s.regionUsed!);
+    expect(r.restore!.inPlacePages).toBeGreaterThanOrEqual(s.pagesOutsideRegion!);
+  });
+
+  it('a region too small for the safe pages its pages need is refused with the numbers, untouched; without a region too', async () => {
+    const path = tempSwapPath('tiny');
+    const h = await hibernate({ ramBytes: 32 * MiB, workload: 'churn:1M@500', seed: 35, image: guestImage(), imagePath: path, warmupMs: 30, reserveBytes: 0x180000 });
+    const tiny = await resume({ imagePath: path, image: guestImage(), restore: 'reserved', reserveBytes: 0x180000, proveUntouched: true });
+    expect(tiny.status).toBe('refused');
+    expect(tiny.reason).toMatch(/^cannot restore with reserved: \d+ image pages have their original frame inside the reserved region \(1\.5 MiB\) in use by the boot kernel; they need \d+ safe frames there \(with \d+ PBE pages and a trampoline page\), but only \d+ free frames of the region are not original locations$/);
+    expect(tiny.guestMemoryUntouched).toBe(true);
+    const none = await resume({ imagePath: path, image: guestImage(), restore: 'reserved', proveUntouched: true });
+    expect(none.status).toBe('refused');
+    expect(none.reason).toMatch(/the boot kernel has no reserved region/);
+    const r = await resume({ imagePath: path, oracle: h.oracle, image: guestImage(), restore: 'bitmap-pbe', reserveBytes: 0x180000, verifyReportsExpected: h.verifyReportsExpected });
+    expect(r.check!.verdict).toBe('pass');
   });
 });
 
