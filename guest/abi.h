@@ -2,7 +2,7 @@
 #ifndef HIBERLAB_ABI_H
 #define HIBERLAB_ABI_H
 
-#define ABI_VERSION 8
+#define ABI_VERSION 9
 #define PORT_HYPERCALL 0x5e0
 #define PORT_PAGE_FAULT 0x5e1
 
@@ -12,7 +12,7 @@
 #define HC_PM_POLL 4 /* Polled every tick by the pm task. Returns EAX = 1 when a hibernation was requested. */
 #define HC_PM_NEXT 5 /* EBX = result of the previous command. Returns EAX = next PM command, EBX/ECX/ESI = its arguments. */
 #define HC_ATOMIC 6 /* Interrupts off, tasks frozen, saved_context written: the atomic point. Sent from swsusp_arch_suspend with EBX ESI EDI EBP ESP EFLAGS, the segment registers, CR0-CR4, GDTR, IDTR and TR as its caller has them (only EAX and EDX carry the call), [ESP] = the return address. Returns EAX = 0. */
-#define HC_RESUME_CHECK 7 /* Boot kernel asks whether to resume. Returns EAX = 0 (boot normally) or 1 with EBX = trampoline, ECX = PBE list head, ESI = &saved_context. */
+#define HC_RESUME_CHECK 7 /* Boot kernel asks whether to resume. Returns EAX = 0 (boot normally), 1 with EBX = trampoline, ECX = PBE list head, ESI = &saved_context (jump now), or 2 (boot on without workloads while the harness loads the image; it jumps on PM RESUME). */
 #define HC_RESTORE_DONE 8 /* Sent by the trampoline after the PBE copy, paging off, before the saved context is loaded. */
 #define HC_RESUMED 9 /* EBX = generation. The resumed kernel has re-initialised its devices (before thawing). */
 #define HC_VERIFY 10 /* EBX = task id, ECX = words checked, ESI = bad words, EDI = first bad word index (or 0xFFFFFFFF). */
@@ -32,6 +32,7 @@
 #define PM_POWER_OFF 6 /* Hypercall POWER_OFF, then cli; hlt forever. */
 #define PM_PROBE 7 /* EBX = probe pattern, ECX = address, ESI = length in bytes: run one access pattern (see PROBES). Result: 0. */
 #define PM_VERIFY 8 /* Every workload task verifies its buffer at its next safe point and reports VERIFY; the pm task checks the cache pages at once and reports CACHE_VERIFY (if a cache workload was configured). Result: 0. */
+#define PM_RESUME 9 /* A boot kernel told 2 at RESUME_CHECK: EBX = trampoline, ECX = PBE list head, ESI = &saved_context: cli and jump into the trampoline. Never returns. */
 
 #define PROBE_WRITE_ONCE 1 /* One 32-bit store at ECX. */
 #define PROBE_WRITE_TWICE 2 /* Two 32-bit stores at ECX. */

@@ -107,7 +107,8 @@ uint32_t irq_save(void);
 void irq_restore(uint32_t flags);
 
 /* workload.c */
-void workloads_create(uint32_t seed);
+void workloads_create(uint32_t seed, int at_boot);
+void cache_refresh_task(uint32_t arg);
 void workload_request_verify_all(void);
 uint32_t drop_cache(uint32_t n);
 void cache_verify(void);
@@ -122,6 +123,7 @@ void pm_request_interrupt(void);
 extern struct task_struct *pm_task_struct;
 extern volatile uint32_t generation;
 extern int pm_crash_after_ready;
+extern int resume_pending;
 extern uint8_t probe_buffer[PROBE_BUFFER_BYTES];
 
 /* swsusp.S */

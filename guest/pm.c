@@ -16,6 +16,7 @@
 volatile uint32_t generation;
 uint8_t probe_buffer[PROBE_BUFFER_BYTES] __attribute__((aligned(PAGE_SIZE)));
 int pm_crash_after_ready;
+int resume_pending;         /* RESUME_CHECK said 2: no workloads, no READY; PM RESUME jumps */
 
 /* Run one PROBES pattern at addr (len bytes where the pattern takes a length); exactly its accesses, nothing else. */
 static void probe(uint32_t pattern, uint32_t addr, uint32_t len)
@@ -122,6 +123,11 @@ static void pm_loop(void)
             cache_verify();
             workload_request_verify_all();
             break;
+        case PM_RESUME:
+            if (!resume_pending)
+                panic("pm: RESUME without a pending resume");
+            kprintf("resume: trampoline %p, pbe list %p, context %p\n", (void *)r.ebx, (void *)r.ecx, (void *)r.esi);
+            resume_jump(r.ebx, r.ecx, r.esi);
         default:
             panic("pm: unknown command");
         }
@@ -188,8 +194,10 @@ void pm_task(uint32_t arg)
     (void)arg;
     while (workloads_filled < workload_count)
         sleep_ticks(1);
-    kprintf("pm: ready, %u workload tasks, %u free frames\n", workload_count, alloc_state.free_count);
-    hypercall(HC_READY, workload_count, 0, 0, 0);
+    if (!resume_pending) {
+        kprintf("pm: ready, %u workload tasks, %u free frames\n", workload_count, alloc_state.free_count);
+        hypercall(HC_READY, workload_count, 0, 0, 0);
+    }
     if (pm_crash_after_ready)
         crash(pm_crash_after_ready);
     for (;;) {

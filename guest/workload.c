@@ -269,6 +269,29 @@ uint32_t drop_cache(uint32_t n)
     return dropped;
 }
 
+#define CACHE_REUSE_SALT 0x5eed0f11u
+
+/*
+ * The body of kcached, a boot kernel's task while the harness loads an image into it
+ * (RESUME_CHECK said 2): each tick it reads other data into one cache page, as a page
+ * cache reused for another file (the words of seed ^ CACHE_REUSE_SALT).
+ */
+void cache_refresh_task(uint32_t arg)
+{
+    struct cache_state *c = &cache_state;
+    uint32_t i = 0, w;
+
+    (void)arg;
+    for (;;) {
+        sleep_ticks(1);
+        if (c->pages == 0)
+            continue;
+        i = (i + 1) % c->pages;
+        for (w = 0; w < PAGE_SIZE / 4; w++)
+            ((uint32_t *)((uint32_t *)c->table)[i])[w] = cache_word(c->seed ^ CACHE_REUSE_SALT, i, w);
+    }
+}
+
 /* Check every cache page against cache_word and report CACHE_VERIFY (if a cache workload was configured). */
 void cache_verify(void)
 {
@@ -304,17 +327,19 @@ static void parse_size_rate(const char **sp, uint32_t *bytes, uint32_t *rate, in
     *rate = 0;
     if (!parse_u32(sp, bytes))
         panic("wl: bad size");
-    if (**sp == '@') {
-        if (!rate_allowed)
-            panic("wl: this workload takes no rate");
+    if (**sp == '@' && rate_allowed) {
         (*sp)++;
         if (!parse_u32(sp, rate))
             panic("wl: bad rate");
     }
 }
 
-/* Create the workloads of the command line (wl=SPEC,SPEC,...; none without wl=), seeded by seed. */
-void workloads_create(uint32_t seed)
+/*
+ * Create the workloads of the command line (wl=SPEC,SPEC,...; none without wl=), seeded
+ * by seed: at_boot = 1 creates only the caches read at boot (cache:BYTES@boot, before
+ * RESUME_CHECK, so a boot kernel has them too), at_boot = 0 everything else.
+ */
+void workloads_create(uint32_t seed, int at_boot)
 {
     static char spec[CMDLINE_MAX];
     const char *s = spec;
@@ -326,15 +351,22 @@ void workloads_create(uint32_t seed)
         if (strncmp(s, "churn:", 6) == 0) {
             s += 6;
             parse_size_rate(&s, &bytes, &rate, 1);
-            create_stepper(KIND_CHURN, bytes, rate, seed);
+            if (!at_boot)
+                create_stepper(KIND_CHURN, bytes, rate, seed);
         } else if (strncmp(s, "stream:", 7) == 0) {
             s += 7;
             parse_size_rate(&s, &bytes, &rate, 1);
-            create_stepper(KIND_STREAM, bytes, rate, seed);
+            if (!at_boot)
+                create_stepper(KIND_STREAM, bytes, rate, seed);
         } else if (strncmp(s, "cache:", 6) == 0) {
+            int boot;
             s += 6;
             parse_size_rate(&s, &bytes, &rate, 0);
-            create_cache(bytes, seed);
+            boot = strncmp(s, "@boot", 5) == 0;
+            if (boot)
+                s += 5;
+            if (boot == at_boot)
+                create_cache(bytes, seed);
         } else if (strncmp(s, "idle", 4) == 0) {
             s += 4;
         } else {

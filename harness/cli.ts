@@ -100,7 +100,8 @@ function addStrategyOptions(cmd: Command, strategies: ReadonlyMap<string, { name
   for (const [name, { spec, owners }] of byName) {
     const def = defaultText(spec);
     const help = `${owners.join(', ')}: ${spec.help}${spec.kind === 'integer' && spec.unit ? ` (${spec.unit})` : ''}${def !== undefined ? ` (default ${def})` : ''}`;
-    if (spec.kind === 'boolean') cmd.addOption(new Option(`--${kebab(name)}`, help));
+    if (spec.kind === 'boolean' && spec.default === true) cmd.addOption(new Option(`--no-${kebab(name)}`, `${owners.join(', ')}: ${spec.help} (on unless --no-${kebab(name)})`));
+    else if (spec.kind === 'boolean') cmd.addOption(new Option(`--${kebab(name)}`, help));
     else cmd.addOption(new Option(`--${kebab(name)} <n>`, help).argParser(intOption));
   }
   return cmd;
@@ -273,6 +274,8 @@ export function buildProgram(): Command {
     .description('boot the boot kernel and resume the image on the swap device; exit 0 resumed and verified, 2 no image (normal boot), 3 image refused, 1 otherwise')
     .requiredOption('--image <file>', 'swap device file')
     .addOption(new Option('--ram <size>', 'guest RAM (default: the size the image records; another size is refused)').argParser(ramOption))
+    .option('--workload <spec>', "the boot kernel's command line, as the hibernated kernel's: it creates only the caches read at boot (cache:SIZE@boot), which compare-on-load finds equal (default: none)")
+    .option('--seed <n>', "the boot kernel's seed, as the hibernated kernel's", intOption)
     .addOption(kernelOpt())
     .addOption(reserveOpt())
     .addOption(new Option('--restore <name>', 'restore strategy').choices([...RESTORE_STRATEGIES.keys()]).default('bitmap-pbe'));
@@ -283,11 +286,11 @@ export function buildProgram(): Command {
     .addOption(jsonOpt())
     .addOption(verboseOpt())
     .addOption(consoleOpt())
-    .action((flags: Omit<CommonFlags, 'ram'> & { ram?: number; image: string; restore: string }, cmd: Command) =>
+    .action((flags: Omit<CommonFlags, 'ram' | 'workload' | 'seed'> & { ram?: number; image: string; restore: string; workload?: string; seed?: number }, cmd: Command) =>
       reporting('resume', flags.json, async () => {
         if (!existsSync(flags.image)) throw new HiberlabError('NO_DEVICE', `no such swap device: ${flags.image}`, { path: flags.image });
         const r = await resume({
-          imagePath: flags.image, ramBytes: flags.ram, kernel: flags.kernel, reserveBytes: flags.reserve, restore: flags.restore, restoreOptions: strategyOptions(cmd, RESTORE_STRATEGIES, flags.restore, 'restore'),
+          imagePath: flags.image, ramBytes: flags.ram, workload: flags.workload, seed: flags.seed, kernel: flags.kernel, reserveBytes: flags.reserve, restore: flags.restore, restoreOptions: strategyOptions(cmd, RESTORE_STRATEGIES, flags.restore, 'restore'),
           deterministic: flags.deterministic, largePages: flags.largePages,
           progress: !flags.json || process.stderr.isTTY, onConsole: consoleEcho(flags),
         });

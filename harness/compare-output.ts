@@ -38,6 +38,7 @@ export const COLUMNS: readonly Column[] = [
   { header: 'atomic_copy_pages', value: (c) => c.report?.save.atomicCopyPages, priority: 2 },
   { header: 'dirty_sync_count', value: (c) => rounds(c)?.length, priority: 5 },
   { header: 'pages_restored_in_place', value: (c) => c.report?.restore?.inPlacePages, priority: 3 },
+  { header: 'pages_restore_skipped', value: (c) => c.report?.restore?.unchangedPages, priority: 4 },
   { header: 'pbes', value: (c) => c.report?.restore?.pbes, priority: 3 },
   { header: 'write_ms', value: (c) => c.report?.save.writeMs, priority: 4 },
   { header: 'read_ms', value: (c) => c.report?.restore && r1((c.report.restore.phasesMs.plan ?? 0) + (c.report.restore.phasesMs.load ?? 0)), priority: 4 },

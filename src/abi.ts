@@ -16,7 +16,7 @@
  */
 
 /** Bumped whenever a number or a layout below changes meaning. */
-export const ABI_VERSION = 8;
+export const ABI_VERSION = 9;
 
 export const PORTS = {
   /** Hypercalls: EAX = function number. */
@@ -42,7 +42,7 @@ export const HYPERCALLS = {
   PM_POLL: { value: 4, doc: 'Polled every tick by the pm task. Returns EAX = 1 when a hibernation was requested.' },
   PM_NEXT: { value: 5, doc: 'EBX = result of the previous command. Returns EAX = next PM command, EBX/ECX/ESI = its arguments.' },
   ATOMIC: { value: 6, doc: 'Interrupts off, tasks frozen, saved_context written: the atomic point. Sent from swsusp_arch_suspend with EBX ESI EDI EBP ESP EFLAGS, the segment registers, CR0-CR4, GDTR, IDTR and TR as its caller has them (only EAX and EDX carry the call), [ESP] = the return address. Returns EAX = 0.' },
-  RESUME_CHECK: { value: 7, doc: 'Boot kernel asks whether to resume. Returns EAX = 0 (boot normally) or 1 with EBX = trampoline, ECX = PBE list head, ESI = &saved_context.' },
+  RESUME_CHECK: { value: 7, doc: 'Boot kernel asks whether to resume. Returns EAX = 0 (boot normally), 1 with EBX = trampoline, ECX = PBE list head, ESI = &saved_context (jump now), or 2 (boot on without workloads while the harness loads the image; it jumps on PM RESUME).' },
   RESTORE_DONE: { value: 8, doc: 'Sent by the trampoline after the PBE copy, paging off, before the saved context is loaded.' },
   RESUMED: { value: 9, doc: 'EBX = generation. The resumed kernel has re-initialised its devices (before thawing).' },
   VERIFY: { value: 10, doc: 'EBX = task id, ECX = words checked, ESI = bad words, EDI = first bad word index (or 0xFFFFFFFF).' },
@@ -65,6 +65,7 @@ export const PM_COMMANDS = {
   POWER_OFF: { value: 6, doc: 'Hypercall POWER_OFF, then cli; hlt forever.' },
   PROBE: { value: 7, doc: 'EBX = probe pattern, ECX = address, ESI = length in bytes: run one access pattern (see PROBES). Result: 0.' },
   VERIFY: { value: 8, doc: 'Every workload task verifies its buffer at its next safe point and reports VERIFY; the pm task checks the cache pages at once and reports CACHE_VERIFY (if a cache workload was configured). Result: 0.' },
+  RESUME: { value: 9, doc: 'A boot kernel told 2 at RESUME_CHECK: EBX = trampoline, ECX = PBE list head, ESI = &saved_context: cli and jump into the trampoline. Never returns.' },
 } as const satisfies Record<string, AbiEntry>;
 
 /** Access patterns the pm task runs on PM_COMMANDS.PROBE (for exact fault-count tests). */

@@ -100,6 +100,13 @@ export interface HibernateResult {
 export interface ResumeOptions extends MachineChoice {
   readonly imagePath: string;
   // ramBytes (MachineChoice): default the RAM size the image records (64 MiB without an image).
+  /**
+   * The boot kernel's command line, as the hibernated kernel's: its workloads and seed. A
+   * boot kernel creates only what a kernel creates before RESUME_CHECK (cache:SIZE@boot);
+   * the rest only if it boots normally. Default: none.
+   */
+  readonly workload?: string;
+  readonly seed?: number;
   /** Restore strategy: a registered name (default "bitmap-pbe") or a strategy object. */
   readonly restore?: string | RestoreStrategy<any, any, any>;
   /** The restore strategy's options, by the names it declares. */
@@ -270,7 +277,10 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
   let guest: Guest | undefined;
   try {
     guest = await Guest.boot(
-      { ramBytes, image, swapPath: options.imagePath, deterministic: options.deterministic, largePages: options.largePages, onConsole: options.onConsole, prefault: options.prefault, hostHugePages: options.hostHugePages, reserveBytes: options.reserveBytes },
+      {
+        ramBytes, image, swapPath: options.imagePath, workload: options.workload, seed: options.seed, deterministic: options.deterministic, largePages: options.largePages,
+        onConsole: options.onConsole, prefault: options.prefault, hostHugePages: options.hostHugePages, reserveBytes: options.reserveBytes,
+      },
       async (g) => {
         phases.boot = performance.now() - t;
         t = performance.now();
@@ -363,7 +373,7 @@ export async function runCycle(options: CycleOptions = {}): Promise<CycleReport>
   const crcThread = cycleCrcThread(options);
   try {
     const h = await hibernate({ ...options, imagePath });
-    const r = await resume({ ...options, imagePath: h.imagePath, oracle: h.oracle, ramBytes: h.ramBytes, crcThread: crcThread ?? false, verifyReportsExpected: h.verifyReportsExpected });
+    const r = await resume({ ...options, imagePath: h.imagePath, oracle: h.oracle, ramBytes: h.ramBytes, workload: h.workload, seed: h.seed, crcThread: crcThread ?? false, verifyReportsExpected: h.verifyReportsExpected });
     return cycleReport(h, r, options);
   } finally {
     await crcThread?.close();
@@ -401,7 +411,7 @@ export async function runLineage(count: number, options: CycleOptions = {}): Pro
     for (let i = 0; i < count; i++) {
       const h = await hibernate({ ...options, imagePath, guest: live });
       live = undefined;
-      const r = await resume({ ...options, imagePath, oracle: h.oracle, ramBytes: h.ramBytes, keepRunning: i < count - 1, crcThread: crcThread ?? false, verifyReportsExpected: h.verifyReportsExpected });
+      const r = await resume({ ...options, imagePath, oracle: h.oracle, ramBytes: h.ramBytes, workload: h.workload, seed: h.seed, keepRunning: i < count - 1, crcThread: crcThread ?? false, verifyReportsExpected: h.verifyReportsExpected });
       live = r.guest;
       reports.push(cycleReport(h, r, options));
       if (reports.at(-1)!.verdict === 'fail') break;

@@ -41,6 +41,7 @@ export { bitmapPbe } from './restore/bitmap-pbe.ts';
 export { eatUnsafe, planEating } from './restore/eat-unsafe.ts';
 export { oneShot } from './restore/one-shot.ts';
 export { reserved } from './restore/reserved.ts';
+export { compareOnLoad } from './restore/compare-on-load.ts';
 export * as restoreParts from './restore/parts.ts';
 export { Oracle, OracleWatch, type OracleCapture, type FrameRef, type Derivation } from './oracle/oracle.ts';
 export { Verifier, judge, checkImagePages, type OracleVerdict, type FrameCheck, type MemoryCheck, type CpuCheck, type TaskCheck, type PageDifference } from './oracle/verdict.ts';

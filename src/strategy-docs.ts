@@ -22,7 +22,7 @@ export function renderStrategyMarkdown(): string {
     if (options.length) {
       out.push('| option | flag | type | default | meaning |', '|---|---|---|---|---|');
       for (const [name, spec] of options) {
-        const flag = spec.kind === 'boolean' ? `--${kebab(name)}` : `--${kebab(name)} <n>`;
+        const flag = spec.kind === 'boolean' ? (spec.default === true ? `--no-${kebab(name)}` : `--${kebab(name)}`) : `--${kebab(name)} <n>`;
         const type = spec.kind === 'integer' ? `integer${spec.min !== undefined ? ` ≥ ${spec.min}` : ''}${spec.unit ? ` (${spec.unit})` : ''}` : 'boolean';
         out.push(`| \`${name}\` | \`${flag}\` | ${type} | ${cell(defaultText(spec) ?? '-')} | ${cell(spec.help)} |`);
       }

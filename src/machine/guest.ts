@@ -52,6 +52,9 @@ export class Guest {
   /** When the guest last thawed tasks (its THAWED hypercall): host time and guest instructions. */
   lastThaw: { readonly ms: number; readonly instructions: number } | undefined;
   private inPmLoop = false;
+  /** RESUME_CHECK was answered 2: the boot kernel runs on while the image is loaded, and jumps on PM RESUME. */
+  private bootingOn = false;
+  private pendingResumeCheck = false;
   /** VERIFY reports received since the last takeVerifyReports(). */
   private verifyReports: VerifyReport[] = [];
 
@@ -71,7 +74,7 @@ export class Guest {
    * Boots a fresh machine up to RESUME_CHECK and lets `decide` answer it (after the
    * boot info is known). With `{resume: false}` it continues to READY.
    */
-  static async boot(options: GuestOptions, decide: (g: Guest, call: Hypercall) => Promise<ResumeDecision> | ResumeDecision = () => ({ resume: false })): Promise<Guest> {
+  static async boot(options: GuestOptions, decide: (g: Guest) => Promise<ResumeDecision> | ResumeDecision = () => ({ resume: false })): Promise<Guest> {
     const workloads = typeof options.workload === 'string' ? parseWorkloadSpec(options.workload, options.ramBytes) : (options.workload ?? []);
     const cmdline = [
       workloadCmdline(workloads),
@@ -86,19 +89,40 @@ export class Guest {
       const bootInfo = readBootInfo(machine, bi.ebx, ABI_VERSION);
       const guest = new Guest(machine, bootInfo, workloads);
       machine.complete({ eax: 0 });
-      const check = await machine.runUntil(['RESUME_CHECK'], { maxMs: 60_000 });
-      const decision = await decide(guest, check);
-      if (decision.resume) {
+      await machine.runUntil(['RESUME_CHECK'], { maxMs: 60_000 });
+      guest.pendingResumeCheck = true;
+      const decision = await decide(guest);
+      if (guest.bootingOn) {
+        // The boot kernel ran on while the image was loaded: it jumps on PM RESUME.
+        if (decision.resume) {
+          await guest.enterPm();
+          machine.complete({ eax: PM_COMMANDS.RESUME.value, ebx: decision.trampoline, ecx: decision.pbeHead, esi: decision.context });
+          guest.inPmLoop = false;
+        }
+      } else if (decision.resume) {
         machine.complete({ eax: 1, ebx: decision.trampoline, ecx: decision.pbeHead, esi: decision.context });
       } else {
         machine.complete({ eax: 0 });
         await guest.waitReady();
       }
+      guest.pendingResumeCheck = false;
       return guest;
     } catch (err) {
       await machine.powerOff();
       throw err;
     }
+  }
+
+  /**
+   * At RESUME_CHECK, instead of answering jump or boot: lets the boot kernel run on
+   * without workloads (RESUME_CHECK answered 2) while the harness loads the image into
+   * it; the resume decision then goes to it as PM RESUME. For restores that load while
+   * the boot kernel runs (compare-on-load).
+   */
+  letBootKernelRun(): void {
+    if (!this.pendingResumeCheck || this.bootingOn) throw new ProtocolError('letBootKernelRun: the boot kernel is not waiting at RESUME_CHECK');
+    this.machine.complete({ eax: 2 });
+    this.bootingOn = true;
   }
 
   /** Number of workload tasks (churn/stream); cache has no task. */

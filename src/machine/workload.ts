@@ -5,6 +5,8 @@
  * `KIND[:SIZE][@RATE]` where KIND is churn, stream, cache or idle; SIZE is bytes with
  * an optional K/M/G suffix (binary) or a percentage of RAM (`40%`); RATE is writes per
  * millisecond of guest time (churn/stream; omitted = as fast as the CPU allows).
+ * `cache:SIZE@boot` is a cache the kernel reads while it boots, before RESUME_CHECK, so
+ * a boot kernel booted with the same command line has the same pages.
  * Example: `churn:4M@2000,stream:8M,cache:8M`.
  */
 import { HiberlabError } from '../errors.ts';
@@ -18,6 +20,8 @@ export interface WorkloadSpec {
   readonly bytes: number;
   /** Writes per millisecond; 0 = unlimited. */
   readonly rate: number;
+  /** cache@boot: created while the kernel boots, before RESUME_CHECK. */
+  readonly atBoot?: boolean;
 }
 
 export class WorkloadSpecError extends HiberlabError<'BAD_WORKLOAD', { spec: string }> {
@@ -47,7 +51,7 @@ export function parseSize(text: string, ramBytes?: number): number {
 export function parseWorkloadSpec(text: string, ramBytes?: number): WorkloadSpec[] {
   const items = text.split(',').map((s) => s.trim()).filter(Boolean);
   return items.map((item) => {
-    const m = /^([a-z]+)(?::([^@]+))?(?:@(\d+))?$/.exec(item);
+    const m = /^([a-z]+)(?::([^@]+))?(?:@(\d+|boot))?$/.exec(item);
     if (!m) throw new WorkloadSpecError(`cannot read workload "${item}" (expected KIND[:SIZE][@RATE], e.g. churn:4M@2000)`);
     const kind = m[1] as WorkloadKind;
     if (!KINDS.includes(kind)) throw new WorkloadSpecError(`unknown workload kind "${m[1]}" in "${item}" (known: ${KINDS.join(', ')})`);
@@ -58,18 +62,22 @@ export function parseWorkloadSpec(text: string, ramBytes?: number): WorkloadSpec
     if (!m[2]) throw new WorkloadSpecError(`workload "${item}" needs a size, e.g. ${kind}:8M`);
     const bytes = parseSize(m[2], ramBytes);
     if (bytes <= 0) throw new WorkloadSpecError(`workload "${item}" has no size`);
-    if (kind === 'cache' && m[3]) throw new WorkloadSpecError(`"cache" takes no rate`);
+    if (m[3] === 'boot') {
+      if (kind !== 'cache') throw new WorkloadSpecError(`only a cache is read at boot ("${item}")`);
+      return { kind, bytes, rate: 0, atBoot: true };
+    }
+    if (kind === 'cache' && m[3]) throw new WorkloadSpecError(`"cache" takes no rate (but @boot)`);
     return { kind, bytes, rate: m[3] ? Number(m[3]) : 0 };
   });
 }
 
 /** The `wl=` word of the guest command line (empty for no workloads). */
 export function workloadCmdline(specs: readonly WorkloadSpec[]): string {
-  const items = specs.map((s) => (s.kind === 'idle' ? 'idle' : `${s.kind}:${s.bytes}${s.rate ? `@${s.rate}` : ''}`));
+  const items = specs.map((s) => (s.kind === 'idle' ? 'idle' : `${s.kind}:${s.bytes}${s.atBoot ? '@boot' : s.rate ? `@${s.rate}` : ''}`));
   return items.length ? `wl=${items.join(',')}` : '';
 }
 
 export function formatWorkload(specs: readonly WorkloadSpec[]): string {
   const size = (b: number) => (b % (1024 * 1024) === 0 ? `${b / 1024 / 1024}M` : `${Math.round(b / 1024)}K`);
-  return specs.map((s) => (s.kind === 'idle' ? 'idle' : `${s.kind}:${size(s.bytes)}${s.rate ? `@${s.rate}` : ''}`)).join(',') || 'idle';
+  return specs.map((s) => (s.kind === 'idle' ? 'idle' : `${s.kind}:${size(s.bytes)}${s.atBoot ? '@boot' : s.rate ? `@${s.rate}` : ''}`)).join(',') || 'idle';
 }

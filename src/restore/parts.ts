@@ -171,10 +171,11 @@ export function relocateTrampoline(guest: Guest, pfn: number): number {
  * into their original frames (several reads at once on libuv's pool) when the file is
  * provably the one validated; every other page is read and checked against its CRC on
  * this thread and handed to `other(pfn, page, index)`, in frame order, which decides
- * where it goes. A page changed on the device since validation is refused
+ * where it goes. Pages whose frame is in `skip` are not loaded here (the caller reads
+ * them itself, later). A page changed on the device since validation is refused
  * (RestoreRefusedError or BAD_PAGE_CRC), never loaded wrong.
  */
-export async function loadImage(ctx: RestoreContext, straight: Uint32Array, other: (pfn: number, page: Uint8Array, index: number) => void): Promise<void> {
+export async function loadImage(ctx: RestoreContext, straight: Uint32Array, other: (pfn: number, page: Uint8Array, index: number) => void, skip?: Uint32Array): Promise<void> {
   const { image, swap, progress } = ctx;
   const m = ctx.guest.machine;
   const frames = ctx.guest.allocator.frameCount;
@@ -188,16 +189,17 @@ export async function loadImage(ctx: RestoreContext, straight: Uint32Array, othe
   const all = unsafeWords(image, ctx.guest.allocator);
   const straightWords = direct ? straight : new Uint32Array(straight.length);
   const otherWords = new Uint32Array(all.length);
-  for (let w = 0; w < otherWords.length; w++) otherWords[w] = (all[w]! & ~straightWords[w]!) >>> 0;
+  for (let w = 0; w < otherWords.length; w++) otherWords[w] = (all[w]! & ~straightWords[w]! & ~(skip?.[w] ?? 0)) >>> 0;
   const straightRuns = runsOfWords(straightWords, frames);
   const otherRuns = runsOfWords(otherWords, frames);
   // Walked together in frame order, each run is the next stretch of image pages, so the
-  // page index only counts up. The straight reads are all submitted first (on two cores
+  // page index only counts up (the skipped pages' indexes are stepped over). The straight reads are all submitted first (on two cores
   // that loaded 232 MiB in 24–34 ms instead of 42–55); the other pages are then read and
   // checked on this thread while the pool works.
   const reads: Array<Promise<void>> = [];
   const others: number[] = []; // [first pfn, count, first image index] of each other run
   let index = 0;
+  let loadedPages = 0;
   let a = 0;
   let b = 0;
   try {
@@ -209,6 +211,8 @@ export async function loadImage(ctx: RestoreContext, straight: Uint32Array, othe
       const count = runs[at + 1]!;
       if (isStraight) a += 2;
       else b += 2;
+      if (skip) index = firstAtOrAbove(pfns, first); // skipped pages lie between runs
+      loadedPages += count;
       if (!isStraight) {
         others.push(first, count, index);
         index += count;
@@ -245,7 +249,9 @@ export async function loadImage(ctx: RestoreContext, straight: Uint32Array, othe
     await Promise.allSettled(reads); // no read may still be writing into guest memory when we give up
     throw err;
   }
-  if (index !== pfns.length) throw new RestoreRefusedError(`internal: the load's runs cover ${index} of the image's ${pfns.length} pages`);
+  let skipped = 0;
+  if (skip) for (let w = 0; w < skip.length; w++) skipped += popcount((skip[w]! & all[w]!) >>> 0);
+  if (loadedPages + skipped !== pfns.length) throw new RestoreRefusedError(`internal: the load's runs cover ${loadedPages} of the image's ${pfns.length} pages (${skipped} left to the caller)`);
   const failed = (await Promise.allSettled(reads)).find((r) => r.status === 'rejected');
   if (failed) throw (failed as PromiseRejectedResult).reason;
   // Written while we loaded? Then the straight reads are checked against the CRCs now.

@@ -27,6 +27,7 @@ export async function runRestore<O extends OptionSpecs, S extends StatSpecs, P>(
       pagesLoaded: ctx.image.pfns.length,
       inPlacePages: load.inPlacePages,
       pbes: load.pbes,
+      unchangedPages: load.unchangedPages ?? 0,
       snapshotFrames,
       phasesMs: Object.fromEntries(Object.entries(ctx.timer.phases).map(([k, v]) => [k, round1(v)])),
       stats: load.stats,

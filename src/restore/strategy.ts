@@ -51,6 +51,8 @@ export interface RestoreLoad<S extends StatSpecs = StatSpecs> {
   readonly inPlacePages: number;
   /** Image pages the trampoline copies to their original frames (one PBE each). */
   readonly pbes: number;
+  /** Image pages the boot kernel already held, byte for byte, in their original frames: left as they were (compare-on-load). Default 0. */
+  readonly unchangedPages?: number;
   readonly stats: StatValues<S>;
   /** The frames loaded in place (allocator-bitmap words), for pictures. */
   readonly inPlace?: Uint32Array;
@@ -69,6 +71,8 @@ export interface RestoreReport {
   readonly inPlacePages: number;
   /** Pages loaded elsewhere and copied by the trampoline (one PBE each). */
   readonly pbes: number;
+  /** Pages the boot kernel already held, identical, in their original frames: not loaded at all. inPlacePages + pbes + unchangedPages = pagesLoaded. */
+  readonly unchangedPages: number;
   /** Frames the restore took from the boot kernel's allocator (safe pages, PBE pages, bitmaps, trampoline, in-place frames). */
   readonly snapshotFrames: number;
   readonly phasesMs: Readonly<Record<string, number>>;
