@@ -2,7 +2,7 @@
 #ifndef HIBERLAB_ABI_H
 #define HIBERLAB_ABI_H
 
-#define ABI_VERSION 7
+#define ABI_VERSION 8
 #define PORT_HYPERCALL 0x5e0
 #define PORT_PAGE_FAULT 0x5e1
 
@@ -104,8 +104,9 @@ struct boot_info {
     uint32_t probe_buffer_bytes; /* its size */
     uint32_t cache; /* &cache_state (the reclaimable cache workload) */
     uint32_t current_task; /* &current (u32: address of the running task's task_struct, 0 before the scheduler starts) */
+    uint32_t reserved_bytes; /* reserve=: the region 0 .. reserved_bytes the kernel confines itself to until RESUME_CHECK, and leaves free after a normal boot (0: none) */
 } __attribute__((packed));
-_Static_assert(sizeof(struct boot_info) == 96, "boot_info size");
+_Static_assert(sizeof(struct boot_info) == 100, "boot_info size");
 _Static_assert(offsetof(struct boot_info, magic) == 0, "boot_info.magic");
 _Static_assert(offsetof(struct boot_info, abi_version) == 4, "boot_info.abi_version");
 _Static_assert(offsetof(struct boot_info, ram_bytes) == 8, "boot_info.ram_bytes");
@@ -130,6 +131,7 @@ _Static_assert(offsetof(struct boot_info, probe_buffer) == 80, "boot_info.probe_
 _Static_assert(offsetof(struct boot_info, probe_buffer_bytes) == 84, "boot_info.probe_buffer_bytes");
 _Static_assert(offsetof(struct boot_info, cache) == 88, "boot_info.cache");
 _Static_assert(offsetof(struct boot_info, current_task) == 92, "boot_info.current_task");
+_Static_assert(offsetof(struct boot_info, reserved_bytes) == 96, "boot_info.reserved_bytes");
 
 /* The page-frame allocator. The harness allocates through the same fields while the guest is stopped at a hypercall. */
 struct alloc_state {
@@ -138,13 +140,17 @@ struct alloc_state {
     uint32_t frame_count; /* frames covered */
     uint32_t free_count; /* frames currently free */
     uint32_t next_hint; /* pfn where the next search starts */
+    uint32_t zone_start; /* the guest allocates only frames zone_start .. zone_end - 1 (its own allocations; the harness may take any free frame) */
+    uint32_t zone_end; /* see zone_start */
 } __attribute__((packed));
-_Static_assert(sizeof(struct alloc_state) == 20, "alloc_state size");
+_Static_assert(sizeof(struct alloc_state) == 28, "alloc_state size");
 _Static_assert(offsetof(struct alloc_state, bitmap) == 0, "alloc_state.bitmap");
 _Static_assert(offsetof(struct alloc_state, owner_map) == 4, "alloc_state.owner_map");
 _Static_assert(offsetof(struct alloc_state, frame_count) == 8, "alloc_state.frame_count");
 _Static_assert(offsetof(struct alloc_state, free_count) == 12, "alloc_state.free_count");
 _Static_assert(offsetof(struct alloc_state, next_hint) == 16, "alloc_state.next_hint");
+_Static_assert(offsetof(struct alloc_state, zone_start) == 20, "alloc_state.zone_start");
+_Static_assert(offsetof(struct alloc_state, zone_end) == 24, "alloc_state.zone_end");
 
 /* One slot of the task table. */
 struct task_struct {
@@ -341,13 +347,16 @@ _Static_assert(offsetof(struct pbe, next) == 8, "pbe.next");
 #define OFF_BOOT_INFO_PROBE_BUFFER_BYTES 84
 #define OFF_BOOT_INFO_CACHE 88
 #define OFF_BOOT_INFO_CURRENT_TASK 92
-#define SIZEOF_BOOT_INFO 96
+#define OFF_BOOT_INFO_RESERVED_BYTES 96
+#define SIZEOF_BOOT_INFO 100
 #define OFF_ALLOC_STATE_BITMAP 0
 #define OFF_ALLOC_STATE_OWNER_MAP 4
 #define OFF_ALLOC_STATE_FRAME_COUNT 8
 #define OFF_ALLOC_STATE_FREE_COUNT 12
 #define OFF_ALLOC_STATE_NEXT_HINT 16
-#define SIZEOF_ALLOC_STATE 20
+#define OFF_ALLOC_STATE_ZONE_START 20
+#define OFF_ALLOC_STATE_ZONE_END 24
+#define SIZEOF_ALLOC_STATE 28
 #define OFF_TASK_STRUCT_ID 0
 #define OFF_TASK_STRUCT_STATE 4
 #define OFF_TASK_STRUCT_KIND 8

@@ -13,6 +13,12 @@
  * free_count is the number of clear bits. RAM below 1 MiB is OWNER_RESERVED
  * and every hole in the memory map (the VGA window) OWNER_NOSAVE; neither is
  * ever freed, and a hibernation image never holds a NOSAVE frame.
+ *
+ * The kernel's own allocations come from a zone, zone_start .. zone_end
+ * (all frames, unless reserve= asks for a reserved region: then the boot
+ * confines itself to the frames below it, and a normal boot leaves them free
+ * afterwards, so that a boot kernel living there finds every other frame
+ * free; see main.c). The harness may take any free frame.
  */
 #include "kernel.h"
 
@@ -137,6 +143,8 @@ void alloc_init(uint32_t mbi)
     alloc_state.frame_count = frames;
     alloc_state.free_count = 0;
     alloc_state.next_hint = LOW_MEMORY / PAGE_SIZE;
+    alloc_state.zone_start = 0;
+    alloc_state.zone_end = frames;
     memset(BITMAP, 0xFF, bitmap_bytes);          /* padding bits past frame_count stay set */
     memset(OWNERS, OWNER_NOSAVE, owner_bytes);      /* until the memory map says RAM */
 
@@ -146,24 +154,35 @@ void alloc_init(uint32_t mbi)
     alloc_check();
 }
 
-/* Return the first free pfn at or after start (wrapping around), or frame_count if none. */
+/* Return the first free pfn of the zone at or after start (wrapping around in the zone), or frame_count if none. */
 static uint32_t find_free(uint32_t start)
 {
-    uint32_t nwords = (alloc_state.frame_count + 31) / 32;
-    uint32_t w0, k;
+    uint32_t lo = alloc_state.zone_start, hi = alloc_state.zone_end, n = hi - lo, k, pfn;
 
-    if (start >= alloc_state.frame_count)
-        start = 0;
-    w0 = start / 32;
-    for (k = 0; k <= nwords; k++) {
-        uint32_t idx = (w0 + k) % nwords;
-        uint32_t word = BITMAP[idx];
-        if (k == 0)
-            word |= (1u << (start % 32)) - 1;   /* below start: later, on the wrap */
-        if (word != 0xFFFFFFFFu)
-            return idx * 32 + __builtin_ctz(~word);
+    if (start < lo || start >= hi)
+        start = lo;
+    for (k = 0; k < n; k++) {
+        pfn = start + k;
+        if (pfn >= hi)
+            pfn -= n;
+        if (pfn % 32 == 0 && pfn + 32 <= hi && BITMAP[pfn / 32] == 0xFFFFFFFFu) {
+            k += 31;                        /* a full word: skip it */
+            continue;
+        }
+        if (!frame_used(pfn))
+            return pfn;
     }
     return alloc_state.frame_count;
+}
+
+/* From now on the kernel allocates only frames start .. end - 1 (reserve=; the harness may take any). */
+void alloc_set_zone(uint32_t start, uint32_t end)
+{
+    if (start >= end || end > alloc_state.frame_count)
+        panic("alloc_set_zone: bad zone");
+    alloc_state.zone_start = start;
+    alloc_state.zone_end = end;
+    alloc_state.next_hint = start;
 }
 
 /* Allocate one frame for owner; return its physical address, 0 if memory is exhausted. */
@@ -179,8 +198,10 @@ uint32_t alloc_page(int owner)
         return 0;
     }
     pfn = find_free(alloc_state.next_hint);
-    if (pfn >= alloc_state.frame_count)
-        panic("alloc_page: free_count says free, bitmap says full");
+    if (pfn >= alloc_state.frame_count) {        /* free frames, but none in the zone */
+        irq_restore(f);
+        return 0;
+    }
     frame_take(pfn, owner);
     alloc_state.next_hint = pfn + 1 < alloc_state.frame_count ? pfn + 1 : 0;
     irq_restore(f);
@@ -192,8 +213,8 @@ static uint32_t find_free_run(uint32_t n)
 {
     uint32_t pfn, run = 0;
 
-    for (pfn = 0; pfn < alloc_state.frame_count; pfn++) {
-        if (pfn % 32 == 0 && BITMAP[pfn / 32] == 0xFFFFFFFFu) {
+    for (pfn = alloc_state.zone_start; pfn < alloc_state.zone_end; pfn++) {
+        if (pfn % 32 == 0 && pfn + 32 <= alloc_state.zone_end && BITMAP[pfn / 32] == 0xFFFFFFFFu) {
             run = 0;
             pfn += 31;                      /* skip a full word */
             continue;

@@ -72,6 +72,7 @@ uint32_t alloc_contig(uint32_t n, int owner);
 void free_page(uint32_t addr);
 void free_contig(uint32_t addr, uint32_t n);
 void alloc_check(void);
+void alloc_set_zone(uint32_t start, uint32_t end);
 
 /* paging.c */
 void paging_init(int large_pages);

@@ -65,7 +65,7 @@ static void boot_info_init(uint32_t flags)
 void main(uint32_t magic, uint32_t mbi)
 {
     char pages[8];
-    uint32_t seed = 0, crash = 0, flags = 0;
+    uint32_t seed = 0, crash = 0, flags = 0, reserve = 0;
     struct hc_regs r;
 
     cmdline_init(mbi);
@@ -86,9 +86,17 @@ void main(uint32_t magic, uint32_t mbi)
     }
     cmdline_u32("seed", &seed);
     cmdline_u32("crash", &crash);
+    cmdline_u32("reserve", &reserve);
     pm_crash_after_ready = (int)crash;
 
     alloc_init(mbi);
+    if (reserve) {
+        /* Until RESUME_CHECK the kernel lives in the reserved region: a boot kernel never leaves it. */
+        reserve = PGROUNDDOWN(reserve);
+        if (reserve >= ram_bytes || reserve <= (uint32_t)kernel_end)
+            panic("main: reserve= must lie above the kernel and below the top of RAM");
+        alloc_set_zone(0, reserve / PAGE_SIZE);
+    }
     paging_init(flags & BOOT_FLAG_LARGE_PAGES);
     tss_init();
     kprintf("memory: %u KiB RAM, %u frames, %u free; kernel %p-%p; cr3 %p; %s pages\n",
@@ -102,6 +110,7 @@ void main(uint32_t magic, uint32_t mbi)
     pm_task_struct = task_create("pm", KIND_PM, 0, pm_task, 0);
 
     boot_info_init(flags);
+    boot_info.reserved_bytes = reserve;
     hypercall(HC_BOOT_INFO, (uint32_t)&boot_info, 0, 0, 0);
 
     r = hypercall_regs(HC_RESUME_CHECK, 0, 0, 0, 0);
@@ -111,6 +120,8 @@ void main(uint32_t magic, uint32_t mbi)
         resume_jump(r.ebx, r.ecx, r.esi);
     }
 
+    if (reserve)    /* a normal boot: the reserved region is left free from here on */
+        alloc_set_zone(reserve / PAGE_SIZE, alloc_state.frame_count);
     workloads_create(seed);
     pit_init();
     kprintf("boot: %u tasks, %u free frames; starting the scheduler\n", task_count, alloc_state.free_count);

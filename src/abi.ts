@@ -16,7 +16,7 @@
  */
 
 /** Bumped whenever a number or a layout below changes meaning. */
-export const ABI_VERSION = 7;
+export const ABI_VERSION = 8;
 
 export const PORTS = {
   /** Hypercalls: EAX = function number. */
@@ -178,6 +178,7 @@ export const STRUCTS = {
     ['probe_buffer_bytes', 'its size'],
     ['cache', '&cache_state (the reclaimable cache workload)'],
     ['current_task', '&current (u32: address of the running task\'s task_struct, 0 before the scheduler starts)'],
+    ['reserved_bytes', 'reserve=: the region 0 .. reserved_bytes the kernel confines itself to until RESUME_CHECK, and leaves free after a normal boot (0: none)'],
   ]),
   alloc_state: struct('alloc_state', 'The page-frame allocator. The harness allocates through the same fields while the guest is stopped at a hypercall.', [
     ['bitmap', 'physical address of the bitmap: bit (pfn % 32) of word (pfn / 32) is 1 when the frame is in use'],
@@ -185,6 +186,8 @@ export const STRUCTS = {
     ['frame_count', 'frames covered'],
     ['free_count', 'frames currently free'],
     ['next_hint', 'pfn where the next search starts'],
+    ['zone_start', 'the guest allocates only frames zone_start .. zone_end - 1 (its own allocations; the harness may take any free frame)'],
+    ['zone_end', 'see zone_start'],
   ]),
   task_struct: struct('task_struct', 'One slot of the task table.', [
     ['id', 'task id = slot index'],

@@ -14,10 +14,10 @@ import tmp from 'tmp';
 import { CONSTANTS } from './abi.ts';
 import type { GivenOptions } from './declarations.ts';
 import { errorCode, HiberlabError } from './errors.ts';
-import { beginImageValidation, CrcThread, ImageError, SwapDevice, imageExtent, resetSignature, validateImageAsync, type ImageValidation, type ValidatedImage } from './image/index.ts';
+import { beginImageValidation, CrcThread, ImageError, SwapDevice, imageExtent, imageRamBytes, resetSignature, validateImageAsync, type ImageValidation, type ValidatedImage } from './image/index.ts';
 import { MachineError } from './machine/errors.ts';
 import { Guest, type VerifyReport } from './machine/guest.ts';
-import { loadGuestImage } from './machine/guest-image.ts';
+import { kernelImage, loadGuestImage } from './machine/guest-image.ts';
 import type { GuestImageRef } from './machine/machine.ts';
 import { consoleProgress, silentProgress, type Progress } from './metrics/progress.ts';
 import { PhaseTimer, round1 } from './metrics/timer.ts';
@@ -40,6 +40,8 @@ export interface MachineChoice {
   readonly ramBytes?: number;
   /** The guest image; default images/guest.elf. */
   readonly image?: GuestImageRef;
+  /** A kernel of one's own to boot instead: the path of a multiboot ELF that implements the hypercall ABI (docs/ABI.md). */
+  readonly kernel?: string;
   /** Virtual clock and JIT off. Default false. */
   readonly deterministic?: boolean;
   /** Map RAM with 4 MiB pages. Default false. */
@@ -52,10 +54,12 @@ export interface MachineChoice {
   readonly prefault?: boolean;
   /** Ask the host for transparent huge pages behind guest RAM (MachineOptions.hostHugePages). Default true. */
   readonly hostHugePages?: boolean;
+  /** Boot both kernels with a reserved region of this many bytes (reserve=; the `reserved` restore needs it). Default: none. */
+  readonly reserveBytes?: number;
 }
 
 export interface HibernateOptions extends MachineChoice {
-  /** Workload spec (see parseWorkloadSpec). Default DEFAULT_WORKLOAD. */
+  /** Workload spec (see parseWorkloadSpec). Default DEFAULT_WORKLOAD ("idle" with a kernel of one's own). */
   readonly workload?: string;
   /** Seed of the workloads. Default 1. */
   readonly seed?: number;
@@ -84,6 +88,8 @@ export interface HibernateResult {
   readonly verifyReportsExpected: number;
   /** Taken at the atomic point (unless options.oracle was false). */
   readonly oracle?: Oracle;
+  /** Frames that faulted while the image was written (bitmap words), for saves that write while running. */
+  readonly faulted?: Uint32Array;
   readonly phasesMs: Readonly<Record<string, number>>;
   /** Guest console output. */
   readonly console: string;
@@ -93,6 +99,7 @@ export interface HibernateResult {
 
 export interface ResumeOptions extends MachineChoice {
   readonly imagePath: string;
+  // ramBytes (MachineChoice): default the RAM size the image records (64 MiB without an image).
   /** Restore strategy: a registered name (default "bitmap-pbe") or a strategy object. */
   readonly restore?: string | RestoreStrategy<any, any, any>;
   /** The restore strategy's options, by the names it declares. */
@@ -140,6 +147,8 @@ export interface ResumeResult {
   readonly signatureReset: boolean;
   /** The running guest, with keepRunning. */
   readonly guest?: Guest;
+  /** The image's frames and those the restore loaded in place (bitmap words), for pictures. */
+  readonly frames?: { readonly saved: Uint32Array; readonly inPlace?: Uint32Array };
 }
 
 export interface CycleReport {
@@ -161,6 +170,26 @@ export interface CycleReport {
   readonly validationScan?: ValidatedImage['scan'];
   /** The last lines the guest printed (the resumed kernel's, or the boot kernel's if it did not resume). */
   readonly consoleTail: string;
+  /** Every frame at the atomic point and what became of it (for the memory-map picture); left out of JSON reports. */
+  readonly frameMap?: FrameMap;
+}
+
+/** One cycle's frames, for pictures: owner at the atomic point, saved, loaded in place, faulted during the save. */
+export interface FrameMap {
+  readonly frameCount: number;
+  /** The guest's owner code of every frame at the atomic point (abi.ts OWNERS). */
+  readonly owners: Uint8Array;
+  /** Allocator-bitmap words: frames in the image. */
+  readonly saved: Uint32Array;
+  /** Frames the restore loaded straight into place (the others of the image went through PBEs). */
+  readonly inPlace?: Uint32Array;
+  /** Frames that faulted while a live save wrote the image. */
+  readonly faulted?: Uint32Array;
+}
+
+/** The guest to boot: the one given, a kernel of one's own by path, or the built-in image. */
+function guestImageOf(options: MachineChoice): GuestImageRef {
+  return options.image ?? (options.kernel ? kernelImage(options.kernel) : loadGuestImage());
 }
 
 function progressOf(p: Progress | boolean | undefined): Progress {
@@ -178,9 +207,10 @@ export function swapBytesFor(ramBytes: number): number {
 /** Boots, warms up, saves with the chosen strategy and powers off. */
 export async function hibernate(options: HibernateOptions = {}): Promise<HibernateResult> {
   const ramBytes = options.ramBytes ?? DEFAULT_RAM_BYTES;
-  const image = options.image ?? loadGuestImage();
+  const image = guestImageOf(options);
   const strategy = typeof options.save === 'object' ? options.save : saveStrategy(options.save ?? 'swsusp');
-  const workloadText = options.workload ?? DEFAULT_WORKLOAD;
+  // A kernel of one's own runs what it runs: it is told no workload unless asked.
+  const workloadText = options.workload ?? (options.kernel ? 'idle' : DEFAULT_WORKLOAD);
   const workload = parseWorkloadSpec(workloadText, ramBytes);
   const seed = options.seed ?? 1;
   const imagePath = options.imagePath ?? temporarySwapPath();
@@ -192,7 +222,7 @@ export async function hibernate(options: HibernateOptions = {}): Promise<Hiberna
   try {
     guest = options.guest ?? await Guest.boot({
       ramBytes, image, workload, seed, swapPath: imagePath,
-      deterministic: options.deterministic, largePages: options.largePages, onConsole: options.onConsole, prefault: options.prefault, hostHugePages: options.hostHugePages,
+      deterministic: options.deterministic, largePages: options.largePages, onConsole: options.onConsole, prefault: options.prefault, hostHugePages: options.hostHugePages, reserveBytes: options.reserveBytes,
     });
     phases.boot = options.guest ? 0 : performance.now() - t;
     t = performance.now();
@@ -200,10 +230,10 @@ export async function hibernate(options: HibernateOptions = {}): Promise<Hiberna
     phases.warmup = performance.now() - t;
     const trace = guest.machine.trace;
     const verifyReportsExpected = guest.verifyReportsExpected();
-    const { report, oracle } = await runSave(strategy, options.saveOptions, { guest, swap, progress, oracle: options.oracle ?? true });
+    const { report, oracle, faulted } = await runSave(strategy, options.saveOptions, { guest, swap, progress, oracle: options.oracle ?? true });
     return {
       imagePath, buildId: image.buildId, ramBytes: guest.machine.ramBytes, workload: formatWorkload(workload), seed,
-      save: report, verifyReportsExpected, oracle, phasesMs: roundAll(phases), console: guest.machine.console, trace,
+      save: report, verifyReportsExpected, oracle, faulted, phasesMs: roundAll(phases), console: guest.machine.console, trace,
     };
   } finally {
     swap.close();
@@ -213,16 +243,19 @@ export async function hibernate(options: HibernateOptions = {}): Promise<Hiberna
 
 /** Boots the boot kernel; if the swap device holds a valid image, restores it and verifies. */
 export async function resume(options: ResumeOptions): Promise<ResumeResult> {
-  const ramBytes = options.ramBytes ?? DEFAULT_RAM_BYTES;
-  const image = options.image ?? loadGuestImage();
+  const image = guestImageOf(options);
   const strategy = typeof options.restore === 'object' ? options.restore : restoreStrategy(options.restore ?? 'bitmap-pbe');
   const progress = progressOf(options.progress);
   const phases: Record<string, number> = {};
   const swap = SwapDevice.open(options.imagePath, { writable: true });
+  // Told no RAM size, the boot kernel gets the one the image records (a RAM size given
+  // that differs is refused by the validation, as before).
+  const ramBytes = options.ramBytes ?? imageRamBytes(swap) ?? DEFAULT_RAM_BYTES;
   let status = 'no-image' as ResumeStatus;
   let reason: string | undefined;
   let errorCodeOf: string | undefined;
   let restoreReport: RestoreReport | undefined;
+  let inPlace: Uint32Array | undefined;
   let validated: ValidatedImage | undefined;
   let untouched: boolean | undefined;
   let signatureReset = false;
@@ -237,7 +270,7 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
   let guest: Guest | undefined;
   try {
     guest = await Guest.boot(
-      { ramBytes, image, swapPath: options.imagePath, deterministic: options.deterministic, largePages: options.largePages, onConsole: options.onConsole, prefault: options.prefault, hostHugePages: options.hostHugePages },
+      { ramBytes, image, swapPath: options.imagePath, deterministic: options.deterministic, largePages: options.largePages, onConsole: options.onConsole, prefault: options.prefault, hostHugePages: options.hostHugePages, reserveBytes: options.reserveBytes },
       async (g) => {
         phases.boot = performance.now() - t;
         t = performance.now();
@@ -252,6 +285,7 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
           const timer = new PhaseTimer();
           const { load, report } = await runRestore(strategy, options.restoreOptions, { guest: g, swap, image: validated, progress, timer });
           restoreReport = report;
+          inPlace = load.inPlace;
           // The image is consumed: it must not be resumed twice (swsusp_check resets the
           // signature the same way, before the restore; counted in the restore phase).
           resetSignature(swap);
@@ -308,7 +342,7 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
     if (kept) guest = undefined;
     return {
       status, restore: restoreReport, check, verify, generation: died ? undefined : g.generation, phasesMs: roundAll(phases), validationScan: validated!.scan,
-      console: g.machine.console, signatureReset, guest: kept,
+      console: g.machine.console, signatureReset, guest: kept, frames: { saved: validated!.pfnWords, inPlace },
       ...(died ? { reason: died.message, errorCode: died.code } : {}),
     };
   } finally {
@@ -410,6 +444,7 @@ function cycleReport(h: HibernateResult, r: ResumeResult, options: CycleOptions)
     phasesMs: phases,
     validationScan: r.validationScan,
     consoleTail: r.console.replace(/\r/g, '').trimEnd().split('\n').slice(-40).join('\n'),
+    ...(h.oracle && r.frames ? { frameMap: { frameCount: h.oracle.frameCount, owners: h.oracle.owners, saved: r.frames.saved, inPlace: r.frames.inPlace, faulted: h.faulted } } : {}),
   };
 }
 

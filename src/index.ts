@@ -11,7 +11,7 @@
 export {
   runCycle, runLineage, hibernate, resume, swapBytesFor,
   DEFAULT_RAM_BYTES, DEFAULT_WORKLOAD, DEFAULT_WARMUP_MS,
-  type CycleReport, type CycleOptions, type HibernateOptions, type HibernateResult, type ResumeOptions, type ResumeResult, type ResumeStatus, type MachineChoice,
+  type CycleReport, type FrameMap, type CycleOptions, type HibernateOptions, type HibernateResult, type ResumeOptions, type ResumeResult, type ResumeStatus, type MachineChoice,
 } from './cycle.ts';
 export { HiberlabError, errorCode } from './errors.ts';
 export { PAGE_SIZE, hex, hex32 } from './units.ts';
@@ -19,7 +19,7 @@ export { Guest, type GuestOptions, type VerifyReport, type ResumeDecision } from
 export { Machine, MIN_RAM_BYTES, MAX_RAM_BYTES, type MachineOptions, type Hypercall, type HypercallResult, type TraceEvent, type PageFaultHook } from './machine/machine.ts';
 export { GuestAllocator } from './machine/allocator.ts';
 export { adviseHugePages, hugePageMemory, transparentHugePageMode, type HugePageAdvice } from './machine/host-memory.ts';
-export { loadGuestImage, checkGuestImageFresh } from './machine/guest-image.ts';
+export { loadGuestImage, kernelImage, checkGuestImageFresh } from './machine/guest-image.ts';
 export { parseWorkloadSpec, parseSize, type WorkloadSpec } from './machine/workload.ts';
 export * from './machine/errors.ts';
 export {
@@ -38,6 +38,9 @@ export { swsusp } from './save/swsusp.ts';
 export { wpFull } from './save/wp-full.ts';
 export { cow } from './save/cow.ts';
 export { bitmapPbe } from './restore/bitmap-pbe.ts';
+export { eatUnsafe, planEating } from './restore/eat-unsafe.ts';
+export { oneShot } from './restore/one-shot.ts';
+export { reserved } from './restore/reserved.ts';
 export * as restoreParts from './restore/parts.ts';
 export { Oracle, OracleWatch, type OracleCapture, type FrameRef, type Derivation } from './oracle/oracle.ts';
 export { Verifier, judge, checkImagePages, type OracleVerdict, type FrameCheck, type MemoryCheck, type CpuCheck, type TaskCheck, type PageDifference } from './oracle/verdict.ts';

@@ -7,6 +7,9 @@
 import { HiberlabError } from './errors.ts';
 import type { OptionSpecs, StatSpecs } from './declarations.ts';
 import { bitmapPbe } from './restore/bitmap-pbe.ts';
+import { eatUnsafe } from './restore/eat-unsafe.ts';
+import { oneShot } from './restore/one-shot.ts';
+import { reserved } from './restore/reserved.ts';
 import type { RestoreStrategy } from './restore/strategy.ts';
 import { cow } from './save/cow.ts';
 import type { SaveStrategy } from './save/strategy.ts';
@@ -68,3 +71,6 @@ registerSaveStrategy(swsusp);
 registerSaveStrategy(wpFull);
 registerSaveStrategy(cow);
 registerRestoreStrategy(bitmapPbe);
+registerRestoreStrategy(eatUnsafe);
+registerRestoreStrategy(oneShot);
+registerRestoreStrategy(reserved);

@@ -41,7 +41,8 @@ describe('the hiberlab CLI', () => {
     expect(JSON.parse(h.stdout).save.pagesSaved).toBeGreaterThan(0);
     const insp = await hiberlab('inspect', image, '--json');
     expect(insp.exitCode).toBe(0);
-    const r = await hiberlab('resume', '--image', image, '--ram', '32M', '--json');
+    // Without --ram the boot kernel gets the RAM size the image records.
+    const r = await hiberlab('resume', '--image', image, '--json');
     expect(r.exitCode).toBe(0);
     const report = JSON.parse(r.stdout);
     expect(report.status).toBe('resumed');
@@ -61,6 +62,22 @@ describe('the hiberlab CLI', () => {
     expect(r.exitCode).toBe(3);
     expect(r.stdout).toMatch(/image refused: [\s\S]*32 MiB[\s\S]*48 MiB/);
     expect(sha256File(image)).toBe(before);
+  });
+
+  it('with --json every command prints one report, also when the hibernation is refused or the arguments are bad', async () => {
+    const image = tempSwapPath('cli-json');
+    const h = await hiberlab('hibernate', '--image', image, '--ram', '32M', '--workload', 'stream:18M', '--json');
+    expect(h.exitCode).toBe(1);
+    const refused = JSON.parse(h.stdout);
+    expect(refused).toMatchObject({ command: 'hibernate', verdict: 'fail', error: { code: 'HIBERNATION_REFUSED' } });
+    expect(refused.error.message).toMatch(/^cannot hibernate: \d+ saveable pages/);
+    expect(refused.error.facts.needed).toBeGreaterThan(refused.error.facts.free);
+    const c = await hiberlab('cycle', '--save', 'wp-full', '--pool', '64', '--json');
+    expect(c.exitCode).toBe(1);
+    expect(JSON.parse(c.stdout)).toMatchObject({ command: 'cycle', verdict: 'fail', error: { code: 'BAD_OPTION', facts: { option: 'pool' } } });
+    const a = await hiberlab('cycle', '--ram', '3G', '--json');
+    expect(a.exitCode).toBe(1);
+    expect(JSON.parse(a.stdout)).toMatchObject({ command: 'cycle', verdict: 'fail', error: { code: 'BAD_ARGUMENTS' } });
   });
 
   it('inspect reports an empty swap device', async () => {

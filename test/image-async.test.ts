@@ -16,31 +16,30 @@ function testWriter(dev: SwapDevice, pfns: Uint32Array, extra: Partial<ImageWrit
   return new ImageWriter(dev, { pfns, buildId: BUILD, ramBytes: 32 << 20, frameCount: 8192, strategy: 'test', context: { address: 0x1000, bytes: new Uint8Array(CONTEXT_BYTES) }, durable: false, ...extra });
 }
 
-/** The file writePages writes for these pages: what every other way of writing them must equal. */
+/** The file write() writes for these pages: what every other way of writing them must equal. */
 async function referenceFile(data: Uint8Array, pfns: Uint32Array): Promise<string> {
   const path = tempSwapPath('reference');
   await writeImage(path, data, pfns, false);
   return path;
 }
 
-function writeImage(path: string, data: Uint8Array, pfns: Uint32Array, asyncRuns: boolean): Promise<void> | void {
+async function writeImage(path: string, data: Uint8Array, pfns: Uint32Array, runs: boolean): Promise<void> {
   const dev = SwapDevice.ensure(path, 64 << 20);
   const w = testWriter(dev, pfns);
-  const finish = () => {
-    w.commit();
-    dev.close();
-  };
-  if (!asyncRuns) {
-    w.writePages(0, data);
-    return finish();
+  if (!runs) {
+    w.write(0, data);
+  } else {
+    // Two runs: a long one (overlapped path) and a short tail.
+    const split = pfns.length - 3;
+    await w.writeRuns(0, [data.subarray(0, split * 4096)]);
+    await w.writeRuns(split, [data.subarray(split * 4096)]);
   }
-  // Two runs: a long one (overlapped path) and a short tail (staged path).
-  const split = pfns.length - 3;
-  return w.writePagesAsync(0, data.subarray(0, split * 4096)).then(() => w.writePagesAsync(split, data.subarray(split * 4096))).then(finish);
+  await w.commit();
+  dev.close();
 }
 
-describe('ImageWriter.writePagesAsync', () => {
-  it('writes exactly the file writePages writes, CRCs included', async () => {
+describe('ImageWriter.writeRuns', () => {
+  it('writes exactly the file write() writes, CRCs included', async () => {
     const n = 5000; // ~20 MiB: several 2 MiB overlap chunks
     const pfns = Uint32Array.from({ length: n }, (_, i) => 300 + i);
     const data = randomFillSync(new Uint8Array(n * 4096));
@@ -71,8 +70,8 @@ function directScratch(label: string, wasmPages: number): { dev: SwapDevice; mem
   return { dev, memory };
 }
 
-describe('ImageWriter.writeRunsAsync', () => {
-  it('gathers pages scattered in memory into the same file writePages writes', async () => {
+describe('ImageWriter.writeRuns, scattered', () => {
+  it('gathers pages scattered in memory into the same file write() writes', async () => {
     const n = 1500;
     const pfns = Uint32Array.from({ length: n }, (_, i) => 300 + 2 * i);
     const data = randomFillSync(new Uint8Array(n * 4096));
@@ -83,10 +82,10 @@ describe('ImageWriter.writeRunsAsync', () => {
     const b = tempSwapPath('runs');
     const dev = SwapDevice.ensure(b, 64 << 20);
     const w = testWriter(dev, pfns);
-    await w.writeRunsAsync(0, parts.slice(0, 20));
+    await w.writeRuns(0, parts.slice(0, 20));
     const first = parts.slice(0, 20).reduce((k, p) => k + p.length / 4096, 0);
-    await w.writeRunsAsync(first, parts.slice(20));
-    await w.commitAsync();
+    await w.writeRuns(first, parts.slice(20));
+    await w.commit();
     dev.close();
     expect(sha256File(b)).toBe(sha256File(a));
   });
@@ -114,13 +113,13 @@ describe('ImageWriter.writeRunsAsync', () => {
       parts.push(new Uint8Array(Math.min(700, n - at) * 4096));
     }
     const seen: Array<{ part: number; offset: number; bytes: number; submitted: number; unfinished: number }> = [];
-    await w.writeRunsAsync(0, parts, {
+    await w.writeRuns(0, parts, {
       fill: (piece, part, offset) => {
         seen.push({ part, offset, bytes: piece.length, submitted, unfinished: submitted - finished });
         piece.set(data.subarray(starts[part]! + offset, starts[part]! + offset + piece.length));
       },
     });
-    await w.commitAsync();
+    await w.commit();
     dev.close();
     expect(sha256File(b)).toBe(sha256File(a));
     // Every byte of every part was filled once, in order, in pieces of at most 2 MiB.
@@ -151,13 +150,13 @@ describe('ImageWriter.writeRunsAsync', () => {
     const parts = [new Uint8Array(2048 * 4096)];
     let calls = 0;
     await expect(
-      writer.writeRunsAsync(0, parts, {
+      writer.writeRuns(0, parts, {
         fill: () => {
           if (++calls === 3) throw new Error('the copy went wrong');
         },
       }),
     ).rejects.toThrow('the copy went wrong');
-    await expect(writer.commitAsync()).rejects.toThrow();
+    await expect(writer.commit()).rejects.toThrow();
     expect(dev.readSignature().kind).toBe('swap');
     dev.close();
   });
@@ -165,8 +164,8 @@ describe('ImageWriter.writeRunsAsync', () => {
   it('refuses parts that are not whole pages, or that run past the image, before writing anything', async () => {
     const dev = SwapDevice.ensure(tempSwapPath('bad'), 1 << 20);
     const w = testWriter(dev, Uint32Array.of(1, 2));
-    await expect(w.writeRunsAsync(0, [new Uint8Array(100)])).rejects.toThrow('writeRunsAsync: 100 bytes is not a whole number of 4096-byte pages');
-    await expect(w.writeRunsAsync(1, [new Uint8Array(8192)])).rejects.toThrow('writeRunsAsync: pages 1..2 are outside the image (2 pages)');
+    await expect(w.writeRuns(0, [new Uint8Array(100)])).rejects.toThrow('writeRuns: 100 bytes is not a whole number of 4096-byte pages');
+    await expect(w.writeRuns(1, [new Uint8Array(8192)])).rejects.toThrow('writeRuns: pages 1..2 are outside the image (2 pages)');
     expect(w.missingPages).toBe(2);
     dev.close();
   });
@@ -211,9 +210,9 @@ describe('O_DIRECT writes of long runs', () => {
     for (const directIo of [true, false]) {
       const { dev, writer, path } = durableWriter(pages, directIo);
       const syncs = vi.spyOn(dev, 'syncDataAsync');
-      await writer.writeRunsAsync(0, [data.subarray(0, 4000 * 4096), data.subarray(4000 * 4096)]);
+      await writer.writeRuns(0, [data.subarray(0, 4000 * 4096), data.subarray(4000 * 4096)]);
       const backgroundSyncs = syncs.mock.calls.length;
-      const done = await writer.commitAsync();
+      const done = await writer.commit();
       dev.close();
       results.push({ sha: sha256File(path), syncs: backgroundSyncs, direct: done.directPageBytes });
     }
@@ -224,7 +223,7 @@ describe('O_DIRECT writes of long runs', () => {
 });
 
 describe('ImageWriter background writeback', () => {
-  it('starts an fdatasync every 32 MiB while writing; commitAsync syncs the rest at once, beside the last one, and waits for both', async () => {
+  it('starts an fdatasync every 32 MiB while writing; commit syncs the rest at once, beside the last one, and waits for both', async () => {
     const { dev, writer, data, path } = durableWriter(20_000); // 78 MiB
     const metadataOffset = imageExtent(20_000).metadataOffset;
     // The writer starts a writeback only when the last one is done: the first finishes at
@@ -240,10 +239,10 @@ describe('ImageWriter background writeback', () => {
       if (offset === metadataOffset) events.push('metadata');
       realWrite(bytes, offset);
     });
-    await writer.writePagesAsync(0, data);
+    await writer.writeRuns(0, [data]);
     expect(syncs).toHaveBeenCalledTimes(2);
     let committed = false;
-    const commit = writer.commitAsync().then(() => (committed = true));
+    const commit = writer.commit().then(() => (committed = true));
     await new Promise((resolve) => setTimeout(resolve, 20));
     // The last 14 MiB went to the disk at once, while the second writeback still runs;
     // nothing of the metadata, header or signature is written until both are done.
@@ -261,45 +260,30 @@ describe('ImageWriter background writeback', () => {
     expect(validateImage(path, { buildId: BUILD, ramBytes: 512 << 20 }).pfns.length).toBe(20_000);
   });
 
-  it('a plain commit() while a writeback still runs is refused with the way out, and commits nothing', async () => {
-    const { dev, writer, data } = durableWriter(10_500); // 41 MiB: one writeback
-    const releases: Array<() => void> = [];
-    vi.spyOn(dev, 'syncDataAsync').mockImplementation(() => new Promise<void>((resolve) => releases.push(resolve)));
-    await writer.writePagesAsync(0, data);
-    expect(() => writer.commit()).toThrow('commit: a background writeback started by writePagesAsync is still running; finish with commitAsync()');
-    expect(dev.readSignature().kind).toBe('swap');
-    const commit = writer.commitAsync();
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    for (const release of releases) release();
-    await commit;
-    expect(dev.readSignature().kind).toBe('image');
-    dev.close();
-  });
-
   it('a failed background fdatasync fails the commit: no image signature is written', async () => {
     const { dev, writer, data } = durableWriter(10_500);
     vi.spyOn(dev, 'syncDataAsync').mockRejectedValue(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
-    await writer.writePagesAsync(0, data);
-    await expect(writer.commitAsync()).rejects.toThrow(/EIO/);
+    await writer.writeRuns(0, [data]);
+    await expect(writer.commit()).rejects.toThrow(/EIO/);
     expect(dev.readSignature().kind).toBe('swap');
     dev.close();
   });
 
   it('a failed fdatasync of the last stretch fails the commit: no image signature, and the writer is closed', async () => {
-    const { dev, writer, data } = durableWriter(4_000); // 16 MiB: no writeback while writing, one in commitAsync
+    const { dev, writer, data } = durableWriter(4_000); // 16 MiB: no writeback while writing, one in commit
     const syncs = vi.spyOn(dev, 'syncDataAsync').mockRejectedValue(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
-    await writer.writePagesAsync(0, data);
+    await writer.writeRuns(0, [data]);
     expect(syncs).not.toHaveBeenCalled();
-    await expect(writer.commitAsync()).rejects.toThrow(/EIO/);
+    await expect(writer.commit()).rejects.toThrow(/EIO/);
     expect(syncs).toHaveBeenCalledTimes(1);
     expect(dev.readSignature().kind).toBe('swap');
-    expect(() => writer.commit()).toThrow(/closed after a failed write/);
+    await expect(writer.commit()).rejects.toThrow(/closed after a failed write/);
     dev.close();
   });
 });
 
-describe('ImageWriter: CRCs given after the write', () => {
-  it('writePagesCrcsLater + startWriteback + giveCrcs write exactly the file writePages writes', async () => {
+describe('ImageWriter: stable writes, their CRCs taken at commit while the disk works', () => {
+  it('write(..., { stable }) gives exactly the file write() gives', async () => {
     const n = 600;
     const pfns = Uint32Array.from({ length: n }, (_, i) => 300 + i);
     const data = randomFillSync(new Uint8Array(n * 4096));
@@ -307,14 +291,10 @@ describe('ImageWriter: CRCs given after the write', () => {
     const b = tempSwapPath('later');
     const dev = SwapDevice.ensure(b, 64 << 20);
     const w = testWriter(dev, pfns);
-    // A long run (written from the buffer), then a short one (staged) after a writeback began.
-    w.writePagesCrcsLater(0, data.subarray(0, 500 * 4096));
-    w.startWriteback();
-    w.writePagesCrcsLater(500, data.subarray(500 * 4096));
-    const crcs = Uint32Array.from({ length: n }, (_, i) => crc32(data.subarray(i * 4096, (i + 1) * 4096)));
-    w.giveCrcs(0, crcs.subarray(0, 100));
-    w.giveCrcs(100, crcs.subarray(100));
-    await w.commitAsync();
+    // A long run (written from the buffer), then a short one (staged).
+    w.write(0, data.subarray(0, 500 * 4096), { stable: true });
+    w.write(500, data.subarray(500 * 4096), { stable: true });
+    await w.commit();
     dev.close();
     expect(sha256File(b)).toBe(sha256File(a));
   });
@@ -331,56 +311,39 @@ describe('ImageWriter: CRCs given after the write', () => {
     const dev = SwapDevice.ensure(b, 64 << 20);
     const how = vi.spyOn(dev, 'writeDirectAsync');
     const w = testWriter(dev, pfns, { durable: true });
-    w.writePagesCrcsLater(0, data);
+    w.write(0, data, { stable: true });
     // A background write is running: the same pages cannot be written over it.
-    expect(() => w.writePages(5, data.subarray(5 * 4096, 6 * 4096))).toThrow('page 5 is still being written in the background (writePagesCrcsLater); await drain() before writing it again');
-    w.giveCrcs(0, Uint32Array.from({ length: n }, (_, i) => crc32(data.subarray(i * 4096, (i + 1) * 4096))));
-    expect(() => w.commit()).toThrow('commit: writes started by writePagesCrcsLater are still running; finish with commitAsync()');
-    await w.commitAsync();
+    expect(() => w.write(5, data.subarray(5 * 4096, 6 * 4096))).toThrow('page 5 is still being written in the background (a stable write): it cannot be written again before commit()');
+    await w.commit();
     dev.close();
     expect(how).toHaveBeenCalledTimes(1); // 2.3 MiB: one chunk
     expect(await how.mock.results[0]!.value).toBe('direct');
     expect(sha256File(b)).toBe(sha256File(a));
   });
 
-  it('commit refuses while a CRC is owed, and giveCrcs refuses pages that owe none', () => {
-    const path = tempSwapPath('owed');
+  it('stable data that changed before commit is never resumed: validation refuses the page (BAD_PAGE_CRC)', async () => {
+    const path = tempSwapPath('unstable');
     const dev = SwapDevice.ensure(path, 1 << 20);
     const w = testWriter(dev, Uint32Array.of(1, 2, 3));
-    const page = new Uint8Array(4096).fill(0x5a);
-    w.writePages(0, page);
-    w.writePagesCrcsLater(1, new Uint8Array(2 * 4096).fill(0x5a));
-    expect(() => w.giveCrcs(0, Uint32Array.of(crc32(page)))).toThrow('giveCrcs: page 0 has its CRC already');
-    expect(() => w.giveCrcs(2, Uint32Array.of(0, 0))).toThrow('giveCrcs: page 3 is outside the image');
-    // Written again with its CRC: page 2 owes nothing any more.
-    w.writePages(2, page);
-    expect(() => w.giveCrcs(2, Uint32Array.of(crc32(page)))).toThrow('giveCrcs: page 2 has its CRC already');
-    let err: unknown;
-    try {
-      w.commit();
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toMatchObject({ code: 'INCOMPLETE_IMAGE', index: 1, pfn: 2, count: 1 });
-    expect((err as Error).message).toContain('1 pages were written without their CRCs, which were never given (first: page 1, PFN 0x2)');
-    expect(dev.readSignature().kind).toBe('swap');
+    const data = randomFillSync(new Uint8Array(3 * 4096));
+    w.write(0, data, { stable: true });
+    data[4096 + 100] = data[4096 + 100]! ^ 1; // broken promise: page 1 changes after it was written
+    await w.commit();
     dev.close();
+    expect(() => validateImage(path, { buildId: BUILD, ramBytes: 32 << 20 })).toThrow(expect.objectContaining({ code: 'BAD_PAGE_CRC', index: 1 }));
   });
 
-  it('startWriteback starts one fdatasync (none while one runs), and commitAsync waits for it', async () => {
+  it('commit starts one background fdatasync for stable writes through the page cache and writes the signature only after it', async () => {
     const { dev, writer, data } = durableWriter(300);
     let release!: () => void;
     const syncs = vi.spyOn(dev, 'syncDataAsync').mockImplementation(() => new Promise<void>((resolve) => (release = resolve)));
-    writer.writePagesCrcsLater(0, data);
-    writer.startWriteback();
-    writer.startWriteback();
-    await writer.drain(); // the fdatasync starts when the background writes are done
-    expect(syncs).toHaveBeenCalledTimes(1);
-    writer.giveCrcs(0, Uint32Array.from({ length: 300 }, (_, i) => crc32(data.subarray(i * 4096, (i + 1) * 4096))));
+    writer.write(0, data, { stable: true });
     let committed = false;
-    const commit = writer.commitAsync().then(() => (committed = true));
+    const commit = writer.commit().then(() => (committed = true));
     await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(syncs).toHaveBeenCalledTimes(1);
     expect(committed).toBe(false);
+    expect(dev.readSignature().kind).toBe('swap');
     release();
     await commit;
     expect(dev.readSignature().kind).toBe('image');
@@ -392,9 +355,8 @@ describe('ImageWriter: CRCs given after the write', () => {
     const dev = SwapDevice.ensure(path, 1 << 20);
     const w = testWriter(dev, Uint32Array.of(1, 2));
     const data = randomFillSync(new Uint8Array(2 * 4096));
-    w.writePagesCrcsLater(0, data);
-    w.giveCrcs(0, Uint32Array.of(crc32(data.subarray(0, 4096)), crc32(data.subarray(0, 4096))));
-    await w.commitAsync();
+    w.write(0, data, { crcs: Uint32Array.of(crc32(data.subarray(0, 4096)), crc32(data.subarray(0, 4096))) });
+    await w.commit();
     dev.close();
     expect(() => validateImage(path, { buildId: BUILD, ramBytes: 32 << 20 })).toThrow(expect.objectContaining({ code: 'BAD_PAGE_CRC', index: 1 }));
   });

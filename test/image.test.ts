@@ -75,7 +75,7 @@ interface Written {
 }
 
 /** A committed image of `count` random pages on a new device of `deviceBytes`. */
-function writeImage(name: string, count: number, seed = 1, deviceBytes = 4 << 20): Written {
+async function writeImage(name: string, count: number, seed = 1, deviceBytes = 4 << 20): Promise<Written> {
   const next = rng(seed);
   const pfns = randomPfns(next, count);
   const data = randomBytes(next, count * PAGE_SIZE);
@@ -83,8 +83,8 @@ function writeImage(name: string, count: number, seed = 1, deviceBytes = 4 << 20
   const dev = SwapDevice.create(file, deviceBytes);
   try {
     const writer = new ImageWriter(dev, writerOptions(pfns));
-    writer.writePages(0, data);
-    writer.commit();
+    writer.write(0, data);
+    await writer.commit();
   } finally {
     dev.close();
   }
@@ -158,6 +158,19 @@ function expectImageError(fn: () => unknown, code: ImageErrorCode): ImageError {
   throw new Error(`expected ImageError ${code}, nothing was thrown`);
 }
 
+/** Awaits fn's promise, expecting an ImageError with `code`; returns it. */
+async function expectImageErrorAsync(fn: () => Promise<unknown>, code: ImageErrorCode): Promise<ImageError> {
+  try {
+    await fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ImageError);
+    const e = err as ImageError;
+    expect(e.code, e.message).toBe(code);
+    return e;
+  }
+  throw new Error(`expected ImageError ${code}, nothing was thrown`);
+}
+
 /** Validation refuses with `code` and leaves the file's bytes as they were. */
 function expectRefusal(file: string, code: ImageErrorCode, expectation = EXPECT): ImageError {
   const before = sha256(file);
@@ -170,8 +183,8 @@ function expectRefusal(file: string, code: ImageErrorCode, expectation = EXPECT)
 // ---------------------------------------------------------------------------
 
 describe('round trip', () => {
-  it('reads back exactly the pages written, at their PFNs, with the header as given', () => {
-    const { file, pfns, data } = writeImage('swap.img', 300, 7);
+  it('reads back exactly the pages written, at their PFNs, with the header as given', async () => {
+    const { file, pfns, data } = await writeImage('swap.img', 300, 7);
     const image = validateImage(file, EXPECT);
     expect(Array.from(image.pfns)).toEqual(Array.from(pfns));
     expect(Array.from(image.pfnWords)).toEqual(Array.from(wordsOfFrames(pfns, FRAMES)));
@@ -193,8 +206,8 @@ describe('round trip', () => {
     }
   });
 
-  it('chunks() streams every page in order with its PFN', () => {
-    const { file, pfns, data } = writeImage('swap.img', 37, 3);
+  it('chunks() streams every page in order with its PFN', async () => {
+    const { file, pfns, data } = await writeImage('swap.img', 37, 3);
     const reader = new ImageReader(validateImage(file, EXPECT));
     const seen: number[] = [];
     for (const chunk of reader.chunks(4 * PAGE_SIZE)) {
@@ -207,7 +220,7 @@ describe('round trip', () => {
     expect(seen).toEqual(Array.from(pfns));
   });
 
-  it('keeps the last write of a rewritten page and counts the rewrites', () => {
+  it('keeps the last write of a rewritten page and counts the rewrites', async () => {
     const next = rng(11);
     const pfns = randomPfns(next, 20);
     const first = randomBytes(next, 20 * PAGE_SIZE);
@@ -215,11 +228,11 @@ describe('round trip', () => {
     const file = path.join(dir, 'swap.img');
     const dev = SwapDevice.create(file, 1 << 20);
     const writer = new ImageWriter(dev, writerOptions(pfns, { stats: { liveWrittenPages: 20 } }));
-    writer.writePages(0, first);
-    writer.writePage(5, second);
-    writer.writePage(6, second);
-    writer.writePage(5, first.subarray(0, PAGE_SIZE));
-    const result = writer.commit({ stats: { wpFaults: 2 } });
+    writer.write(0, first);
+    writer.write(5, second);
+    writer.write(6, second);
+    writer.write(5, first.subarray(0, PAGE_SIZE));
+    const result = await writer.commit({ stats: { wpFaults: 2 } });
     dev.close();
     expect(result).toMatchObject({ pageCount: 20, rewrittenPages: 3, pageBytesWritten: 23 * PAGE_SIZE, imageBytes: imageExtent(20).imageBytes });
     const image = validateImage(file, EXPECT);
@@ -231,118 +244,118 @@ describe('round trip', () => {
     expect(Buffer.from(pages).equals(Buffer.from(expected))).toBe(true);
   });
 
-  it('takes the saved context at commit when the constructor had none', () => {
+  it('takes the saved context at commit when the constructor had none', async () => {
     const file = path.join(dir, 'swap.img');
     const dev = SwapDevice.create(file, 1 << 20);
     const { context: _unused, ...options } = writerOptions(Uint32Array.of(1, 2));
     const writer = new ImageWriter(dev, options);
-    writer.writePages(0, new Uint8Array(2 * PAGE_SIZE));
-    expect(() => writer.commit()).toThrow(/no saved context/);
+    writer.write(0, new Uint8Array(2 * PAGE_SIZE));
+    await expect(writer.commit()).rejects.toThrow(/no saved context/);
     const late = { address: 0x2000, bytes: new Uint8Array(CONTEXT_BYTES).fill(0xaa) };
-    writer.commit({ context: late });
+    await writer.commit({ context: late });
     dev.close();
     const image = validateImage(file, EXPECT);
     expect(image.header.context.address).toBe(0x2000);
     expect(image.header.context.bytes.every((b) => b === 0xaa)).toBe(true);
   });
 
-  it('writes an image of zero pages that validates', () => {
+  it('writes an image of zero pages that validates', async () => {
     const file = path.join(dir, 'swap.img');
     const dev = SwapDevice.create(file, MIN_DEVICE_BYTES);
-    new ImageWriter(dev, writerOptions(new Uint32Array(0))).commit();
+    await new ImageWriter(dev, writerOptions(new Uint32Array(0))).commit();
     dev.close();
     const image = validateImage(file, EXPECT);
     expect(image.pfns.length).toBe(0);
     expect(image.imageBytes).toBe(2 * PAGE_SIZE);
   });
 
-  it('is deterministic: the same pages written twice, in different orders and runs, give byte-identical files', () => {
+  it('is deterministic: the same pages written twice, in different orders and runs, give byte-identical files', async () => {
     const next = rng(5);
     const pfns = randomPfns(next, 64);
     const data = randomBytes(next, 64 * PAGE_SIZE);
-    const write = (name: string, order: 'bulk' | 'reverse-pages'): string => {
+    const write = async (name: string, order: 'bulk' | 'reverse-pages'): Promise<string> => {
       const file = path.join(dir, name);
       const dev = SwapDevice.create(file, 1 << 20);
       const writer = new ImageWriter(dev, writerOptions(pfns));
-      if (order === 'bulk') writer.writePages(0, data);
-      else for (let i = 63; i >= 0; i--) writer.writePage(i, data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
-      writer.commit();
+      if (order === 'bulk') writer.write(0, data);
+      else for (let i = 63; i >= 0; i--) writer.write(i, data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+      await writer.commit();
       dev.close();
       return sha256(file);
     };
-    const a = write('a.img', 'bulk');
-    expect(write('b.img', 'bulk')).toBe(a);
-    expect(write('c.img', 'reverse-pages')).toBe(a);
+    const a = await write('a.img', 'bulk');
+    expect(await write('b.img', 'bulk')).toBe(a);
+    expect(await write('c.img', 'reverse-pages')).toBe(a);
   });
 });
 
 describe('write path', () => {
-  it('records CRCs the caller took (a save takes them during its atomic copy) as they are: right ones validate, a wrong one is refused', () => {
+  it('records CRCs the caller took (a save takes them during its atomic copy) as they are: right ones validate, a wrong one is refused', async () => {
     const next = rng(7);
     const pfns = randomPfns(next, 40);
     const data = randomBytes(next, 40 * PAGE_SIZE);
     const crcs = Uint32Array.from({ length: 40 }, (_, i) => zlib.crc32(data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE)) >>> 0);
-    const write = (name: string, given: Uint32Array): string => {
+    const write = async (name: string, given: Uint32Array): Promise<string> => {
       const file = path.join(dir, name);
       const dev = SwapDevice.create(file, 1 << 20);
       const writer = new ImageWriter(dev, writerOptions(pfns));
-      expect(() => writer.writePages(0, data, given.subarray(1))).toThrow('writePages: 39 CRCs for 40 pages');
-      writer.writePages(0, data.subarray(0, 20 * PAGE_SIZE), given.subarray(0, 20));
-      writer.writePages(20, data.subarray(20 * PAGE_SIZE));
-      writer.commit();
+      expect(() => writer.write(0, data, { crcs: given.subarray(1) })).toThrow('write: 39 CRCs for 40 pages');
+      writer.write(0, data.subarray(0, 20 * PAGE_SIZE), { crcs: given.subarray(0, 20) });
+      writer.write(20, data.subarray(20 * PAGE_SIZE));
+      await writer.commit();
       dev.close();
       return file;
     };
-    expect(validateImage(write('right.img', crcs), EXPECT).crcs).toEqual(crcs);
+    expect(validateImage(await write('right.img', crcs), EXPECT).crcs).toEqual(crcs);
     const wrong = crcs.slice();
     wrong[3] = (wrong[3]! ^ 1) >>> 0;
-    const err = expectRefusal(write('wrong.img', wrong), 'BAD_PAGE_CRC');
+    const err = expectRefusal(await write('wrong.img', wrong), 'BAD_PAGE_CRC');
     expect(err.index).toBe(3);
     expect(err.pfn).toBe(pfns[3]);
   });
 
-  it('writes a large writePages run with one write call, and gathers single pages into few writes', () => {
+  it('writes a large run with one write call, and gathers single pages into few writes', async () => {
     const file = path.join(dir, 'swap.img');
     const dev = SwapDevice.create(file, 16 << 20);
     const pfns = Uint32Array.from({ length: 2048 }, (_, i) => i);
     const writer = new ImageWriter(dev, writerOptions(pfns, { stagingBytes: 1 << 20 }));
     const writes = vi.spyOn(dev, 'writeAt');
-    writer.writePages(0, new Uint8Array(1024 * PAGE_SIZE).fill(1));
+    writer.write(0, new Uint8Array(1024 * PAGE_SIZE).fill(1));
     expect(writes).toHaveBeenCalledTimes(1);
     expect(writes.mock.calls[0]![0].length).toBe(1024 * PAGE_SIZE);
     writes.mockClear();
     const page = new Uint8Array(PAGE_SIZE).fill(2);
-    for (let i = 1024; i < 2048; i++) writer.writePage(i, page);
+    for (let i = 1024; i < 2048; i++) writer.write(i, page);
     // 1024 pages through a 1 MiB (256-page) staging buffer: 3 full flushes so far, the 4th at commit.
     expect(writes).toHaveBeenCalledTimes(3);
-    writer.commit();
+    await writer.commit();
     const dataWrites = writes.mock.calls.filter(([, offset]) => offset >= imageExtent(2048).dataOffset);
     expect(dataWrites.map(([d]) => d.length)).toEqual([1 << 20, 1 << 20, 1 << 20, 1 << 20]);
     dev.close();
     expect(validateImage(file, EXPECT).pfns.length).toBe(2048);
   });
 
-  it('writes a run of 256 KiB or more at once from the caller\'s buffer, uncopied, and stages shorter ones', () => {
+  it('writes a run of 256 KiB or more at once from the caller\'s buffer, uncopied, and stages shorter ones', async () => {
     const file = path.join(dir, 'swap.img');
     const dev = SwapDevice.create(file, 16 << 20);
     const pfns = Uint32Array.from({ length: 256 }, (_, i) => i);
     const writer = new ImageWriter(dev, writerOptions(pfns)); // the default 4 MiB stage
     const writes = vi.spyOn(dev, 'writeAt');
     const short = new Uint8Array(63 * PAGE_SIZE).fill(3);
-    writer.writePages(0, short);
+    writer.write(0, short);
     expect(writes).not.toHaveBeenCalled();
     const long = new Uint8Array(64 * PAGE_SIZE).fill(4); // 256 KiB, right after the staged run
-    writer.writePages(63, long);
+    writer.write(63, long);
     // The stage goes first (63 pages), then the long run, as the very buffer passed in.
     expect(writes.mock.calls.map(([d]) => d.length)).toEqual([63 * PAGE_SIZE, 64 * PAGE_SIZE]);
     expect(writes.mock.calls[1]![0]).toBe(long);
-    for (let i = 127; i < 256; i++) writer.writePage(i, short.subarray(0, PAGE_SIZE));
-    writer.commit();
+    for (let i = 127; i < 256; i++) writer.write(i, short.subarray(0, PAGE_SIZE));
+    await writer.commit();
     dev.close();
     expect(validateImage(file, EXPECT).pfns.length).toBe(256);
   });
 
-  it('writes the signature last: after metadata, header and a data sync (fdatasync), followed by another', () => {
+  it('writes the signature last: after metadata, header and a data sync (fdatasync), followed by another', async () => {
     const file = path.join(dir, 'swap.img');
     const dev = SwapDevice.create(file, 1 << 20);
     const ops: string[] = [];
@@ -357,8 +370,8 @@ describe('write path', () => {
       realSync();
     });
     const writer = new ImageWriter(dev, writerOptions(Uint32Array.of(10, 20, 30)));
-    writer.writePages(0, new Uint8Array(3 * PAGE_SIZE).fill(7));
-    writer.commit();
+    writer.write(0, new Uint8Array(3 * PAGE_SIZE).fill(7));
+    await writer.commit();
     dev.close();
     const { metadataOffset, dataOffset } = imageExtent(3);
     expect(ops).toEqual([
@@ -371,54 +384,54 @@ describe('write path', () => {
     ]);
   });
 
-  it('a writer that fails before commit leaves the swap signature (no image)', () => {
+  it('a writer that fails before commit leaves the swap signature (no image)', async () => {
     const file = path.join(dir, 'swap.img');
     const dev = SwapDevice.create(file, 1 << 20);
     const writer = new ImageWriter(dev, writerOptions(Uint32Array.of(1, 2, 3)));
-    writer.writePages(0, new Uint8Array(2 * PAGE_SIZE));
-    const err = expectImageError(() => writer.commit(), 'INCOMPLETE_IMAGE');
+    writer.write(0, new Uint8Array(2 * PAGE_SIZE));
+    const err = await expectImageErrorAsync(() => writer.commit(), 'INCOMPLETE_IMAGE');
     expect(err.message).toBe(`cannot commit the image on ${file}: 1 of 3 pages were never written (first: page 2, PFN 0x3)`);
     expect(dev.readSignature().kind).toBe('swap');
     dev.close();
     expectRefusal(file, 'NO_SIGNATURE');
   });
 
-  it('a commit interrupted before the signature (fdatasync fails) leaves no image signature, and the writer is closed', () => {
+  it('a commit interrupted before the signature (fdatasync fails) leaves no image signature, and the writer is closed', async () => {
     const file = path.join(dir, 'swap.img');
     const dev = SwapDevice.create(file, 1 << 20);
     const writer = new ImageWriter(dev, writerOptions(Uint32Array.of(1, 2)));
-    writer.writePages(0, new Uint8Array(2 * PAGE_SIZE).fill(3));
+    writer.write(0, new Uint8Array(2 * PAGE_SIZE).fill(3));
     vi.spyOn(dev, 'syncData').mockImplementationOnce(() => {
       throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
     });
-    expect(() => writer.commit()).toThrow(/EIO/);
+    await expect(writer.commit()).rejects.toThrow(/EIO/);
     expect(dev.readSignature().kind).toBe('swap');
-    expectImageError(() => writer.commit(), 'WRITER_CLOSED');
-    expectImageError(() => writer.writePage(0, new Uint8Array(PAGE_SIZE)), 'WRITER_CLOSED');
+    await expectImageErrorAsync(() => writer.commit(), 'WRITER_CLOSED');
+    expectImageError(() => writer.write(0, new Uint8Array(PAGE_SIZE)), 'WRITER_CLOSED');
     dev.close();
     expectRefusal(file, 'NO_SIGNATURE');
   });
 
-  it('a new image over an old one discards the old signature before overwriting its data, so a failed write leaves no image', () => {
-    const { file } = writeImage('swap.img', 10, 1, 1 << 20);
+  it('a new image over an old one discards the old signature before overwriting its data, so a failed write leaves no image', async () => {
+    const { file } = await writeImage('swap.img', 10, 1, 1 << 20);
     const dev = SwapDevice.open(file, { writable: true });
     const writer = new ImageWriter(dev, writerOptions(Uint32Array.of(1, 2)));
     expect(dev.readSignature().kind).toBe('image'); // constructing writes nothing
-    writer.writePage(0, new Uint8Array(PAGE_SIZE).fill(9));
-    writer.writePage(1, new Uint8Array(PAGE_SIZE).fill(9));
+    writer.write(0, new Uint8Array(PAGE_SIZE).fill(9));
+    writer.write(1, new Uint8Array(PAGE_SIZE).fill(9));
     const realWrite = dev.writeAt.bind(dev);
     vi.spyOn(dev, 'writeAt').mockImplementation((data, offset) => {
       if (offset !== 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
       realWrite(data, offset);
     });
-    expect(() => writer.commit()).toThrow(/ENOSPC/);
+    await expect(writer.commit()).rejects.toThrow(/ENOSPC/);
     vi.restoreAllMocks();
     expect(dev.readSignature().kind).toBe('swap');
     dev.close();
     expectRefusal(file, 'NO_SIGNATURE');
   });
 
-  it('refuses an image that does not fit the device, giving both sizes, and writes nothing', () => {
+  it('refuses an image that does not fit the device, giving both sizes, and writes nothing', async () => {
     const file = path.join(dir, 'swap.img');
     const dev = SwapDevice.create(file, 64 * PAGE_SIZE);
     const before = sha256(file);
@@ -431,7 +444,7 @@ describe('write path', () => {
     expect(sha256(file)).toBe(before);
   });
 
-  it('maxPages() is exact: that many pages fit and one more does not', () => {
+  it('maxPages() is exact: that many pages fit and one more does not', async () => {
     for (const bytes of [MIN_DEVICE_BYTES, 64 * PAGE_SIZE, (1 << 20) + 512, 3 << 20]) {
       const file = path.join(dir, `swap-${bytes}.img`);
       const dev = SwapDevice.create(file, bytes);
@@ -444,7 +457,7 @@ describe('write path', () => {
     }
   });
 
-  it('refuses bad options with the reason', () => {
+  it('refuses bad options with the reason', async () => {
     const file = path.join(dir, 'swap.img');
     const dev = SwapDevice.create(file, 1 << 20);
     expect(() => new ImageWriter(dev, writerOptions(Uint32Array.of(3, 2)))).toThrow('pfns must be strictly ascending: pfns[1] = 0x2 follows 0x3');
@@ -453,15 +466,15 @@ describe('write path', () => {
     expect(() => new ImageWriter(dev, writerOptions(Uint32Array.of(1), { strategy: 'x'.repeat(33) }))).toThrow(/strategy must be 1 to 32/);
     expect(() => new ImageWriter(dev, writerOptions(Uint32Array.of(1), { context: { address: 0, bytes: new Uint8Array(80) } }))).toThrow(`context.bytes must be ${CONTEXT_BYTES} bytes (struct saved_context), got 80`);
     const writer = new ImageWriter(dev, writerOptions(Uint32Array.of(1, 2)));
-    expect(() => writer.writePage(2, new Uint8Array(PAGE_SIZE))).toThrow('writePages: pages 2..2 are outside the image (2 pages)');
-    expect(() => writer.writePages(0, new Uint8Array(100))).toThrow(/not a whole number/);
+    expect(() => writer.write(2, new Uint8Array(PAGE_SIZE))).toThrow('write: pages 2..2 are outside the image (2 pages)');
+    expect(() => writer.write(0, new Uint8Array(100))).toThrow(/not a whole number/);
     dev.close();
     const readOnly = SwapDevice.open(file);
     expect(() => new ImageWriter(readOnly, writerOptions(Uint32Array.of(1)))).toThrow(/read-only/);
     readOnly.close();
   });
 
-  it('indexOf() finds the page index of a PFN', () => {
+  it('indexOf() finds the page index of a PFN', async () => {
     const file = path.join(dir, 'swap.img');
     const dev = SwapDevice.create(file, 1 << 20);
     const writer = new ImageWriter(dev, writerOptions(Uint32Array.of(4, 9, 100, 4095)));
@@ -471,7 +484,7 @@ describe('write path', () => {
 });
 
 describe('swap device', () => {
-  it('create() makes a file of the size with the swap signature and every block allocated', () => {
+  it('create() makes a file of the size with the swap signature and every block allocated', async () => {
     const file = path.join(dir, 'swap.img');
     const dev = SwapDevice.create(file, 64 << 20);
     expect(dev.bytes).toBe(64 << 20);
@@ -482,7 +495,7 @@ describe('swap device', () => {
     expect(readRange(file, 40 << 20, 1 << 20).every((b) => b === 0)).toBe(true);
   });
 
-  it('create() keeps the blocks of a device of the same size; allocate: false makes a sparse file', () => {
+  it('create() keeps the blocks of a device of the same size; allocate: false makes a sparse file', async () => {
     const file = path.join(dir, 'swap.img');
     SwapDevice.create(file, 8 << 20).close();
     const inode = fs.statSync(file).ino;
@@ -510,7 +523,7 @@ describe('swap device', () => {
     }
   });
 
-  it('create() refuses an existing file that is not a swap device and leaves it alone', () => {
+  it('create() refuses an existing file that is not a swap device and leaves it alone', async () => {
     const file = path.join(dir, 'precious.txt');
     fs.writeFileSync(file, 'do not overwrite me');
     const err = expectImageError(() => SwapDevice.create(file, 1 << 20), 'NOT_A_SWAP_DEVICE');
@@ -518,23 +531,23 @@ describe('swap device', () => {
     expect(fs.readFileSync(file, 'utf8')).toBe('do not overwrite me');
   });
 
-  it('create() uses an existing empty file and re-makes an existing swap device', () => {
+  it('create() uses an existing empty file and re-makes an existing swap device', async () => {
     const file = path.join(dir, 'swap.img');
     fs.writeFileSync(file, '');
     SwapDevice.create(file, 1 << 20).close();
-    const { file: imageFile } = writeImage('image.img', 3);
+    const { file: imageFile } = await writeImage('image.img', 3);
     const dev = SwapDevice.create(imageFile, 2 << 20);
     expect(dev.readSignature().kind).toBe('swap');
     expect(dev.bytes).toBe(2 << 20);
     dev.close();
   });
 
-  it('ensure() creates a missing device, opens a big enough one, and refuses a small or foreign one', () => {
+  it('ensure() creates a missing device, opens a big enough one, and refuses a small or foreign one', async () => {
     const file = path.join(dir, 'swap.img');
     const created = SwapDevice.ensure(file, 1 << 20);
     expect(created.bytes).toBe(1 << 20);
     created.close();
-    const { file: imageFile } = writeImage('image.img', 3, 1, 2 << 20);
+    const { file: imageFile } = await writeImage('image.img', 3, 1, 2 << 20);
     const opened = SwapDevice.ensure(imageFile, 1 << 20);
     expect(opened.writable).toBe(true);
     expect(opened.readSignature().kind).toBe('image');
@@ -548,22 +561,22 @@ describe('swap device', () => {
 });
 
 describe('validation refuses, naming what and where, and never changes the file', () => {
-  it('NO_SIGNATURE on a device with the swap signature', () => {
+  it('NO_SIGNATURE on a device with the swap signature', async () => {
     const file = path.join(dir, 'swap.img');
     SwapDevice.create(file, 1 << 20).close();
     const err = expectRefusal(file, 'NO_SIGNATURE');
     expect(err.message).toBe(`no hibernation image on ${file}: it has the swap signature "HLSWAP01"`);
   });
 
-  it('BAD_SIGNATURE on an unknown signature', () => {
-    const { file } = writeImage('swap.img', 4);
+  it('BAD_SIGNATURE on an unknown signature', async () => {
+    const { file } = await writeImage('swap.img', 4);
     patch(file, 0, Buffer.from('GARBAGE!'));
     const err = expectRefusal(file, 'BAD_SIGNATURE');
     expect(err.message).toBe(`${file} is neither a swap device nor a hibernation image: sector 0 starts with 4741524241474521`);
   });
 
-  it('TRUNCATED when the file is cut inside the data, giving both sizes', () => {
-    const { file } = writeImage('swap.img', 40);
+  it('TRUNCATED when the file is cut inside the data, giving both sizes', async () => {
+    const { file } = await writeImage('swap.img', 40);
     const { dataOffset } = imageExtent(40);
     fs.truncateSync(file, dataOffset + 10 * PAGE_SIZE);
     const err = expectRefusal(file, 'TRUNCATED');
@@ -571,37 +584,37 @@ describe('validation refuses, naming what and where, and never changes the file'
     expect(err).toMatchObject({ expected: dataOffset + 40 * PAGE_SIZE, actual: dataOffset + 10 * PAGE_SIZE });
   });
 
-  it('TRUNCATED when the file is cut inside the header page', () => {
-    const { file } = writeImage('swap.img', 4);
+  it('TRUNCATED when the file is cut inside the header page', async () => {
+    const { file } = await writeImage('swap.img', 4);
     fs.truncateSync(file, HEADER_OFFSET + 100);
     const err = expectRefusal(file, 'TRUNCATED');
     expect(err.message).toBe(`${file} is truncated: the image header page ends at byte 8192 but the file has 4,196 bytes`);
   });
 
-  it('BAD_MAGIC when the signature points at something that is not a header', () => {
-    const { file } = writeImage('swap.img', 4);
+  it('BAD_MAGIC when the signature points at something that is not a header', async () => {
+    const { file } = await writeImage('swap.img', 4);
     patch(file, HEADER_OFFSET, Buffer.from('NOTMAGIC'));
     const err = expectRefusal(file, 'BAD_MAGIC');
     expect(err.message).toBe(`no image header at offset 4096 of ${file}: it starts with 4e4f544d41474943, expected "HIBERLAB"`);
   });
 
-  it('UNSUPPORTED_VERSION for another format version', () => {
-    const { file } = writeImage('swap.img', 4);
+  it('UNSUPPORTED_VERSION for another format version', async () => {
+    const { file } = await writeImage('swap.img', 4);
     patch(file, HEADER_OFFSET + HEADER_LAYOUT.at.version.offset, Uint8Array.of(1, 0, 0, 0));
     const err = expectRefusal(file, 'UNSUPPORTED_VERSION');
     expect(err.message).toBe(`the image on ${file} has format version 1; this build reads version 2`);
   });
 
-  it('BAD_HEADER_CRC when a header field is flipped, with stored and computed CRCs', () => {
-    const { file } = writeImage('swap.img', 4);
+  it('BAD_HEADER_CRC when a header field is flipped, with stored and computed CRCs', async () => {
+    const { file } = await writeImage('swap.img', 4);
     flipByte(file, HEADER_OFFSET + HEADER_LAYOUT.at.ram_bytes.offset + 2);
     const err = expectRefusal(file, 'BAD_HEADER_CRC');
     expect(err.message).toMatch(new RegExp(`^the image header at offset 4096 of ${file} is corrupt: stored CRC 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8}$`));
     expect(err.expected).not.toBe(err.actual);
   });
 
-  it('SIGNATURE_MISMATCH when the header is intact but not the one the signature recorded', () => {
-    const { file } = writeImage('swap.img', 4);
+  it('SIGNATURE_MISMATCH when the header is intact but not the one the signature recorded', async () => {
+    const { file } = await writeImage('swap.img', 4);
     const sigCrc = readRange(file, SIGNATURE_LAYOUT.at.header_crc.offset, 4);
     forge(file, (h) => h.setUint32(HEADER_LAYOUT.at.precopy_rounds.offset, 5, true));
     patch(file, SIGNATURE_LAYOUT.at.header_crc.offset, sigCrc);
@@ -609,36 +622,36 @@ describe('validation refuses, naming what and where, and never changes the file'
     expect(err.message).toMatch(/is not the one its signature recorded: header CRC 0x[0-9a-f]{8}, signature says 0x[0-9a-f]{8}$/);
   });
 
-  it('BAD_METADATA when the header claims more pages than frames', () => {
-    const { file } = writeImage('swap.img', 4);
+  it('BAD_METADATA when the header claims more pages than frames', async () => {
+    const { file } = await writeImage('swap.img', 4);
     forge(file, (h) => h.setUint32(HEADER_LAYOUT.at.frame_count.offset, 3, true));
     const err = expectRefusal(file, 'BAD_METADATA');
     expect(err.message).toBe(`the image header of ${file} claims page_count 4, more than frame_count 3`);
   });
 
-  it('BAD_METADATA when the header claims a count beyond the 32-bit limit', () => {
-    const { file } = writeImage('swap.img', 4);
+  it('BAD_METADATA when the header claims a count beyond the 32-bit limit', async () => {
+    const { file } = await writeImage('swap.img', 4);
     forge(file, (h) => h.setUint32(HEADER_LAYOUT.at.frame_count.offset, 0xffffffff, true));
     const err = expectRefusal(file, 'BAD_METADATA');
     expect(err.message).toBe(`the image header of ${file} claims frame_count 4294967295, outside 1..1048576`);
   });
 
-  it('BAD_METADATA when the header moves the data region elsewhere', () => {
-    const { file } = writeImage('swap.img', 4);
+  it('BAD_METADATA when the header moves the data region elsewhere', async () => {
+    const { file } = await writeImage('swap.img', 4);
     forge(file, (h) => h.setUint32(HEADER_LAYOUT.at.data_offset.offset, 1 << 30, true));
     const err = expectRefusal(file, 'BAD_METADATA');
     expect(err.message).toBe(`the image header of ${file} claims data_offset 1073741824, expected 12288 (the page after the metadata)`);
   });
 
-  it('BAD_METADATA when a metadata byte is flipped (metadata CRC)', () => {
-    const { file } = writeImage('swap.img', 4);
+  it('BAD_METADATA when a metadata byte is flipped (metadata CRC)', async () => {
+    const { file } = await writeImage('swap.img', 4);
     flipByte(file, imageExtent(4).metadataOffset + 20);
     const err = expectRefusal(file, 'BAD_METADATA');
     expect(err.message).toMatch(new RegExp(`^the image metadata at offset 8192 of ${file} is corrupt: stored CRC 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8}$`));
   });
 
-  it('BAD_METADATA when the PFNs are not ascending', () => {
-    const { file, pfns } = writeImage('swap.img', 4);
+  it('BAD_METADATA when the PFNs are not ascending', async () => {
+    const { file, pfns } = await writeImage('swap.img', 4);
     forge(file, (_h, m) => {
       m.setUint32(8, pfns[1]!, true);
       m.setUint32(4, pfns[2]!, true);
@@ -648,28 +661,28 @@ describe('validation refuses, naming what and where, and never changes the file'
     expect(err).toMatchObject({ index: 2, pfn: pfns[1] });
   });
 
-  it('BAD_METADATA when a PFN is beyond frame_count', () => {
-    const { file } = writeImage('swap.img', 4);
+  it('BAD_METADATA when a PFN is beyond frame_count', async () => {
+    const { file } = await writeImage('swap.img', 4);
     forge(file, (_h, m) => m.setUint32(12, FRAMES + 5, true));
     const err = expectRefusal(file, 'BAD_METADATA');
     expect(err.message).toBe(`entry 3 of the image metadata of ${file} is PFN 0x1005, beyond the 4096 frames of the image`);
   });
 
-  it('WRONG_BUILD when another guest build wrote the image, both ids shortened', () => {
-    const { file } = writeImage('swap.img', 4);
+  it('WRONG_BUILD when another guest build wrote the image, both ids shortened', async () => {
+    const { file } = await writeImage('swap.img', 4);
     const err = expectRefusal(file, 'WRONG_BUILD', { buildId: OTHER_BUILD, ramBytes: RAM });
     expect(err.message).toBe(`the image on ${file} was written by guest build ${BUILD.slice(0, 12)}…, but the running guest is ${OTHER_BUILD.slice(0, 12)}…`);
     expect(err).toMatchObject({ expected: OTHER_BUILD, actual: BUILD });
   });
 
-  it('WRONG_RAM_SIZE when the RAM size differs, both in MiB', () => {
-    const { file } = writeImage('swap.img', 4);
+  it('WRONG_RAM_SIZE when the RAM size differs, both in MiB', async () => {
+    const { file } = await writeImage('swap.img', 4);
     const err = expectRefusal(file, 'WRONG_RAM_SIZE', { buildId: BUILD, ramBytes: 32 << 20 });
     expect(err.message).toBe(`the image on ${file} is for 16 MiB of RAM, but this machine has 32 MiB`);
   });
 
-  it('BAD_PAGE_CRC for one flipped byte in a page, naming the page index and PFN', () => {
-    const { file, pfns } = writeImage('swap.img', 40, 9);
+  it('BAD_PAGE_CRC for one flipped byte in a page, naming the page index and PFN', async () => {
+    const { file, pfns } = await writeImage('swap.img', 40, 9);
     const { dataOffset } = imageExtent(40);
     flipByte(file, dataOffset + 17 * PAGE_SIZE + 1234);
     const err = expectRefusal(file, 'BAD_PAGE_CRC');
@@ -678,8 +691,8 @@ describe('validation refuses, naming what and where, and never changes the file'
     expect(err).toMatchObject({ index: 17, pfn: pfns[17], count: 1, offset: dataOffset + 17 * PAGE_SIZE });
   });
 
-  it('BAD_PAGE_CRC reports the first bad page and how many are bad', () => {
-    const { file, pfns } = writeImage('swap.img', 40, 9);
+  it('BAD_PAGE_CRC reports the first bad page and how many are bad', async () => {
+    const { file, pfns } = await writeImage('swap.img', 40, 9);
     const { dataOffset } = imageExtent(40);
     for (const index of [30, 8, 39]) flipByte(file, dataOffset + index * PAGE_SIZE);
     const err = validateWithSmallChunks(file);
@@ -687,8 +700,8 @@ describe('validation refuses, naming what and where, and never changes the file'
     expect(err.message).toMatch(/; 3 bad pages in all$/);
   });
 
-  it('checks in order: of several defects the earliest check wins', () => {
-    const { file } = writeImage('swap.img', 8);
+  it('checks in order: of several defects the earliest check wins', async () => {
+    const { file } = await writeImage('swap.img', 8);
     flipByte(file, imageExtent(8).dataOffset + 5);
     expectRefusal(file, 'WRONG_RAM_SIZE', { buildId: BUILD, ramBytes: 8 << 20 });
     expectRefusal(file, 'WRONG_BUILD', { buildId: OTHER_BUILD, ramBytes: 8 << 20 });
@@ -700,8 +713,8 @@ describe('validation refuses, naming what and where, and never changes the file'
     expectRefusal(file, 'NO_SIGNATURE', { buildId: OTHER_BUILD, ramBytes: 8 << 20 });
   });
 
-  it('reads pages in bounded chunks, never the whole file at once', () => {
-    const { file } = writeImage('swap.img', 200);
+  it('reads pages in bounded chunks, never the whole file at once', async () => {
+    const { file } = await writeImage('swap.img', 200);
     const dev = SwapDevice.open(file);
     // The real module object (the scan calls it; vitest hands this file a copy of node:fs).
     const reads = vi.spyOn(createRequire(import.meta.url)('node:fs') as typeof fs, 'readSync');
@@ -740,7 +753,7 @@ describe('validation with a CRC thread', () => {
   useCrcThread((t) => (thread = t));
 
   it('accepts a good image with the same result as the single-threaded validation, and the file is unchanged', async () => {
-    const { file, pfns } = writeImage('swap.img', 300);
+    const { file, pfns } = await writeImage('swap.img', 300);
     const before = sha256(file);
     const one = validateImage(file, EXPECT, { chunkBytes: 8 * PAGE_SIZE });
     const two = await validateImageAsync(file, EXPECT, { chunkBytes: 8 * PAGE_SIZE, crcThread: thread });
@@ -751,7 +764,7 @@ describe('validation with a CRC thread', () => {
   });
 
   it('the thread alone scans every chunk it is given and finds exactly the bad pages, lowest first', async () => {
-    const { file, data } = writeImage('swap.img', 100);
+    const { file, data } = await writeImage('swap.img', 100);
     const good = validateImage(file, EXPECT);
     for (const page of [97, 5, 40]) flipByte(file, imageExtent(100).dataOffset + page * PAGE_SIZE + 123);
     const dev = SwapDevice.open(file);
@@ -767,7 +780,7 @@ describe('validation with a CRC thread', () => {
   });
 
   it('refuses a flipped page byte with BAD_PAGE_CRC naming the lowest bad page and the count, whichever thread found them', async () => {
-    const { file } = writeImage('swap.img', 300);
+    const { file } = await writeImage('swap.img', 300);
     const dataOffset = imageExtent(300).dataOffset;
     for (const page of [299, 150, 17]) flipByte(file, dataOffset + page * PAGE_SIZE);
     const before = sha256(file);
@@ -779,7 +792,7 @@ describe('validation with a CRC thread', () => {
   });
 
   it('reports a file that ends inside a chunk as the offset where it ended', async () => {
-    const { file } = writeImage('swap.img', 40);
+    const { file } = await writeImage('swap.img', 40);
     const good = validateImage(file, EXPECT);
     const dev = SwapDevice.open(file);
     const end = dev.bytes;
@@ -790,7 +803,7 @@ describe('validation with a CRC thread', () => {
   });
 
   it('without a working thread the calling thread validates alone, with the same outcome', async () => {
-    const { file, pfns } = writeImage('swap.img', 50);
+    const { file, pfns } = await writeImage('swap.img', 50);
     await thread.close();
     expect(thread.available).toBe(false);
     expect(thread.failure).toBe('it was closed');
@@ -813,7 +826,7 @@ describe('a validation begun ahead of its verdict (beginImageValidation)', () =>
   }
 
   it('the CRC thread scans every page while this thread is busy elsewhere; finish() then gives what validateImageAsync gives', async () => {
-    const { file, pfns } = writeImage('swap.img', 300);
+    const { file, pfns } = await writeImage('swap.img', 300);
     const before = sha256(file);
     const dev = SwapDevice.open(file);
     const run = vi.spyOn(thread, 'run');
@@ -835,7 +848,7 @@ describe('a validation begun ahead of its verdict (beginImageValidation)', () =>
   });
 
   it('finish() refuses what validateImageAsync refuses, with the same error: bad pages, no signature', async () => {
-    const { file } = writeImage('swap.img', 300);
+    const { file } = await writeImage('swap.img', 300);
     const dataOffset = imageExtent(300).dataOffset;
     for (const page of [299, 150, 17]) flipByte(file, dataOffset + page * PAGE_SIZE);
     const dev = SwapDevice.open(file);
@@ -852,7 +865,7 @@ describe('a validation begun ahead of its verdict (beginImageValidation)', () =>
   });
 
   it('a page corrupted after the scan but before finish() is refused: the file changed, so it is checked again', async () => {
-    const { file } = writeImage('swap.img', 300);
+    const { file } = await writeImage('swap.img', 300);
     const dev = SwapDevice.open(file);
     const run = vi.spyOn(thread, 'run');
     const begun = beginImageValidation(dev, EXPECT, { chunkBytes: 8 * PAGE_SIZE, crcThread: thread });
@@ -863,7 +876,7 @@ describe('a validation begun ahead of its verdict (beginImageValidation)', () =>
   });
 
   it('a CRC thread that has not begun the job by the time this thread took every chunk is not waited for', async () => {
-    const { file, pfns } = writeImage('swap.img', 300);
+    const { file, pfns } = await writeImage('swap.img', 300);
     const dev = SwapDevice.open(file);
     // A thread still starting up: it takes the job and never begins it (nor answers).
     const starting = { available: true, run: (_job: unknown) => new Promise<never>(() => {}) } as unknown as CrcThread;
@@ -883,7 +896,7 @@ describe('a validation begun ahead of its verdict (beginImageValidation)', () =>
   });
 
   it('cancel() leaves the CRC thread reading nothing more: the file may be closed at once, and the thread takes the next job', async () => {
-    const { file, pfns } = writeImage('swap.img', 300);
+    const { file, pfns } = await writeImage('swap.img', 300);
     const dev = SwapDevice.open(file);
     const run = vi.spyOn(thread, 'run');
     const begun = beginImageValidation(dev, EXPECT, { chunkBytes: 4 * PAGE_SIZE, crcThread: thread });
@@ -903,8 +916,8 @@ describe('a validation begun ahead of its verdict (beginImageValidation)', () =>
 });
 
 describe('after validation', () => {
-  it('ImageReader re-checks CRCs: a page changed after validation gives BAD_PAGE_CRC', () => {
-    const { file, pfns } = writeImage('swap.img', 30);
+  it('ImageReader re-checks CRCs: a page changed after validation gives BAD_PAGE_CRC', async () => {
+    const { file, pfns } = await writeImage('swap.img', 30);
     const image = validateImage(file, EXPECT);
     flipByte(file, image.dataOffset + 21 * PAGE_SIZE + 7);
     const reader = new ImageReader(image);
@@ -914,8 +927,8 @@ describe('after validation', () => {
     reader.close();
   });
 
-  it('resetSignature makes the image unresumable: validate says NO_SIGNATURE, the data stays', () => {
-    const { file } = writeImage('swap.img', 5);
+  it('resetSignature makes the image unresumable: validate says NO_SIGNATURE, the data stays', async () => {
+    const { file } = await writeImage('swap.img', 5);
     const dataBefore = readRange(file, HEADER_OFFSET, 32 << 10);
     const dev = SwapDevice.open(file, { writable: true });
     resetSignature(dev);
@@ -925,7 +938,7 @@ describe('after validation', () => {
     expect(Buffer.from(readRange(file, HEADER_OFFSET, 32 << 10)).equals(Buffer.from(dataBefore))).toBe(true);
   });
 
-  it('resetSignature refuses a file that is not a swap device', () => {
+  it('resetSignature refuses a file that is not a swap device', async () => {
     const file = path.join(dir, 'foreign.bin');
     fs.writeFileSync(file, Buffer.alloc(8192, 0x55));
     const dev = SwapDevice.open(file, { writable: true });
@@ -936,8 +949,8 @@ describe('after validation', () => {
 });
 
 describe('inspectImage', () => {
-  it('reports a good image: header fields, sizes and every check ok', () => {
-    const { file } = writeImage('swap.img', 12);
+  it('reports a good image: header fields, sizes and every check ok', async () => {
+    const { file } = await writeImage('swap.img', 12);
     const report = inspectImage(file);
     expect(report).toMatchObject({
       path: file,
@@ -950,10 +963,11 @@ describe('inspectImage', () => {
     });
     expect(JSON.parse(JSON.stringify(report))).toEqual(report);
     expect(formatInspection(report)).toContain('resumable   yes');
+    for (const line of formatInspection(report).split('\n').slice(1)) expect(line.length).toBeLessThanOrEqual(80);
   });
 
-  it('reports a bad page without throwing', () => {
-    const { file, pfns } = writeImage('swap.img', 12);
+  it('reports a bad page without throwing', async () => {
+    const { file, pfns } = await writeImage('swap.img', 12);
     flipByte(file, imageExtent(12).dataOffset + 3 * PAGE_SIZE + 99);
     const before = sha256(file);
     const report = inspectImage(file);
@@ -964,8 +978,8 @@ describe('inspectImage', () => {
     expect(formatInspection(report)).toContain('pages bad (1 bad, first: page 3');
   });
 
-  it('reports a bad header with its fields, and skips what depends on it', () => {
-    const { file } = writeImage('swap.img', 12);
+  it('reports a bad header with its fields, and skips what depends on it', async () => {
+    const { file } = await writeImage('swap.img', 12);
     flipByte(file, HEADER_OFFSET + HEADER_LAYOUT.at.precopy_rounds.offset);
     const report = inspectImage(file);
     expect(report.header?.pageCount).toBe(12);
@@ -973,11 +987,11 @@ describe('inspectImage', () => {
     expect(report.problems.map((p) => p.code)).toEqual(['BAD_HEADER_CRC']);
   });
 
-  it('reports an empty swap device, a truncated image and an unknown file', () => {
+  it('reports an empty swap device, a truncated image and an unknown file', async () => {
     const swap = path.join(dir, 'swap.img');
     SwapDevice.create(swap, 1 << 20).close();
     expect(inspectImage(swap)).toMatchObject({ signature: { kind: 'swap' }, checks: { header: 'skipped' }, problems: [], resumable: false });
-    const { file } = writeImage('image.img', 12);
+    const { file } = await writeImage('image.img', 12);
     fs.truncateSync(file, imageExtent(12).dataOffset + PAGE_SIZE);
     expect(inspectImage(file)).toMatchObject({ checks: { header: 'ok', metadata: 'skipped', pages: 'skipped' }, problems: [{ code: 'TRUNCATED' }] });
     const foreign = path.join(dir, 'foreign.bin');
@@ -985,13 +999,13 @@ describe('inspectImage', () => {
     expect(inspectImage(foreign)).toMatchObject({ signature: { kind: 'unknown' }, problems: [{ code: 'BAD_SIGNATURE' }] });
   });
 
-  it('throws only when the file cannot be read', () => {
+  it('throws only when the file cannot be read', async () => {
     expect(() => inspectImage(path.join(dir, 'missing.img'))).toThrow(/ENOENT/);
   });
 });
 
 describe('format constants', () => {
-  it('the saved context size matches the guest ABI, and the header is 272 bytes', () => {
+  it('the saved context size matches the guest ABI, and the header is 272 bytes', async () => {
     expect(CONTEXT_BYTES).toBe(STRUCTS.saved_context.size);
     expect(HEADER_SIZE).toBe(272);
     expect(HEADER_LAYOUT.at.header_crc.offset + 4).toBe(HEADER_SIZE);
@@ -999,7 +1013,7 @@ describe('format constants', () => {
 });
 
 describe('property: validate + read returns exactly what was written', () => {
-  it('for 60 random small images written in random runs with random rewrites', () => {
+  it('for 60 random small images written in random runs with random rewrites', async () => {
     for (let seed = 1; seed <= 60; seed++) {
       const next = rng(seed * 7919);
       const frames = 1 + Math.floor(next() * 2000);
@@ -1012,8 +1026,8 @@ describe('property: validate + read returns exactly what was written', () => {
       const oracle: Uint8Array[] = [];
       const writeRun = (first: number, n: number): void => {
         const data = randomBytes(next, n * PAGE_SIZE);
-        if (n === 1 && next() < 0.5) writer.writePage(first, data);
-        else writer.writePages(first, data);
+        if (n === 1 && next() < 0.5) writer.write(first, data);
+        else writer.write(first, data);
         for (let i = 0; i < n; i++) oracle[first + i] = data.slice(i * PAGE_SIZE, (i + 1) * PAGE_SIZE);
       };
       for (let first = 0; first < count;) {
@@ -1026,7 +1040,7 @@ describe('property: validate + read returns exactly what was written', () => {
         const first = Math.floor(next() * count);
         writeRun(first, Math.min(count - first, 1 + Math.floor(next() * 3)));
       }
-      writer.commit();
+      await writer.commit();
       dev.close();
 
       const image = validateImage(file, { buildId: BUILD, ramBytes: RAM }, { chunkBytes: PAGE_SIZE * (1 + Math.floor(next() * 16)) });

@@ -10,6 +10,7 @@ import {
 } from 'hiberlab';
 import { expectPass, guestImage, MiB, tempSwapPath } from './helpers.ts';
 import { stopAndWrite } from '../docs/examples/stop-and-write.ts';
+import { describeOracleFailure } from 'hiberlab/vitest';
 
 /**
  * A save like the docs' stop-and-write (the guest stands while its frames are written),
@@ -100,6 +101,12 @@ describe('the oracle catches a broken strategy by the rule it breaks', () => {
     // The pages it did save are right, and the CPU came back: only the page set is wrong.
     expect(r.oracle.memory!.differingPages).toEqual([]);
     expect(r.oracle.cpu!.differences).toEqual([]);
+    // What a CI user's toPassOracle() says: the missing pages with owners, the failed workload, the console.
+    const message = describeOracleFailure(r);
+    expect(message).toMatch(/1024 page\(s\) missing from the image:\n {4}PFN 0x[0-9a-f]+ \(cache\)/);
+    expect(message).toMatch(/the cache: \d+ of \d+ words bad/);
+    expect(message).toContain('guest console (last lines):');
+    expect(() => expect(r).toPassOracle()).toThrow(/missing from the image/);
   });
 
   it('a page from after the atomic point: the pages the churn wrote since are listed as differing, with their owner', async () => {

@@ -21,7 +21,7 @@ export const IMAGE_ERROR_CODES = {
   BAD_PAGE_CRC: 'A data page does not match the CRC recorded in the metadata.',
   NOT_A_SWAP_DEVICE: 'The file exists and is not a swap device: it is left alone.',
   DEVICE_TOO_SMALL: 'The swap device cannot hold what was asked for.',
-  INCOMPLETE_IMAGE: 'commit() was called before every page of the image was written (with its CRC given, for pages written with writePagesCrcsLater).',
+  INCOMPLETE_IMAGE: 'commit() was called before every page of the image was written.',
   WRITER_CLOSED: 'The writer was used after commit() or after a failed write.',
 } as const;
 

@@ -5,8 +5,8 @@
  */
 
 export { SwapDevice, MIN_DEVICE_BYTES, type SwapDeviceOpenOptions } from './swap-device.ts';
-export { ImageWriter, type ImageWriterOptions, type ImageStatsInput, type CommitOptions, type CommitResult } from './writer.ts';
-export { validateImage, validateImageAsync, beginImageValidation, DEFAULT_CHUNK_BYTES, type ImageValidation, type ImageExpectations, type ValidateOptions, type ValidatedImage } from './validate.ts';
+export { ImageWriter, type ImageStream, type ImageWriterOptions, type ImageStatsInput, type CommitOptions, type CommitResult } from './writer.ts';
+export { validateImage, validateImageAsync, beginImageValidation, imageRamBytes, DEFAULT_CHUNK_BYTES, type ImageValidation, type ImageExpectations, type ValidateOptions, type ValidatedImage } from './validate.ts';
 export { CrcThread } from './crc-thread.ts';
 export { ImageReader, type PageChunk } from './reader.ts';
 export { resetSignature, type SignatureWriteOptions } from './signature.ts';

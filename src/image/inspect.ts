@@ -78,6 +78,23 @@ export function inspectImage(path: string, options: InspectOptions = {}): ImageI
 
 /** The human-readable form of an inspection (what `hiberlab inspect` prints without --json). */
 export function formatInspection(report: ImageInspection): string {
+  const width = 80;
+  /** "  key         words words …", broken before `width` with the continuation under the first word. */
+  const field = (key: string, text: string): string[] => {
+    const head = `  ${key.padEnd(12)}`;
+    const out: string[] = [];
+    let line = head;
+    for (const word of text.split(' ')) {
+      if (line.length > head.length && line.length + 1 + word.length > width) {
+        out.push(line);
+        line = ' '.repeat(head.length) + word;
+      } else {
+        line = line.length > head.length ? `${line} ${word}` : line + word;
+      }
+    }
+    out.push(line);
+    return out;
+  };
   const lines: string[] = [`${report.path}: ${bytesText(report.fileBytes)}`];
   const sig = report.signature;
   lines.push(`  signature   ${sig.kind}${sig.kind === 'image' ? ` (header at ${sig.headerOffset}, CRC ${sig.headerCrc})` : ''}`);
@@ -85,17 +102,17 @@ export function formatInspection(report: ImageInspection): string {
   if (h) {
     lines.push(
       `  version     ${h.version}`,
-      `  build       ${h.buildId}`,
+      `  build       ${h.buildId.slice(0, 16)}… (sha256 of the guest ELF)`,
       `  RAM         ${mibText(h.ramBytes)} (${h.frameCount} frames)`,
-      `  pages       ${h.pageCount} (${mibText(h.dataBytes)} of data; the image takes ${bytesText(h.imageBytes)})`,
+      ...field('pages', `${h.pageCount} (${mibText(h.dataBytes)} of data; the image takes ${bytesText(h.imageBytes)})`),
       `  strategy    ${h.strategy}`,
-      `  stats       ${Object.entries(h.stats).map(([k, v]) => `${k}=${v}`).join(' ')}`,
+      ...field('stats', Object.entries(h.stats).map(([k, v]) => `${k}=${v}`).join(' ')),
       `  context     at ${h.contextAddress}`,
     );
   }
   const c = report.checks;
-  lines.push(`  checks      header ${c.header}, metadata ${c.metadata}, pages ${c.pages}${c.badPages > 0 ? ` (${c.badPages} bad, first: page ${c.firstBadPage?.index} PFN ${c.firstBadPage?.pfn})` : ''}`);
-  for (const p of report.problems) lines.push(`  ${p.code}: ${p.message}`);
+  lines.push(...field('checks', `header ${c.header}, metadata ${c.metadata}, pages ${c.pages}${c.badPages > 0 ? ` (${c.badPages} bad, first: page ${c.firstBadPage?.index} PFN ${c.firstBadPage?.pfn})` : ''}`));
+  for (const p of report.problems) lines.push(...field(p.code, p.message));
   lines.push(`  resumable   ${report.resumable ? 'yes' : 'no'}`);
   return lines.join('\n');
 }

@@ -147,6 +147,21 @@ export function beginImageValidation(dev: SwapDevice, expect: ImageExpectations,
   };
 }
 
+/**
+ * The RAM size the image on `dev` records, if its signature and header are sound (steps
+ * 1 to 3); undefined when there is no image or it is broken (the validation then says
+ * why). What a resume boots the boot kernel with when it is told no RAM size.
+ */
+export function imageRamBytes(dev: SwapDevice): number | undefined {
+  try {
+    const { headerOffset, headerCrc } = checkSignature(dev.readSignature(), dev.path);
+    return checkHeader(readHeaderPage(dev, headerOffset, dev.bytes), headerOffset, headerCrc, dev.path).ramBytes;
+  } catch (err) {
+    if (err instanceof ImageError) return undefined;
+    throw err;
+  }
+}
+
 function checkOptions(expect: ImageExpectations, options: ValidateOptions): number {
   if (!/^[0-9a-fA-F]{64}$/.test(expect.buildId)) throw new RangeError(`expect.buildId must be 64 hex digits (sha256), got "${expect.buildId}"`);
   return checkChunkBytes(options.chunkBytes);

@@ -9,7 +9,7 @@
  * Data goes straight to its final place in the data region, so page i always lives at
  * data_offset + i * PAGE_SIZE, and its CRC32 is taken as it is written. Consecutive
  * small writes are gathered in a staging buffer and reach the file as one write; a
- * writePages() of 256 KiB or more goes to the file from the caller's buffer, uncopied.
+ * write() of 256 KiB or more goes to the file from the caller's buffer, uncopied.
  *
  * commit() writes the metadata and the header, makes them and the data durable
  * (fdatasync), and only then writes the image signature and makes it durable. Until
@@ -53,7 +53,7 @@ export interface ImageWriterOptions {
   /** Size of the buffer that gathers consecutive small writes. Default: 4 MiB. */
   readonly stagingBytes?: number;
   /**
-   * writePagesAsync / writeRunsAsync write with O_DIRECT where the file system and the
+   * writeRuns and stable writes go O_DIRECT where the file system and the
    * memory allow (guest RAM does), past the page cache, as Linux writes its image to the
    * swap device with bios. Default: true; false keeps them in the page cache.
    */
@@ -85,7 +85,7 @@ export interface CommitResult {
 const DEFAULT_STAGING_BYTES = 4 << 20;
 /** #written: the page was written and its CRC recorded. */
 const WRITTEN = 1;
-/** #written: the page was written, its CRC is still to be given (writePagesCrcsLater). */
+/** #written: the page was written by a stable write, its CRC is taken at commit. */
 const CRC_OWED = 2;
 /**
  * A run this long goes to the file in its own write, uncopied, even if it would still fit
@@ -93,11 +93,11 @@ const CRC_OWED = 2;
  * (cold at first: page faults) cost wp-full's atomic section 0.5–5 ms.
  */
 const DIRECT_WRITE_BYTES = 256 << 10;
-/** writePagesCrcsLater's background writes: chunks of this size, all submitted at once (libuv's pool runs four). */
+/** Stable writes in the background: chunks of this size, all submitted at once (libuv's pool runs four). */
 const IN_FLIGHT_CHUNK_BYTES = 4 << 20;
-/** Chunk of writePagesAsync: small enough that its CRCs read it from the cache the write just pulled it through. */
+/** Chunk of writeRuns: small enough that its CRCs read it from the cache the write just pulled it through. */
 const OVERLAP_CHUNK_BYTES = 2 << 20;
-/** Chunks of writePagesAsync on libuv's thread pool at once (the pool has four threads). */
+/** Chunks of writeRuns on libuv's thread pool at once (the pool has four threads). */
 const WRITES_IN_FLIGHT = 3;
 /**
  * A durable writer starts an fdatasync in the background once this much that went
@@ -108,7 +108,33 @@ const WRITES_IN_FLIGHT = 3;
  */
 const WRITEBACK_BYTES = 32 << 20;
 
-export class ImageWriter {
+/**
+ * The one narrow interface strategies write images through (Linux's
+ * snapshot_write_next, as a stream): pages or runs in, then commit. How pages reach the
+ * disk (staging, O_DIRECT, background writeback, when CRCs are taken) is the writer's
+ * own choice (src/image/writer.ts).
+ */
+export interface ImageStream {
+  /** The image's PFNs, ascending (page i is pfns[i]). */
+  readonly pfns: Uint32Array;
+  readonly pageCount: number;
+  /** Page index of `pfn`, or -1. */
+  indexOf(pfn: number): number;
+  /**
+   * Pages firstIndex, firstIndex + 1, ... from `data`. With `stable` the caller promises
+   * `data` stays as it is until commit (the writer may write it later and checksum it
+   * meanwhile); without it `data` may change as soon as this returns.
+   */
+  write(firstIndex: number, data: Uint8Array, options?: { readonly stable?: boolean }): void;
+  /**
+   * Pages firstIndex, ... from `parts` (each whole pages, scattered in memory); `fill`
+   * produces each piece just before it is written (an atomic copy made piece by piece
+   * while the first pieces are being written).
+   */
+  writeRuns(firstIndex: number, parts: readonly Uint8Array[], options?: { readonly fill?: (piece: Uint8Array, part: number, offset: number) => void }): Promise<void>;
+}
+
+export class ImageWriter implements ImageStream {
   readonly device: SwapDevice;
   readonly pageCount: number;
   readonly extent: ImageExtent;
@@ -120,9 +146,9 @@ export class ImageWriter {
   readonly #durable: boolean;
   #missing: number;
   #rewritten = 0;
-  /** Pages written with writePagesCrcsLater whose CRCs were not given yet. */
+  /** Pages of stable writes whose CRCs were not taken yet. */
   #owed = 0;
-  /** Background writes of writePagesCrcsLater that have not finished. */
+  /** Background writes of stable writes that have not finished. */
   readonly #pending = new Set<Promise<void>>();
   /** 1 for each page a background write is writing now; #inFlightPages counts them. */
   #inFlight!: Uint8Array;
@@ -138,7 +164,7 @@ export class ImageWriter {
   #stageBuffer: Uint8Array | undefined;
   #stageFirst = 0;
   #stagePages = 0;
-  /** Bytes written by writePagesAsync since the last background writeback began. */
+  /** Bytes written by writeRuns since the last background writeback began. */
   #unsynced = 0;
   #writeback: Promise<void> | undefined;
   #writebackError: unknown;
@@ -225,12 +251,6 @@ export class ImageWriter {
     return -1;
   }
 
-  /** Writes page `index` (PAGE_SIZE bytes); the data may be reused once this returns. */
-  writePage(index: number, data: Uint8Array): void {
-    if (data.length !== PAGE_SIZE) throw new RangeError(`writePage: a page is ${PAGE_SIZE} bytes, got ${data.length}`);
-    this.writePages(index, data);
-  }
-
   /**
    * Writes data.length / PAGE_SIZE consecutive pages starting at page `firstIndex`.
    * A run of 256 KiB or more goes to the file in one write from `data` itself; shorter
@@ -239,9 +259,9 @@ export class ImageWriter {
    * the CPU cache (a save's atomic copy); they are recorded as they are, and a wrong one
    * makes the image fail validation (BAD_PAGE_CRC), never resume wrong data.
    */
-  writePages(firstIndex: number, data: Uint8Array, crcs?: Uint32Array): void {
-    this.#checkRun('writePages', firstIndex, data);
-    if (crcs && crcs.length !== data.length / PAGE_SIZE) throw new RangeError(`writePages: ${crcs.length} CRCs for ${data.length / PAGE_SIZE} pages`);
+  #writePages(firstIndex: number, data: Uint8Array, crcs?: Uint32Array): void {
+    this.#checkRun('write', firstIndex, data);
+    if (crcs && crcs.length !== data.length / PAGE_SIZE) throw new RangeError(`write: ${crcs.length} CRCs for ${data.length / PAGE_SIZE} pages`);
     this.#checkNotInFlight(firstIndex, data.length / PAGE_SIZE);
     this.#guard(() => {
       this.#recordCrcs(firstIndex, data, crcs);
@@ -261,40 +281,21 @@ export class ImageWriter {
    */
   write(firstIndex: number, data: Uint8Array, options: { readonly stable?: boolean; readonly crcs?: Uint32Array } = {}): void {
     if (options.stable && !options.crcs) {
-      this.writePagesCrcsLater(firstIndex, data);
+      this.#writeLater(firstIndex, data);
       this.#stableRuns.push(firstIndex, data);
       return;
     }
-    this.writePages(firstIndex, data, options.crcs);
-  }
-
-  /** writeRunsAsync, by its stream-interface name. */
-  writeRuns(firstIndex: number, parts: readonly Uint8Array[], options: { readonly fill?: (piece: Uint8Array, part: number, offset: number) => void } = {}): Promise<void> {
-    return this.writeRunsAsync(firstIndex, parts, options);
+    this.#writePages(firstIndex, data, options.crcs);
   }
 
   /**
-   * Like writePages, for long runs: the file writes of its 2 MiB chunks run on libuv's
-   * thread pool (a few at once) while this thread computes each chunk's page CRCs, so
-   * checksumming costs no extra time. They go O_DIRECT where they can (options.directIo;
-   * guest RAM is page-aligned); what goes through the page cache instead, a durable
-   * writer sends to the disk with a background fdatasync every 32 MiB. `data` must not
-   * change until the promise settles. Finish with commitAsync(), which waits for the last
-   * background writeback.
-   */
-  async writePagesAsync(firstIndex: number, data: Uint8Array): Promise<void> {
-    if (data.length < this.#stageBytes) {
-      this.writePages(firstIndex, data);
-      return;
-    }
-    await this.writeRunsAsync(firstIndex, [data]);
-  }
-
-  /**
-   * writePagesAsync for pages that are consecutive in the image but scattered in memory
-   * (swsusp's copies sit wherever the allocator had free frames): `parts` (each whole
-   * pages) fill pages firstIndex, firstIndex+1, ... in order, gathered into 2 MiB
-   * writev calls.
+   * Pages firstIndex, firstIndex + 1, ... from `parts` (each whole pages): consecutive in
+   * the image, scattered in memory (swsusp's copies sit wherever the allocator had free
+   * frames). They are gathered into 2 MiB writev calls on libuv's thread pool (a few at
+   * once) while this thread takes each piece's CRCs, O_DIRECT where the file system and
+   * the memory allow (options.directIo; guest RAM is page-aligned); what goes through
+   * the page cache instead, a durable writer sends to the disk with a background
+   * fdatasync every 32 MiB. The parts must not change until the promise settles.
    *
    * `fill`, if given, produces the bytes of each piece of a part (at most 2 MiB) just
    * before the piece is gathered for writing: `piece` is parts[part] from byte `offset`
@@ -302,7 +303,7 @@ export class ImageWriter {
    * while the last ones are written on libuv's pool, and each piece's CRCs are taken
    * while it is still in the CPU cache. The promise settles when everything is written.
    */
-  async writeRunsAsync(
+  async writeRuns(
     firstIndex: number,
     parts: readonly Uint8Array[],
     options: { readonly fill?: (piece: Uint8Array, part: number, offset: number) => void } = {},
@@ -311,12 +312,12 @@ export class ImageWriter {
     this.#checkOpen();
     let total = 0;
     for (const part of parts) {
-      if (part.length % PAGE_SIZE !== 0) throw new RangeError(`writeRunsAsync: ${part.length} bytes is not a whole number of ${PAGE_SIZE}-byte pages`);
+      if (part.length % PAGE_SIZE !== 0) throw new RangeError(`writeRuns: ${part.length} bytes is not a whole number of ${PAGE_SIZE}-byte pages`);
       total += part.length;
     }
     const count = total / PAGE_SIZE;
     if (!Number.isInteger(firstIndex) || firstIndex < 0 || firstIndex + count > this.pageCount) {
-      throw new RangeError(`writeRunsAsync: pages ${firstIndex}..${firstIndex + count - 1} are outside the image (${this.pageCount} pages)`);
+      throw new RangeError(`writeRuns: pages ${firstIndex}..${firstIndex + count - 1} are outside the image (${this.pageCount} pages)`);
     }
     this.#checkNotInFlight(firstIndex, count);
     this.#guard(() => {
@@ -402,27 +403,28 @@ export class ImageWriter {
   }
 
   /**
-   * commit() once the background writes and writeback have finished: the way to end
-   * writePagesAsync and writeRunsAsync. The data written since the last background
-   * writeback began is sent to the disk at once, alongside that writeback rather than
-   * after it, so that commit()'s own sync finds only the metadata and the header
-   * (measured: 58 MiB committed 3–4 ms sooner).
+   * Finishes the image: every page must have been written (INCOMPLETE_IMAGE otherwise,
+   * leaving the device as it was). The CRCs of stable writes are taken while their
+   * writes finish; the data written since the last background writeback began is sent
+   * to the disk at once, alongside that writeback rather than after it; then the
+   * metadata and the header are written and made durable, and only then the image
+   * signature (and made durable). After commit the writer is closed.
    */
-  async commitAsync(options: CommitOptions = {}): Promise<CommitResult> {
+  async commit(options: CommitOptions = {}): Promise<CommitResult> {
     if (this.#stableRuns.length > 0) {
       // The stable runs' writes are under way: their CRCs are taken now, while the disk
       // works (and for what went through the page cache, while it is written back).
-      if (this.#durable && !this.#writeback && this.#state === 'open') this.startWriteback();
+      if (this.#durable && !this.#writeback && this.#state === 'open') this.#startWritebackNow();
       const runs = this.#stableRuns.splice(0);
       for (let r = 0; r < runs.length; r += 2) {
         const first = runs[r] as number;
         const data = runs[r + 1] as Uint8Array;
         const crcs = new Uint32Array(data.length / PAGE_SIZE);
         crc32Pages(data, crcs, 0);
-        this.giveCrcs(first, crcs);
+        this.#giveCrcs(first, crcs);
       }
     }
-    await this.drain();
+    await this.#drain();
     if (this.#durable && this.#unsynced > 0) {
       this.#checkOpen();
       this.#unsynced = 0;
@@ -434,7 +436,7 @@ export class ImageWriter {
       }
     }
     await this.#writeback;
-    return this.commit(options);
+    return this.#commitNow(options);
   }
 
   /** The writer is open and data is whole pages that lie inside the image. */
@@ -477,22 +479,20 @@ export class ImageWriter {
   }
 
   /**
-   * Writes pages like writePages, now, and leaves their CRC32s to a later giveCrcs()
-   * (commit() refuses until every one was given). For a save's downtime: the write (and
-   * a startWriteback()) need not wait for the checksums, which the caller then computes
-   * while the disk works. A run of 256 KiB or more is written in the background (with
-   * O_DIRECT where the file system has it): `data` must not change until drain() or
-   * commitAsync(), and writing those pages again before that throws.
+   * A stable write: the pages now, their CRC32s owed until commit() takes them. A run of
+   * 256 KiB or more is written in the background (with O_DIRECT where the file system
+   * has it), so a save's downtime need not wait for the write or the checksums; writing
+   * those pages again before commit throws.
    */
-  writePagesCrcsLater(firstIndex: number, data: Uint8Array): void {
-    this.#checkRun('writePagesCrcsLater', firstIndex, data);
+  #writeLater(firstIndex: number, data: Uint8Array): void {
+    this.#checkRun('write', firstIndex, data);
     this.#checkNotInFlight(firstIndex, data.length / PAGE_SIZE);
     this.#guard(() => {
       this.#recordCrcs(firstIndex, data, undefined, true);
       this.#pageBytesWritten += data.length;
       // Long runs go to the disk in the background with O_DIRECT: the caller's thread is
       // free for the checksums meanwhile. Without O_DIRECT a synchronous write into the
-      // page cache and startWriteback() measured faster than background buffered writes.
+      // page cache and a background fdatasync measured faster than background buffered writes.
       if (data.length < DIRECT_WRITE_BYTES || !this.device.hasDirectIo()) {
         this.#stageOrWrite(firstIndex, data);
         return;
@@ -520,8 +520,8 @@ export class ImageWriter {
     });
   }
 
-  /** Waits until every write started by writePagesCrcsLater has finished (its failure fails the writer). */
-  async drain(): Promise<void> {
+  /** Waits until every stable write's background write has finished (its failure fails the writer). */
+  async #drain(): Promise<void> {
     while (this.#pending.size > 0) await Promise.all([...this.#pending]);
     this.#throwWritebackError();
   }
@@ -531,18 +531,18 @@ export class ImageWriter {
     if (this.#inFlightPages === 0) return;
     const busy = this.#inFlight.subarray(firstIndex, firstIndex + count).indexOf(1);
     if (busy >= 0) {
-      throw new Error(`page ${firstIndex + busy} is still being written in the background (writePagesCrcsLater); await drain() before writing it again`);
+      throw new Error(`page ${firstIndex + busy} is still being written in the background (a stable write): it cannot be written again before commit()`);
     }
   }
 
-  /** The CRC32s of pages firstIndex, firstIndex + 1, ... written with writePagesCrcsLater. */
-  giveCrcs(firstIndex: number, crcs: Uint32Array): void {
+  /** The CRC32s of pages firstIndex, firstIndex + 1, ... of a stable write. */
+  #giveCrcs(firstIndex: number, crcs: Uint32Array): void {
     this.#checkOpen();
     const written = this.#written;
     for (let i = 0; i < crcs.length; i++) {
       const index = firstIndex + i;
       if (written[index] !== CRC_OWED) {
-        throw new RangeError(`giveCrcs: page ${index} ${index >= this.pageCount ? 'is outside the image' : written[index] ? 'has its CRC already' : 'was not written'}`);
+        throw new RangeError(`internal: page ${index} ${index >= this.pageCount ? 'is outside the image' : written[index] ? 'has its CRC already' : 'was not written'}`);
       }
     }
     this.#crcs.set(crcs, firstIndex);
@@ -553,20 +553,16 @@ export class ImageWriter {
   /**
    * Starts an fdatasync of everything written so far on libuv's thread pool (a durable
    * writer only; none if one is running): the disk writes back while this thread works
-   * on. commitAsync() waits for it.
+   * on. commit() waits for it.
    */
-  startWriteback(): void {
+  #startWritebackNow(): void {
     this.#checkOpen();
     this.#guard(() => this.#flushStage());
     if (this.#durable && !this.#writeback) this.#startWriteback();
   }
 
-  /**
-   * Finishes the image: every page must have been written (INCOMPLETE_IMAGE otherwise,
-   * leaving the device as it was). Writes metadata and header, fdatasyncs, writes the
-   * image signature, fdatasyncs. After commit the writer is closed.
-   */
-  commit(options: CommitOptions = {}): CommitResult {
+  /** commit() once every background write and writeback is done: metadata, header, fdatasync, signature, fdatasync. */
+  #commitNow(options: CommitOptions = {}): CommitResult {
     this.#checkOpen();
     const context = options.context ?? this.#options.context;
     if (!context) throw new TypeError('commit: no saved context: pass it to the ImageWriter or to commit({ context })');
@@ -588,8 +584,6 @@ export class ImageWriter {
         { path: this.device.path, index: first, pfn: this.#pfns[first]!, count: this.#owed },
       );
     }
-    if (this.#pending.size > 0) throw new Error('commit: writes started by writePagesCrcsLater are still running; finish with commitAsync()');
-    if (this.#writeback) throw new Error('commit: a background writeback started by writePagesAsync is still running; finish with commitAsync()');
     return this.#guard(() => {
       this.#throwWritebackError();
       this.#flushStage();

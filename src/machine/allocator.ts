@@ -115,6 +115,41 @@ export class GuestAllocator {
     return out;
   }
 
+  /**
+   * Allocates one frame for `owner` the way the guest's alloc_page does: the first free
+   * frame at or after the allocator's search hint (wrapping around), the hint moved past
+   * it. Undefined when no frame is free.
+   */
+  allocPage(owner: number): number | undefined {
+    if (this.freeCount === 0) return undefined;
+    const bm = this.bitmap;
+    const words = bm.length;
+    const hintAddr = fieldAddr('alloc_state', this.stateAddr, 'next_hint');
+    let start = this.m.readU32(hintAddr);
+    if (start >= this.frameCount) start = 0;
+    const w0 = start >>> 5;
+    for (let k = 0; k <= words; k++) {
+      const w = (w0 + k) % words;
+      let word = bm[w]!;
+      if (k === 0) word = (word | ((1 << (start & 31)) - 1)) >>> 0; // below the hint: on the wrap
+      word = (word | ~frameMask(w, this.frameCount)) >>> 0;
+      if (word === 0xffffffff) continue;
+      const free = ~word;
+      const pfn = w * 32 + (31 - Math.clz32(free & -free));
+      bm[w] = (bm[w]! | (1 << (pfn & 31))) >>> 0;
+      this.owners[pfn] = owner;
+      this.freeCount = this.freeCount - 1;
+      this.m.writeU32(hintAddr, pfn + 1 < this.frameCount ? pfn + 1 : 0);
+      return pfn;
+    }
+    throw new AllocatorError('free_count says a frame is free, the bitmap has none');
+  }
+
+  /** The allocator's search hint (where allocPage and the guest's alloc_page look first). */
+  get nextHint(): number {
+    return this.m.readU32(fieldAddr('alloc_state', this.stateAddr, 'next_hint'));
+  }
+
   /** Takes one specific free frame; false if it is in use. */
   claim(pfn: number, owner: number): boolean {
     if (this.isUsed(pfn)) return false;

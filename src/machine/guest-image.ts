@@ -20,6 +20,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { HiberlabError } from '../errors.ts';
 import { packagePath } from '../package-root.ts';
+import type { GuestImageRef } from './machine.ts';
 
 /** Stands for the absolute path of guest/ in -ffile-prefix-map, so the recorded flags do not depend on the checkout. */
 export const GUEST_DIR_PLACEHOLDER = '<guest>';
@@ -107,6 +108,17 @@ export function loadGuestImage(path: string = DEFAULT_GUEST_IMAGE): GuestImage {
     throw new GuestImageError(`sha256 ${buildId} does not match the manifest's elfSha256 ${manifest.elfSha256}`, path);
   }
   return { elf, buildId, manifest };
+}
+
+/**
+ * A kernel of one's own: any multiboot ELF that implements the hypercall ABI (docs/ABI.md,
+ * guest/abi.h), by path. Its build id is its sha256; no manifest is needed.
+ */
+export function kernelImage(path: string): GuestImageRef {
+  if (!existsSync(path)) throw new GuestImageError('no such kernel', path);
+  const elf = new Uint8Array(readFileSync(path));
+  if (elf.length < 4 || elf[0] !== 0x7f || elf[1] !== 0x45 || elf[2] !== 0x4c || elf[3] !== 0x46) throw new GuestImageError('not an ELF file', path);
+  return { elf, buildId: sha256Hex(elf) };
 }
 
 /** Compare the default image's manifest with a fresh hash of guest/ and the current build flags. */

@@ -24,6 +24,8 @@ export interface GuestOptions extends Omit<MachineOptions, 'cmdline'> {
   readonly largePages?: boolean;
   /** Extra words for the kernel command line. */
   readonly extraCmdline?: string;
+  /** reserve=: a region of this many bytes from 0 that the kernel confines itself to until RESUME_CHECK and leaves free after a normal boot (for the `reserved` restore). */
+  readonly reserveBytes?: number;
 }
 
 /** What the boot kernel does at RESUME_CHECK. */
@@ -75,6 +77,7 @@ export class Guest {
       workloadCmdline(workloads),
       `seed=${(options.seed ?? 1) >>> 0}`,
       options.largePages ? 'pages=4m' : '',
+      options.reserveBytes ? `reserve=${options.reserveBytes >>> 0}` : '',
       options.extraCmdline ?? '',
     ].filter(Boolean).join(' ');
     const machine = await Machine.boot({ ...options, cmdline });

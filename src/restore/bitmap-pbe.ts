@@ -89,6 +89,7 @@ export const bitmapPbe = defineRestoreStrategy({
       inPlacePages: plan.inPlace.count,
       pbes: pbeList.count,
       stats: { safePages: taken.safe.length, bitmapPages: plan.bmPages },
+      inPlace: plan.inPlace.words,
     };
   },
 });

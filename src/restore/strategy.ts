@@ -52,6 +52,8 @@ export interface RestoreLoad<S extends StatSpecs = StatSpecs> {
   /** Image pages the trampoline copies to their original frames (one PBE each). */
   readonly pbes: number;
   readonly stats: StatValues<S>;
+  /** The frames loaded in place (allocator-bitmap words), for pictures. */
+  readonly inPlace?: Uint32Array;
 }
 
 /** Declares a restore strategy (identity, for type inference of its options, stats and plan). */

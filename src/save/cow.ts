@@ -23,7 +23,7 @@ import { ProtocolError } from '../machine/errors.ts';
 import { FaultHandler } from '../mmu/faults.ts';
 import { CopyBeforeWritePolicy } from '../mmu/policies/index.ts';
 import { WriteProtector } from '../mmu/protect.ts';
-import { forEachRun } from '../pages/page-set.ts';
+import { forEachRun, wordsOfFrames } from '../pages/page-set.ts';
 import { hex, PAGE_SIZE } from '../units.ts';
 import { assertNoPagesAdded, fixPageSet, PageSetBits, saveablePfns } from './common.ts';
 import { IO_OPTION, writeWhileRunning } from './live-io.ts';
@@ -148,6 +148,7 @@ async function saveCow(session: SaveSession, o: OptionValues<typeof options>) {
     return {
       image: written,
       atomicCopyPages: mustCopy.length,
+      faulted: wordsOfFrames([...handler.stats.perPage.keys()], frames),
       stats: { faults: handler.stats.faults, pagesFaulted: handler.stats.perPage.size, unprotectablePages: mustCopy.length, savedEarly, poolPages, liveTicks },
     };
   } finally {

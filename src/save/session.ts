@@ -42,6 +42,8 @@ export interface SaveContext {
 
 export interface SaveResult {
   readonly report: SaveReport;
+  /** Frames that faulted while the image was written (bitmap words), if the strategy says. */
+  readonly faulted?: Uint32Array;
   /** Taken at the atomic point (unless the context said oracle: false). */
   readonly oracle?: Oracle;
 }
@@ -68,6 +70,7 @@ export async function runSave<O extends OptionSpecs, S extends StatSpecs>(strate
   const downtime = session.downtime ?? session.endDowntime();
   return {
     oracle: session.oracle,
+    faulted: outcome.faulted,
     report: {
       strategy: strategy.name,
       options: options as Record<string, number | boolean | undefined>,
@@ -291,7 +294,7 @@ export class SaveSession {
    */
   async commit(image: ImageStream, options: Omit<CommitOptions, 'context'> = {}): Promise<CommitResult> {
     if (!this.savedContext) throw new ProtocolError(`save strategy ${this.strategy} committed its image before the atomic point`);
-    const result = await (image as ImageWriter).commitAsync({ ...options, context: this.savedContext });
+    const result = await (image as ImageWriter).commit({ ...options, context: this.savedContext });
     if (this.frozen) this.downtime ??= this.endDowntime();
     if (this.imageOpened) this.writeMs = performance.now() - this.imageOpened.ms - (this.instrumentedMs - this.imageOpened.instrumented);
     return result;

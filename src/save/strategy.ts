@@ -7,7 +7,7 @@
  */
 import { HiberlabError } from '../errors.ts';
 import type { OptionSpecs, OptionValues, StatSpecs, StatValues } from '../declarations.ts';
-import type { CommitOptions, CommitResult } from '../image/index.ts';
+import type { CommitOptions, CommitResult, ImageStream } from '../image/index.ts';
 import type { SaveSession } from './session.ts';
 
 export interface SaveStrategy<O extends OptionSpecs = OptionSpecs, S extends StatSpecs = StatSpecs> {
@@ -35,37 +35,13 @@ export interface SaveOutcome<S extends StatSpecs = StatSpecs> {
   readonly atomicCopyPages: number;
   /** The strategy's statistics, by the names it declared. */
   readonly stats: StatValues<S>;
+  /** Frames that faulted while the image was written (allocator-bitmap words), for pictures. */
+  readonly faulted?: Uint32Array;
 }
 
 /** Declares a save strategy (identity, for type inference of its options and stats). */
 export function defineSaveStrategy<const O extends OptionSpecs, const S extends StatSpecs>(strategy: SaveStrategy<O, S>): SaveStrategy<O, S> {
   return strategy;
-}
-
-/**
- * The one narrow interface strategies write images through (Linux's
- * snapshot_write_next, as a stream): pages or runs in, then commit. How pages reach the
- * disk (staging, O_DIRECT, background writeback, when CRCs are taken) is the writer's
- * own choice (src/image/writer.ts).
- */
-export interface ImageStream {
-  /** The image's PFNs, ascending (page i is pfns[i]). */
-  readonly pfns: Uint32Array;
-  readonly pageCount: number;
-  /** Page index of `pfn`, or -1. */
-  indexOf(pfn: number): number;
-  /**
-   * Pages firstIndex, firstIndex + 1, ... from `data`. With `stable` the caller promises
-   * `data` stays as it is until commit (the writer may write it later and checksum it
-   * meanwhile); without it `data` may change as soon as this returns.
-   */
-  write(firstIndex: number, data: Uint8Array, options?: { readonly stable?: boolean }): void;
-  /**
-   * Pages firstIndex, ... from `parts` (each whole pages, scattered in memory); `fill`
-   * produces each piece just before it is written (an atomic copy made piece by piece
-   * while the first pieces are being written).
-   */
-  writeRuns(firstIndex: number, parts: readonly Uint8Array[], options?: { readonly fill?: (piece: Uint8Array, part: number, offset: number) => void }): Promise<void>;
 }
 
 /** Everything a save reports, the same for every strategy; strategy-specific numbers are in `stats`. */
@@ -113,4 +89,4 @@ export class HibernationRefusedError extends HiberlabError<'HIBERNATION_REFUSED'
   }
 }
 
-export type { CommitOptions, CommitResult };
+export type { CommitOptions, CommitResult, ImageStream };

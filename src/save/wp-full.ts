@@ -30,7 +30,7 @@ import { FaultHandler } from '../mmu/faults.ts';
 import { DirtyTrackPolicy } from '../mmu/policies/index.ts';
 import { WriteProtector } from '../mmu/protect.ts';
 import { bitmapPages } from '../pages/memory-bitmap.ts';
-import { forEachRun } from '../pages/page-set.ts';
+import { forEachRun, wordsOfFrames } from '../pages/page-set.ts';
 import { PAGE_SIZE } from '../units.ts';
 import { assertNoPagesAdded, fixPageSet, PageSetBits, saveablePfns } from './common.ts';
 import { IO_OPTION, writeWhileRunning } from './live-io.ts';
@@ -253,6 +253,7 @@ async function atomicCopyAndWrite(session: SaveSession, o: Options, protector: W
   return {
     image: written,
     atomicCopyPages: toCopy.length,
+    faulted: wordsOfFrames([...handler.stats.perPage.keys()], frames),
     stats: {
       faults: handler.stats.faults,
       pagesFaulted: handler.stats.perPage.size,
