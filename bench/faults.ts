@@ -10,11 +10,18 @@
  * only sets R/W back, no FaultHandler, no policy. Rates are medians over the rounds
  * after a warm-up, in both modes: fast (JIT on) and deterministic (JIT off). The
  * variants take turns within every round.
+ *
+ * Beside it, the cost per fault in a real workload: `hiberlab faults` (runFaults) on a
+ * churn workload, protected once and re-protected every 100 and every 10 ms; cost per
+ * fault = the protected run's host time beyond its work at the baseline's rate, over
+ * its faults (docs/V86.md, "What a faulting workload costs").
  */
 import { performance } from 'node:perf_hooks';
+import Table from 'cli-table3';
 import { CONSTANTS, PROBES } from '../src/abi.ts';
 import { Guest } from '../src/machine/guest.ts';
 import { loadGuestImage } from '../src/machine/guest-image.ts';
+import { runFaults } from '../src/mmu/fault-run.ts';
 import { FaultHandler } from '../src/mmu/faults.ts';
 import { PTE } from '../src/mmu/page-table.ts';
 import { policyByName } from '../src/mmu/policies/index.ts';
@@ -157,11 +164,86 @@ async function benchMode(deterministic: boolean): Promise<FaultBenchRow[]> {
   return rows;
 }
 
-export async function benchFaults(): Promise<FaultBenchRow[]> {
-  return [...(await benchMode(false)), ...(await benchMode(true))];
+/** The real workload: what runFaults measures, several runs per interval. */
+const WORKLOAD = 'churn:8M';
+const WORKLOAD_RAM_MIB = 64;
+const WORKLOAD_INTERVALS_MS = [0, 100, 10] as const;
+const WORKLOAD_RUNS = 5;
+
+export interface FaultWorkloadRow {
+  workload: string;
+  ramMiB: number;
+  /** Re-protection interval (0: protected once). */
+  intervalMs: number;
+  runs: number;
+  /** Faults per protected run (median). */
+  faults: number;
+  slowdown: number;
+  /** Host ms the protected run took beyond its work at the baseline's rate (median). */
+  extraWallMs: number;
+  /** Cost per fault, µs: median, lowest and highest run. */
+  usPerFault: number;
+  usPerFaultMin: number;
+  usPerFaultMax: number;
+  /** Priming rounds before the warm-up (median). */
+  primeRounds: number;
 }
 
-export function faultsMarkdown(rows: FaultBenchRow[]): string {
+export interface FaultBench {
+  /** The microbench: fault round trips through the handler. */
+  roundTrips: FaultBenchRow[];
+  /** The cost per fault in a real workload. */
+  workload: FaultWorkloadRow[];
+}
+
+/** runFaults on a churn workload (policy count, fast mode), WORKLOAD_RUNS times per interval, interleaved. */
+export async function benchFaultWorkload(): Promise<FaultWorkloadRow[]> {
+  const reports = new Map<number, Awaited<ReturnType<typeof runFaults>>[]>();
+  for (let run = 0; run < WORKLOAD_RUNS; run++) {
+    for (const intervalMs of WORKLOAD_INTERVALS_MS) {
+      const r = await runFaults({ ramBytes: WORKLOAD_RAM_MIB << 20, workload: WORKLOAD, policy: 'count', intervalMs, durationMs: 1000 });
+      if (r.costPerFaultUs === undefined) throw new Error(`faults bench: ${WORKLOAD} at interval ${intervalMs} ms took no fault`);
+      (reports.get(intervalMs) ?? reports.set(intervalMs, []).get(intervalMs)!).push(r);
+    }
+  }
+  return WORKLOAD_INTERVALS_MS.map((intervalMs) => {
+    const rs = reports.get(intervalMs)!;
+    const us = rs.map((r) => r.costPerFaultUs!);
+    return {
+      workload: WORKLOAD, ramMiB: WORKLOAD_RAM_MIB, intervalMs, runs: rs.length,
+      faults: median(rs.map((r) => r.protectedRun.faults)),
+      slowdown: median(rs.map((r) => r.slowdown!)),
+      extraWallMs: median(rs.map((r) => r.extraWallMs!)),
+      usPerFault: median(us), usPerFaultMin: Math.min(...us), usPerFaultMax: Math.max(...us),
+      primeRounds: median(rs.map((r) => r.prime?.slices.length ?? 0)),
+    };
+  });
+}
+
+export async function benchFaults(): Promise<FaultBench> {
+  const roundTrips = [...(await benchMode(false)), ...(await benchMode(true))];
+  return { roundTrips, workload: await benchFaultWorkload() };
+}
+
+/** The microbench's ns per fault for the handler the workload runs use (count, JIT on). */
+function microNs(bench: FaultBench): number | undefined {
+  return bench.roundTrips.find((r) => r.mode === 'fast (JIT on)' && r.handler === 'count')?.nsPerFault;
+}
+
+const intervalText = (ms: number) => (ms ? `every ${ms} ms` : 'once');
+
+export function renderFaultWorkload(bench: FaultBench): string {
+  const micro = microNs(bench);
+  const t = new Table({ head: ['workload', 'protect', 'faults/run', 'slowdown', 'extra host', 'us/fault (median, range)', 'microbench us/fault'], style: { head: [], border: [] } });
+  for (const r of bench.workload) {
+    t.push([`${r.workload}, ${r.ramMiB} MiB`, intervalText(r.intervalMs), String(r.faults), r.slowdown.toFixed(2), `${r.extraWallMs.toFixed(0)} ms`,
+      `${r.usPerFault.toFixed(2)} (${r.usPerFaultMin.toFixed(2)} .. ${r.usPerFaultMax.toFixed(2)})`, micro === undefined ? '-' : (micro / 1000).toFixed(2)]);
+  }
+  return t.toString();
+}
+
+export function faultsMarkdown(bench: FaultBench): string {
+  const rows = bench.roundTrips;
   const lines = [
     '## Fault round trips (write protection)',
     '',
@@ -178,6 +260,27 @@ export function faultsMarkdown(rows: FaultBenchRow[]): string {
   ];
   for (const r of rows) {
     lines.push(`| ${r.mode} | ${r.handler} | ${r.medianM.toFixed(2)} | ${r.bestM.toFixed(2)} | ${r.nsPerFault.toFixed(0)} | ${r.protectMs.toFixed(2)} ms |`);
+  }
+  if (bench.workload.length) {
+    const micro = microNs(bench);
+    const w = bench.workload[0]!;
+    lines.push(
+      '',
+      `The same handler in a real workload: \`hiberlab faults\` (\`runFaults\`) on \`${w.workload}\` (${w.ramMiB} MiB,`,
+      'policy count, JIT on, 1 s measured), the pages protected once or again every interval. One guest:',
+      'priming (the pages protected in rounds until v86 compiles nothing more for the faults), the warm-up,',
+      'then the baseline and the protected run back to back over the same ticks. Cost per fault = (the',
+      'protected run\'s host time − its workload steps at the baseline\'s rate) / its faults; it includes the',
+      'TLB refill after each re-protection\'s full flush.',
+      `Median and range of ${w.runs} runs per row, taken in turns; the microbench's count row (JIT on) beside.`,
+      'docs/V86.md, "What a faulting workload costs", says what makes up the difference.',
+      '',
+      '| workload | protected | faults per run | slowdown (median) | extra host time (median) | µs per fault (median) | µs per fault (range) | microbench µs per fault |',
+      '|---|---|---|---|---|---|---|---|',
+    );
+    for (const r of bench.workload) {
+      lines.push(`| ${r.workload}, ${r.ramMiB} MiB | ${intervalText(r.intervalMs)} | ${r.faults} | ${r.slowdown.toFixed(2)} | ${r.extraWallMs.toFixed(0)} ms | ${r.usPerFault.toFixed(2)} | ${r.usPerFaultMin.toFixed(2)} .. ${r.usPerFaultMax.toFixed(2)} | ${micro === undefined ? '-' : (micro / 1000).toFixed(2)} |`);
+    }
   }
   return `${lines.join('\n')}\n`;
 }

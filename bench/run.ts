@@ -32,7 +32,7 @@ import { swsusp } from '../src/save/swsusp.ts';
 import { runSave } from '../src/save/session.ts';
 import { benchLive, liveMarkdown, renderLive, type LiveBenchRow } from './live.ts';
 import { benchLargest, largestMarkdown, renderLargest, type LargestRow } from './largest.ts';
-import { benchFaults, faultsMarkdown, type FaultBenchRow } from './faults.ts';
+import { benchFaults, faultsMarkdown, renderFaultWorkload, type FaultBench, type FaultBenchRow } from './faults.ts';
 import { benchFlags, settle } from './settle.ts';
 
 const MiB = 1024 * 1024;
@@ -392,10 +392,10 @@ async function main(): Promise<void> {
       rows.push(await benchSize(size, reps, !opts['no-huge-pages']));
     }
   }
-  let faultRows: FaultBenchRow[] = [];
+  let faults: FaultBench | undefined;
   if (only === undefined || only === 'faults') {
-    if (!json) process.stderr.write('bench: fault round trips…\n');
-    faultRows = await benchFaults();
+    if (!json) process.stderr.write('bench: fault round trips, and the cost per fault in a workload…\n');
+    faults = await benchFaults();
   }
   let liveRows: LiveBenchRow[] = [];
   if (only === undefined || only === 'live') {
@@ -407,11 +407,11 @@ async function main(): Promise<void> {
     if (!json) process.stderr.write('bench: largest image by real saves…\n');
     for (const size of largestSizes) largestRows.push(...(await benchLargest(size)));
   }
-  if (json) process.stdout.write(`${JSON.stringify({ rows, faults: faultRows, live: liveRows, largest: largestRows }, null, 2)}\n`);
-  else process.stdout.write(`${[rows.length ? render(rows) : '', faultRows.length ? renderFaults(faultRows) : '', liveRows.length ? renderLive(liveRows) : '', largestRows.length ? renderLargest(largestRows) : ''].filter(Boolean).join('\n\n')}\n`);
+  if (json) process.stdout.write(`${JSON.stringify({ rows, faults, live: liveRows, largest: largestRows }, null, 2)}\n`);
+  else process.stdout.write(`${[rows.length ? render(rows) : '', faults ? `${renderFaults(faults.roundTrips)}\n${renderFaultWorkload(faults)}` : '', liveRows.length ? renderLive(liveRows) : '', largestRows.length ? renderLargest(largestRows) : ''].filter(Boolean).join('\n\n')}\n`);
   if (!opts['no-write']) {
     const hib = rows.length ? hibernateMarkdown(rows) : existingSection('## swsusp save');
-    const flt = faultRows.length ? faultsMarkdown(faultRows) : existingSection('## Fault round trips');
+    const flt = faults ? faultsMarkdown(faults) : existingSection('## Fault round trips');
     const live = liveRows.length ? liveMarkdown(liveRows) : existingSection('## Saving while running');
     const largest = largestRows.length ? largestMarkdown(largestRows) : existingSection('## Largest image');
     writeFileSync(new URL('../docs/BENCHMARKS.md', import.meta.url), [head(), hib, flt, live, largest].filter(Boolean).join('\n') + existingExtra());

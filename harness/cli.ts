@@ -16,7 +16,9 @@ import { formatInspection, inspectImage } from '../src/image/index.ts';
 import { MAX_RAM_BYTES, MIN_RAM_BYTES } from '../src/machine/machine.ts';
 import { parseSize } from '../src/machine/workload.ts';
 import { RESTORE_STRATEGIES, SAVE_STRATEGIES } from '../src/strategies.ts';
-import { DEFAULT_FAULTS_WORKLOAD, runFaults, type FaultRunReport } from '../src/mmu/fault-run.ts';
+import {
+  DEFAULT_FAULTS_DET_WARMUP_MS, DEFAULT_FAULTS_WORKLOAD, DEFAULT_FAULTS_PRIME_MS, DEFAULT_FAULTS_WARMUP_MS, runFaults, type FaultRunReport,
+} from '../src/mmu/fault-run.ts';
 import type { FaultTraceEvent } from '../src/mmu/faults.ts';
 import { POLICY_NAMES } from '../src/mmu/policies/index.ts';
 import { describeError } from './errors.ts';
@@ -355,14 +357,15 @@ export function buildProgram(): Command {
 
   program
     .command('faults')
-    .description('run a workload under write protection with a fault policy; report faults, faults per page and per second, and the slowdown against the same run unprotected (exit 0 when the workloads verified their data)')
+    .description('run a workload under write protection with a fault policy; report faults, faults per page and per second, and the slowdown and host time per fault against the same guest unprotected (exit 0 when the workloads verified their data)')
     .addOption(ramOpt())
     .option('--workload <spec>', 'workloads: KIND[:SIZE][@RATE],... with KIND churn|stream|cache|idle', DEFAULT_FAULTS_WORKLOAD)
     .option('--seed <n>', 'seed of the workload data', intOption, 1)
     .addOption(new Option('--policy <name>', 'fault policy').choices([...POLICY_NAMES]).default('dirty-track'))
-    .option('--duration <ms>', 'guest milliseconds measured under protection', intOption, 1000)
+    .option('--duration <ms>', 'guest milliseconds measured under protection (and as long unprotected right before, for the baseline)', intOption, 1000)
     .option('--interval <ms>', 'guest milliseconds between re-protections of the written pages (0 = protect once)', intOption, 100)
-    .option('--warmup <ms>', 'guest milliseconds the workloads run before protection starts', intOption, 200)
+    .option('--warmup <ms>', `guest milliseconds the workloads run unprotected before the measured runs, so that v86's JIT and V8 have compiled them (default ${DEFAULT_FAULTS_WARMUP_MS}, ${DEFAULT_FAULTS_DET_WARMUP_MS} with --deterministic)`, intOption)
+    .option('--prime <ms>', `at most this many guest milliseconds of protecting the pages in rounds (policy count) right after boot, until v86's JIT has compiled the faulting code; 0 = none (default ${DEFAULT_FAULTS_PRIME_MS})`, intOption)
     .addOption(new Option('--scope <what>', 'pages to protect: every protectable page in use, or the workload buffers').choices(['all', 'workload']).default('all'))
     .option('--pool <pages>', 'copy-before-write reserve pool in frames (default: one per protected page, at most half the free frames)', intOption)
     .option('--no-baseline', 'skip the unprotected run (no slowdown)')
@@ -373,7 +376,7 @@ export function buildProgram(): Command {
     .addOption(jsonOpt())
     .addOption(verboseOpt())
     .addOption(consoleOpt())
-    .action((flags: CommonFlags & { workload: string; seed: number; policy: string; duration: number; interval: number; warmup: number; scope: 'all' | 'workload'; pool?: number; baseline: boolean; trace?: string; heatmap?: string }) =>
+    .action((flags: CommonFlags & { workload: string; seed: number; policy: string; duration: number; interval: number; warmup?: number; prime?: number; scope: 'all' | 'workload'; pool?: number; baseline: boolean; trace?: string; heatmap?: string }) =>
       reporting('faults', flags.json, async () => {
         const file = flags.trace ? new TraceFile(flags.trace) : undefined;
         const points: Array<readonly [number, number]> = [];
@@ -382,7 +385,7 @@ export function buildProgram(): Command {
         try {
           report = await runFaults({
             ramBytes: flags.ram, workload: flags.workload, seed: flags.seed, policy: flags.policy, durationMs: flags.duration,
-            intervalMs: flags.interval, warmupMs: flags.warmup, scope: flags.scope, poolPages: flags.pool, baseline: flags.baseline,
+            intervalMs: flags.interval, warmupMs: flags.warmup, primeMs: flags.prime, scope: flags.scope, poolPages: flags.pool, baseline: flags.baseline,
             deterministic: flags.deterministic, largePages: flags.largePages, onFault: trace ? (e) => trace.write(e) : undefined,
             onConsole: consoleEcho(flags),
           });

@@ -188,14 +188,17 @@ export function faultsSummary(r: FaultRunReport, verbose = false): string {
     `rate     ${rate(f.perGuestSecond)}/s of guest time, ${rate(f.perWallSecond)}/s of host time`,
   ];
   if (r.slowdown !== undefined) lines.push(`slowdown ${r.slowdown.toFixed(2)}x (workload steps per host second, unprotected / protected)`);
+  if (r.costPerFaultUs !== undefined) lines.push(`per fault ${r.costPerFaultUs.toFixed(2)} us of host time (${ms(r.extraWallMs ?? 0)} over the baseline)`);
   if (!ok) lines.push('FAIL: a workload found bad data under protection');
   if (verbose) {
     lines.push('', `faults   ${f.handled} handled, ${f.notMine} not mine; ${f.meanPerPage.toFixed(2)} per page on average, at most ${f.maxPerPage}`);
     lines.push(...wrap('per page ', Object.entries(f.histogram).map(([k, v]) => `${k}: ${v}`)));
     lines.push(`tlb      ${r.tlb.fullFlushes} full flushes, ${r.tlb.pagesInvalidated} single-page invalidations in ${r.tlb.batches} batches`);
     lines.push(`never    ${r.forbiddenPages} pages could not be protected; ${r.splits} 4 MiB pages split`);
-    lines.push(`run      protected ${ms(r.protectedRun.wallMs)}, ${r.protectedRun.steps} steps, ${r.protectedRun.instructions} instructions`);
-    if (r.baselineRun) lines.push(`         unprotected ${ms(r.baselineRun.wallMs)}, ${r.baselineRun.steps} steps, ${r.baselineRun.instructions} instructions`);
+    const jit = (m: { jitCompiles: number }) => (m.jitCompiles ? `, ${m.jitCompiles} JIT compiles` : '');
+    if (r.prime) lines.push(`prime    ${r.prime.slices.length} rounds, ${r.prime.faults} faults, ${ms(r.prime.wallMs)}${jit(r.prime)}${r.prime.settled ? '' : ' (JIT not settled)'}; warm-up ${c.warmupMs} ms`);
+    lines.push(`run      protected ${ms(r.protectedRun.wallMs)}, ${r.protectedRun.steps} steps, ${r.protectedRun.instructions} instructions${jit(r.protectedRun)}`);
+    if (r.baselineRun) lines.push(`         unprotected ${ms(r.baselineRun.wallMs)}, ${r.baselineRun.steps} steps, ${r.baselineRun.instructions} instructions${jit(r.baselineRun)}`);
     if (f.topPages.length) lines.push(...wrap('top      ', f.topPages.map((p) => `${hex(p.pfn)} (${p.owner}) ${p.faults}`)));
     for (const v of r.verify) lines.push(`  ${v.workload === 'cache' ? 'cache' : `task ${v.taskId}`}: ${v.badWords ? `${v.badWords} bad` : 'ok'}`);
   }

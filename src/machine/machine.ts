@@ -174,6 +174,15 @@ export class Machine {
 
   /** Guest instructions retired so far (64-bit safe; updated after each main_loop). */
   instructions = 0;
+  /**
+   * Compilations v86's JIT has started so far (0 with the JIT off; one module per hot
+   * page, or a few pages). Each also costs V8 compile work on background threads for up
+   * to seconds afterwards (docs/V86.md, "What a faulting workload costs"), so a
+   * measurement during which this moved did not run in a settled JIT state.
+   */
+  jitCompiles = 0;
+  /** Of those, the ones whose module v86 has installed (it starts no other while one is pending). */
+  jitCompilesFinished = 0;
   readonly trace: TraceEvent[] = [];
   readonly ramBytes: number;
   readonly deterministic: boolean;
@@ -270,6 +279,19 @@ export class Machine {
     io.register_write(PORTS.HYPERCALL, this, onHypercall, onHypercall, onHypercall);
     const onFault = (value: number) => this.onPageFault(value >>> 0);
     io.register_write(PORTS.PAGE_FAULT, this, onFault, onFault, onFault);
+    // v86 looks both up on the CPU object at every compilation: the wasm calls
+    // codegen_finalize, whose promise callback calls codegen_finalize_finished.
+    const cpu = this.cpu;
+    const finalize = cpu.codegen_finalize;
+    cpu.codegen_finalize = (index, start, stateFlags, ptr, len) => {
+      this.jitCompiles++;
+      finalize.call(cpu, index, start, stateFlags, ptr, len);
+    };
+    const finished = cpu.codegen_finalize_finished;
+    cpu.codegen_finalize_finished = (index, start, stateFlags) => {
+      this.jitCompilesFinished++;
+      finished.call(cpu, index, start, stateFlags);
+    };
     this.emu.add_listener('serial0-output-byte', (byte) => this.onConsoleByte(byte as number));
     if (this.tracing) {
       const raise = this.cpu.device_raise_irq.bind(this.cpu);

@@ -44,6 +44,13 @@ export interface V86Cpu {
   /** Delivers the highest pending PIC interrupt now if IF is set (v86 calls it after STI, POPF, IRET and device IRQs). */
   handle_irqs(): void;
   set_jit_config(index: number, value: number): void;
+  /**
+   * Called by the wasm (JIT) with a compiled page's module bytes; instantiates them
+   * asynchronously and installs the module when the promise resolves (docs/V86.md).
+   */
+  codegen_finalize(wasmTableIndex: number, start: number, stateFlags: number, ptr: number, len: number): void;
+  /** The wasm export that installs a compiled module (called from codegen_finalize's promise callback). */
+  codegen_finalize_finished(wasmTableIndex: number, start: number, stateFlags: number): void;
   /** The wasm instance; `exports` holds every exported CPU function (see docs/V86.md). */
   wm: { exports: Record<string, unknown> };
 }

@@ -2,15 +2,33 @@
  * A workload under write protection (`hiberlab faults`): boot, warm up, write-protect
  * the pages (every protectable page in use, or only the workloads' buffers), run for a
  * while with a fault policy — protecting the written pages again every interval, as
- * dirty-logging rounds do — then let the workloads verify their data. The same run
- * without protection gives the baseline for the slowdown.
+ * dirty-logging rounds do — then let the workloads verify their data. The same guest,
+ * run as long without protection right before, gives the baseline for the slowdown.
  *
  * Slowdown = the guest's work per host second unprotected / protected, where the work
  * is the workloads' step count (their headers) over the wall time of the measured
  * interval; with no workload task, the ratio of wall times. In fast mode guest time
  * follows the host clock, so a rate-limited workload only slows when the CPU
  * saturates; in deterministic mode guest time follows instructions and the slowdown
- * is all in the wall time.
+ * is all in the wall time. Cost per fault = the protected run's host time beyond what
+ * its steps took at the baseline's rate, divided by its faults.
+ *
+ * Both runs are measured in one guest, in the same JIT state, over the same ticks cut
+ * into the same slices, because on v86 the host's speed on a guest loop depends mostly
+ * on what the JIT and V8 have compiled so far (docs/V86.md, "What a faulting workload
+ * costs"):
+ *   - a fresh machine runs its hot loop at a fraction of full speed for one to three
+ *     seconds while V8 optimizes the modules v86's JIT made (on background threads,
+ *     which on a loaded host take the guest's core), and a second machine in the same
+ *     process reuses what the first one compiled, so two fresh guests measured one
+ *     after the other would compare the order they ran in, not protection;
+ *   - the first faults at an instruction are taken in code compiled without an entry
+ *     point there: v86 runs the retries in its interpreter until it has compiled the
+ *     page again, and V8 then optimizes the new module. So right after boot the pages
+ *     are protected in short rounds (the priming run, policy `count`) until a round
+ *     makes v86 compile nothing, and the warm-up then also covers V8's work on the
+ *     recompiled code; that one-time cost is reported apart (`prime`), not spread over
+ *     the faults of the measured run.
  */
 import { performance } from 'node:perf_hooks';
 import { OWNERS, ownerName } from '../abi.ts';
@@ -21,7 +39,7 @@ import type { GuestImageRef } from '../machine/machine.ts';
 import { formatWorkload, parseWorkloadSpec } from '../machine/workload.ts';
 import { saveablePfns } from '../save/common.ts';
 import { FaultHandler, type FaultTraceEvent } from './faults.ts';
-import { policyByName } from './policies/index.ts';
+import { CountPolicy, policyByName } from './policies/index.ts';
 import { WriteProtector, type TlbStats } from './protect.ts';
 
 export const DEFAULT_FAULTS_WORKLOAD = 'churn:4M@2000,stream:8M@4000';
@@ -40,8 +58,21 @@ export interface FaultRunOptions {
   readonly durationMs?: number;
   /** Guest milliseconds between re-protections of the written pages; 0 = protect once. Default 100. */
   readonly intervalMs?: number;
-  /** Guest milliseconds the workloads run before protection starts (lets the JIT warm up). Default 200. */
+  /**
+   * Guest milliseconds the workloads run unprotected after the priming run and before
+   * the measured runs, so that v86's JIT and V8 have compiled the hot code (see the
+   * file comment). Default DEFAULT_FAULTS_WARMUP_MS (DEFAULT_FAULTS_DET_WARMUP_MS in
+   * deterministic mode, where the JIT is off and guest time costs more host time).
+   */
   readonly warmupMs?: number;
+  /**
+   * At most this many guest milliseconds of priming right after boot: the pages in scope
+   * protected in rounds of PRIME_ROUND_MS with policy `count` until a round makes
+   * v86's JIT compile nothing, so that the faulting instructions are compiled as entry
+   * points before anything is measured (with the JIT off, one round). 0 = no priming
+   * (the measured run then pays for it). Default DEFAULT_FAULTS_PRIME_MS.
+   */
+  readonly primeMs?: number;
   /** What to protect: every protectable page in use ("all", default) or the workloads' buffers. */
   readonly scope?: ProtectScope;
   /** Frames in the copy-before-write pool. Default: one per protected page, at most half the free frames. */
@@ -66,6 +97,20 @@ export interface RunMeasure {
   readonly instructions: number;
   /** Workload steps done (sum over churn/stream tasks). */
   readonly steps: number;
+  /** Guest timer ticks run. */
+  readonly ticks: number;
+  /** The runs the ticks were cut into: one per protection round (the baseline is cut the same way). */
+  readonly slices: readonly number[];
+  /** Page faults taken (0 unprotected). */
+  readonly faults: number;
+  /** Compilations v86's JIT started during the interval (Machine.jitCompiles; 0 in deterministic mode). */
+  readonly jitCompiles: number;
+}
+
+/** The priming run. */
+export interface PrimeMeasure extends RunMeasure {
+  /** Its last round made v86 compile nothing (false: it stopped at primeMs; the measured run may still pay for compiling). */
+  readonly settled: boolean;
 }
 
 export interface FaultRunReport {
@@ -76,6 +121,8 @@ export interface FaultRunReport {
     readonly policy: string;
     readonly durationMs: number;
     readonly intervalMs: number;
+    readonly warmupMs: number;
+    readonly primeMs: number;
     readonly scope: ProtectScope;
     readonly deterministic: boolean;
     readonly largePages: boolean;
@@ -102,17 +149,38 @@ export interface FaultRunReport {
     /** The most-faulted pages. */
     readonly topPages: ReadonlyArray<{ pfn: number; faults: number; owner: string }>;
   };
+  /** TLB work of the measured protected run. */
   readonly tlb: TlbStats;
+  /** The priming run (absent with primeMs 0): one slice per round; its faults were taken by code not yet compiled for them. */
+  readonly prime?: PrimeMeasure;
   readonly protectedRun: RunMeasure;
+  /** The same guest unprotected, right before the protected run. */
   readonly baselineRun?: RunMeasure;
   /** Work per host second unprotected / protected (≥ 1 means slower under protection). */
   readonly slowdown?: number;
+  /** Host ms the protected run took beyond what its work took at the baseline's rate (negative: within the noise). */
+  readonly extraWallMs?: number;
+  /** extraWallMs per fault of the protected run, in µs (absent without faults or without a baseline). */
+  readonly costPerFaultUs?: number;
   /** The workloads' own verification after the protected run (under protection). */
   readonly verify: readonly VerifyReport[];
   readonly trace?: readonly FaultTraceEvent[];
 }
 
 const TICK_MS = 10;
+
+/**
+ * Fast mode: after boot and priming, V8 kept compiling v86's modules on background
+ * threads for 1.2–2.5 s of host time (one core; docs/V86.md). A baseline measured
+ * before that ends is slow, and the slowdown comes out below 1.
+ */
+export const DEFAULT_FAULTS_WARMUP_MS = 3000;
+/** Deterministic mode: the JIT is off, and 200 guest ms already cost ~3 s of host time. */
+export const DEFAULT_FAULTS_DET_WARMUP_MS = 200;
+/** The cap on priming; v86 asks for the recompile 15–40 ms after the first faults and has it 50–130 ms later, unless a compilation is pending. */
+export const DEFAULT_FAULTS_PRIME_MS = 1000;
+/** One priming round: protect everything in scope, run this long. */
+export const PRIME_ROUND_MS = 20;
 
 function workloadSteps(guest: Guest): number {
   let steps = 0;
@@ -124,12 +192,24 @@ function workloadSteps(guest: Guest): number {
   return steps;
 }
 
-function snapshot(guest: Guest): { wall: number; guestMs: number; instructions: number; steps: number } {
-  return { wall: performance.now(), guestMs: guest.machine.guestTimeMs(), instructions: guest.machine.instructions, steps: workloadSteps(guest) };
+interface Snapshot {
+  readonly wall: number;
+  readonly guestMs: number;
+  readonly instructions: number;
+  readonly steps: number;
+  readonly jitCompiles: number;
 }
 
-function measure(a: ReturnType<typeof snapshot>, b: ReturnType<typeof snapshot>): RunMeasure {
-  return { startGuestMs: a.guestMs, wallMs: b.wall - a.wall, guestMs: b.guestMs - a.guestMs, instructions: b.instructions - a.instructions, steps: b.steps - a.steps };
+function snapshot(guest: Guest): Snapshot {
+  const m = guest.machine;
+  return { wall: performance.now(), guestMs: m.guestTimeMs(), instructions: m.instructions, steps: workloadSteps(guest), jitCompiles: m.jitCompiles };
+}
+
+function measure(a: Snapshot, b: Snapshot, slices: readonly number[], faults: number): RunMeasure {
+  return {
+    startGuestMs: a.guestMs, wallMs: b.wall - a.wall, guestMs: b.guestMs - a.guestMs, instructions: b.instructions - a.instructions,
+    steps: b.steps - a.steps, ticks: slices.reduce((x, y) => x + y, 0), slices, faults, jitCompiles: b.jitCompiles - a.jitCompiles,
+  };
 }
 
 /** The frames to protect for a scope (before removing the forbidden ones). */
@@ -143,19 +223,102 @@ export function scopePfns(guest: Guest, scope: ProtectScope): Uint32Array {
 interface Settings {
   readonly durationTicks: number;
   readonly intervalTicks: number;
+  readonly warmupTicks: number;
+  readonly primeTicks: number;
+  /** The measured runs' slices: one per protection round. */
+  readonly slices: readonly number[];
 }
 
+const PRIME_ROUND_TICKS = Math.max(1, Math.ceil(PRIME_ROUND_MS / TICK_MS));
+
 function settings(options: FaultRunOptions): Settings {
+  const ticks = (ms: number) => Math.max(0, Math.ceil(ms / TICK_MS));
+  const det = !!options.deterministic;
+  const durationTicks = Math.max(1, ticks(options.durationMs ?? 1000));
+  const intervalTicks = ticks(options.intervalMs ?? 100);
+  const slices: number[] = [];
+  for (let done = 0; done < durationTicks;) {
+    const step = intervalTicks > 0 ? Math.min(intervalTicks, durationTicks - done) : durationTicks - done;
+    slices.push(step);
+    done += step;
+  }
   return {
-    durationTicks: Math.max(1, Math.ceil((options.durationMs ?? 1000) / TICK_MS)),
-    intervalTicks: Math.max(0, Math.ceil((options.intervalMs ?? 100) / TICK_MS)),
+    durationTicks,
+    intervalTicks,
+    warmupTicks: ticks(options.warmupMs ?? (det ? DEFAULT_FAULTS_DET_WARMUP_MS : DEFAULT_FAULTS_WARMUP_MS)),
+    primeTicks: ticks(options.primeMs ?? DEFAULT_FAULTS_PRIME_MS),
+    slices,
   };
 }
 
-/** Boots the guest and runs the warm-up; powers the machine off if that fails. */
-async function bootWarm(options: FaultRunOptions): Promise<Guest> {
+/** The frames in scope that may be protected now. */
+function protectable(guest: Guest, protector: WriteProtector, scope: ProtectScope): { candidates: Uint32Array; pfns: Uint32Array } {
+  const candidates = scopePfns(guest, scope);
+  const forbidden = protector.forbidden();
+  return { candidates, pfns: candidates.filter((pfn) => !forbidden.has(pfn)) };
+}
+
+/**
+ * The priming run: the pages in scope protected in rounds (policy `count`) until a round
+ * that began with no compilation pending made v86's JIT start none, or `maxTicks`; then
+ * all unprotected again. A fault's retry runs in v86's interpreter unless the faulting
+ * instruction is an entry point of the compiled code, and only interpreted runs make
+ * v86 compile (while one compilation is pending it starts no other; in the first
+ * machine of a process those take up to a second), so one round right after boot is
+ * not enough: its faults may all be over before v86 compiles anything for them.
+ */
+async function prime(guest: Guest, protector: WriteProtector, scope: ProtectScope, maxTicks: number): Promise<PrimeMeasure> {
+  const m = guest.machine;
+  const handler = new FaultHandler(guest, protector, new CountPolicy()).install();
+  try {
+    const pfns = protectable(guest, protector, scope).pfns;
+    const a = snapshot(guest);
+    const slices: number[] = [];
+    let settled = false;
+    for (let done = 0; done < maxTicks && !settled;) {
+      // A round counts only if no compilation was pending at its start: v86 keeps the
+      // heat of a page while one is, and compiles it at the next interpreted run there.
+      const compiles = m.jitCompiles;
+      const idle = m.jitCompilesFinished === compiles;
+      protector.protect(pfns.filter((pfn) => !protector.isProtected(pfn)), 'faults:prime');
+      const step = Math.min(PRIME_ROUND_TICKS, maxTicks - done);
+      await guest.runTicks(step);
+      slices.push(step);
+      done += step;
+      settled = idle && m.jitCompiles === compiles;
+    }
+    return { ...measure(a, snapshot(guest), slices, handler.stats.faults), settled };
+  } finally {
+    handler.uninstall();
+    protector.unprotectAll();
+  }
+}
+
+/**
+ * Runs the slices; `beforeSlice(k)` runs before slice k (the protected run protects
+ * there). The baseline and the protected run both go through here, so that they are
+ * cut and measured alike.
+ */
+async function runSlices(guest: Guest, slices: readonly number[], beforeSlice: (k: number) => void, faults: () => number): Promise<RunMeasure> {
+  const f0 = faults();
+  const a = snapshot(guest);
+  for (let k = 0; k < slices.length; k++) {
+    beforeSlice(k);
+    await guest.runTicks(slices[k]!);
+  }
+  return measure(a, snapshot(guest), slices, faults() - f0);
+}
+
+const diffTlb = (a: TlbStats, b: TlbStats): TlbStats => ({ batches: b.batches - a.batches, fullFlushes: b.fullFlushes - a.fullFlushes, pagesInvalidated: b.pagesInvalidated - a.pagesInvalidated });
+
+/** Runs a workload under write protection (and unprotected, for the slowdown) and reports the faults. */
+export async function runFaults(options: FaultRunOptions = {}): Promise<FaultRunReport> {
+  const ramBytes = options.ramBytes ?? 64 * 1024 * 1024;
+  const workload = formatWorkload(parseWorkloadSpec(options.workload ?? DEFAULT_FAULTS_WORKLOAD, ramBytes));
+  const st = settings(options);
+  const scopeName = options.scope ?? 'all';
   const guest = await Guest.boot({
-    ramBytes: options.ramBytes ?? 64 * 1024 * 1024,
+    ramBytes,
     image: options.image ?? loadGuestImage(),
     workload: options.workload ?? DEFAULT_FAULTS_WORKLOAD,
     seed: options.seed ?? 1,
@@ -164,71 +327,78 @@ async function bootWarm(options: FaultRunOptions): Promise<Guest> {
     onConsole: options.onConsole,
   });
   try {
-    const warmTicks = Math.ceil((options.warmupMs ?? 200) / TICK_MS);
-    if (warmTicks > 0) await guest.runTicks(warmTicks);
-    return guest;
-  } catch (err) {
-    await guest.machine.powerOff();
-    throw err;
-  }
-}
-
-async function runBaseline(options: FaultRunOptions): Promise<RunMeasure> {
-  const guest = await bootWarm(options);
-  try {
-    const a = snapshot(guest);
-    await guest.runTicks(settings(options).durationTicks);
-    return measure(a, snapshot(guest));
-  } finally {
-    await guest.machine.powerOff();
-  }
-}
-
-async function runProtected(options: FaultRunOptions) {
-  const { durationTicks, intervalTicks } = settings(options);
-  const guest = await bootWarm(options);
-  try {
     const protector = new WriteProtector(guest);
-    const candidates = scopePfns(guest, options.scope ?? 'all');
-    const forbidden = protector.forbidden();
-    const scope = candidates.filter((pfn) => !forbidden.has(pfn));
+    const primeRun = st.primeTicks > 0 ? await prime(guest, protector, scopeName, st.primeTicks) : undefined;
+    if (st.warmupTicks > 0) await guest.runTicks(st.warmupTicks);
+
+    const { candidates, pfns: scope } = protectable(guest, protector, scopeName);
     const poolPages = options.poolPages ?? Math.max(1, Math.min(scope.length, Math.floor(guest.allocator.freeCount / 2)));
     const policy = policyByName(options.policy ?? 'dirty-track', guest, protector, { poolPages });
     const handler = new FaultHandler(guest, protector, policy, { trace: options.trace, onTrace: options.onFault });
+    const faults = () => handler.stats.faults;
+    const baselineRun = (options.baseline ?? true) ? await runSlices(guest, st.slices, () => {}, faults) : undefined;
+
     handler.install();
     const reason = `faults:${policy.name}`;
-    const a = snapshot(guest);
-    protector.protect(scope, reason);
-    const protectedPages = protector.protectedCount;
-    let rounds = 1;
-    for (let done = 0; done < durationTicks;) {
-      const step = intervalTicks > 0 ? Math.min(intervalTicks, durationTicks - done) : durationTicks - done;
-      await guest.runTicks(step);
-      done += step;
-      if (intervalTicks > 0 && done < durationTicks) {
+    const tlb0 = { ...protector.tlb };
+    let protectedPages = 0;
+    const protectedRun = await runSlices(guest, st.slices, (k) => {
+      if (k === 0) {
+        protector.protect(scope, reason);
+        protectedPages = protector.protectedCount;
+      } else {
         policy.clear?.();
         protector.protect(scope.filter((pfn) => !protector.isProtected(pfn)), reason);
-        rounds++;
       }
-    }
-    const run = measure(a, snapshot(guest));
+    }, faults);
+    const tlb = diffTlb(tlb0, protector.tlb);
     const verify = await guest.verifyNow();
     const owners = guest.allocator.owners.slice();
-    return { run, handler, protector, protectedPages, forbiddenPages: candidates.length - scope.length, rounds, verify, owners };
+    return report({
+      options, ramBytes, workload, st, scopeName, handler, protector, protectedPages, forbiddenPages: candidates.length - scope.length,
+      rounds: st.slices.length, tlb, primeRun, protectedRun, baselineRun, verify, owners,
+    });
   } finally {
     await guest.machine.powerOff();
   }
 }
 
-/** Runs a workload under write protection (and unprotected, for the slowdown) and reports the faults. */
-export async function runFaults(options: FaultRunOptions = {}): Promise<FaultRunReport> {
-  const ramBytes = options.ramBytes ?? 64 * 1024 * 1024;
-  const workload = formatWorkload(parseWorkloadSpec(options.workload ?? DEFAULT_FAULTS_WORKLOAD, ramBytes));
-  const p = await runProtected(options);
-  const baselineRun = (options.baseline ?? true) ? await runBaseline(options) : undefined;
-  const { durationTicks, intervalTicks } = settings(options);
-  const owners = p.owners;
-  const stats = p.handler.stats;
+interface Outcome {
+  readonly options: FaultRunOptions;
+  readonly ramBytes: number;
+  readonly workload: string;
+  readonly st: Settings;
+  readonly scopeName: ProtectScope;
+  readonly handler: FaultHandler;
+  readonly protector: WriteProtector;
+  readonly protectedPages: number;
+  readonly forbiddenPages: number;
+  readonly rounds: number;
+  readonly tlb: TlbStats;
+  readonly primeRun: PrimeMeasure | undefined;
+  readonly protectedRun: RunMeasure;
+  readonly baselineRun: RunMeasure | undefined;
+  readonly verify: readonly VerifyReport[];
+  readonly owners: Uint8Array;
+}
+
+/** The work a run did: its workload steps, or the run itself when there is no workload task. */
+const work = (m: RunMeasure) => (m.steps > 0 ? m.steps : 1);
+
+/**
+ * The protected run's cost against the baseline: the slowdown, the host time beyond
+ * what its work took at the baseline's rate, and that per fault (none without faults).
+ */
+export function protectionCost(protectedRun: RunMeasure, baselineRun: RunMeasure): { slowdown: number; extraWallMs: number; costPerFaultUs?: number } {
+  const baseRate = work(baselineRun) / baselineRun.wallMs;
+  const slowdown = baseRate / (work(protectedRun) / protectedRun.wallMs);
+  const extraWallMs = protectedRun.wallMs - work(protectedRun) / baseRate;
+  return protectedRun.faults > 0 ? { slowdown, extraWallMs, costPerFaultUs: (extraWallMs * 1000) / protectedRun.faults } : { slowdown, extraWallMs };
+}
+
+function report(o: Outcome): FaultRunReport {
+  const { options, st, handler, owners } = o;
+  const stats = handler.stats;
   const perPage = stats.perPage;
   const counts = [...perPage.values()];
   const histogram: Record<string, number> = {};
@@ -239,35 +409,38 @@ export async function runFaults(options: FaultRunOptions = {}): Promise<FaultRun
     histogram[key] = (histogram[key] ?? 0) + 1;
   }
   const topPages = [...perPage].sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, 10).map(([pfn, faults]) => ({ pfn, faults, owner: ownerName(owners[pfn] ?? 0) }));
-  const rate = (m: RunMeasure) => (m.steps > 0 ? m.steps / m.wallMs : 1 / m.wallMs);
+  const run = o.protectedRun;
   return {
     config: {
-      ramBytes, workload, seed: options.seed ?? 1, policy: p.handler.policy.name,
-      durationMs: durationTicks * TICK_MS,
-      intervalMs: intervalTicks * TICK_MS,
-      scope: options.scope ?? 'all', deterministic: !!options.deterministic, largePages: !!options.largePages,
+      ramBytes: o.ramBytes, workload: o.workload, seed: options.seed ?? 1, policy: handler.policy.name,
+      durationMs: st.durationTicks * TICK_MS,
+      intervalMs: st.intervalTicks * TICK_MS,
+      warmupMs: st.warmupTicks * TICK_MS,
+      primeMs: st.primeTicks * TICK_MS,
+      scope: o.scopeName, deterministic: !!options.deterministic, largePages: !!options.largePages,
     },
-    protectedPages: p.protectedPages,
-    forbiddenPages: p.forbiddenPages,
-    splits: p.protector.splits,
-    rounds: p.rounds,
+    protectedPages: o.protectedPages,
+    forbiddenPages: o.forbiddenPages,
+    splits: o.protector.splits,
+    rounds: o.rounds,
     faults: {
       total: stats.faults,
       handled: stats.handled,
       notMine: stats.notMine,
       pagesFaulted: stats.pagesFaulted,
-      perGuestSecond: p.run.guestMs > 0 ? (stats.faults / p.run.guestMs) * 1000 : 0,
-      perWallSecond: p.run.wallMs > 0 ? (stats.faults / p.run.wallMs) * 1000 : 0,
+      perGuestSecond: run.guestMs > 0 ? (stats.faults / run.guestMs) * 1000 : 0,
+      perWallSecond: run.wallMs > 0 ? (stats.faults / run.wallMs) * 1000 : 0,
       maxPerPage: counts.reduce((a, b) => Math.max(a, b), 0),
       meanPerPage: counts.length ? counts.reduce((a, b) => a + b, 0) / counts.length : 0,
       histogram,
       topPages,
     },
-    tlb: { ...p.protector.tlb },
-    protectedRun: p.run,
-    baselineRun,
-    slowdown: baselineRun ? rate(baselineRun) / rate(p.run) : undefined,
-    verify: p.verify,
-    trace: p.handler.trace,
+    tlb: o.tlb,
+    prime: o.primeRun,
+    protectedRun: run,
+    baselineRun: o.baselineRun,
+    ...(o.baselineRun ? protectionCost(run, o.baselineRun) : {}),
+    verify: o.verify,
+    trace: handler.trace,
   };
 }

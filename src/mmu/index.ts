@@ -6,4 +6,7 @@ export {
   type PageFault, type FaultDecision, type FaultPolicy, type FaultContext, type FaultTraceEvent, type FaultStats, type FaultHandlerOptions,
 } from './faults.ts';
 export * from './policies/index.ts';
-export { runFaults, scopePfns, DEFAULT_FAULTS_WORKLOAD, type FaultRunOptions, type FaultRunReport, type RunMeasure, type ProtectScope } from './fault-run.ts';
+export {
+  runFaults, scopePfns, protectionCost, DEFAULT_FAULTS_WORKLOAD, DEFAULT_FAULTS_WARMUP_MS, DEFAULT_FAULTS_PRIME_MS, DEFAULT_FAULTS_DET_WARMUP_MS, PRIME_ROUND_MS,
+  type FaultRunOptions, type FaultRunReport, type RunMeasure, type PrimeMeasure, type ProtectScope,
+} from './fault-run.ts';
