@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --json] [-- --sizes 128,512] [-- --live-sizes 128,512,1024] [-- --largest-sizes 64,128] [-- --reps 3] [-- --live-reps 5] [-- --no-write] [-- --no-huge-pages] [-- --only hibernate|faults|live|largest]`
+ * `npm run bench [-- --json] [-- --sizes 128,512] [-- --live-sizes 128,512,1024] [-- --largest-sizes 64,128] [-- --restore-sizes 32,128,1024] [-- --reps 3] [-- --live-reps 5] [-- --no-write] [-- --no-huge-pages] [-- --only hibernate|faults|live|largest|restore]`
  *
  * Side by side in one run, on the same guest and data (RAM filled by a `stream`
  * workload — hash output, incompressible — up to what swsusp can save):
@@ -32,6 +32,7 @@ import { swsusp } from '../src/save/swsusp.ts';
 import { runSave } from '../src/save/session.ts';
 import { benchLive, liveMarkdown, renderLive, type LiveBenchRow } from './live.ts';
 import { benchLargest, largestMarkdown, renderLargest, type LargestRow } from './largest.ts';
+import { benchRestore, renderRestore, restoreMarkdown, type RestoreRow } from './restore.ts';
 import { benchFaults, faultsMarkdown, renderFaultWorkload, type FaultBench, type FaultBenchRow } from './faults.ts';
 import { benchFlags, settle } from './settle.ts';
 
@@ -368,6 +369,7 @@ async function main(): Promise<void> {
       sizes: { type: 'string' },
       'live-sizes': { type: 'string' },
       'largest-sizes': { type: 'string' },
+      'restore-sizes': { type: 'string' },
       only: { type: 'string' },
       reps: { type: 'string', default: '3' },
       // Downtimes of 5–40 ms on a shared 2-core host: more clean runs than the long columns get.
@@ -379,12 +381,13 @@ async function main(): Promise<void> {
   });
   const json = opts.json;
   const only = opts.only;
-  if (only !== undefined && !['hibernate', 'faults', 'live', 'largest'].includes(only)) throw new Error(`--only takes hibernate, faults, live or largest, not ${only}`);
+  if (only !== undefined && !['hibernate', 'faults', 'live', 'largest', 'restore'].includes(only)) throw new Error(`--only takes hibernate, faults, live, largest or restore, not ${only}`);
   const sizes = sizeList('--sizes', opts.sizes ?? '128,512');
   const liveSizes = sizeList('--live-sizes', opts['live-sizes'] ?? opts.sizes ?? '128,512,1024');
   const reps = positive('--reps', opts.reps);
   const liveReps = positive('--live-reps', opts['live-reps']);
   const largestSizes = sizeList('--largest-sizes', opts['largest-sizes'] ?? '64,128');
+  const restoreSizes = sizeList('--restore-sizes', opts['restore-sizes'] ?? '32,128,1024');
   const rows: Row[] = [];
   if (only === undefined || only === 'hibernate') {
     for (const size of sizes) {
@@ -407,14 +410,23 @@ async function main(): Promise<void> {
     if (!json) process.stderr.write('bench: largest image by real saves…\n');
     for (const size of largestSizes) largestRows.push(...(await benchLargest(size)));
   }
-  if (json) process.stdout.write(`${JSON.stringify({ rows, faults, live: liveRows, largest: largestRows }, null, 2)}\n`);
-  else process.stdout.write(`${[rows.length ? render(rows) : '', faults ? `${renderFaults(faults.roundTrips)}\n${renderFaultWorkload(faults)}` : '', liveRows.length ? renderLive(liveRows) : '', largestRows.length ? renderLargest(largestRows) : ''].filter(Boolean).join('\n\n')}\n`);
+  let restoreRows: RestoreRow[] = [];
+  if (only === undefined || only === 'restore') {
+    if (!json) process.stderr.write('bench: every restore strategy on the same image…\n');
+    for (const size of restoreSizes) restoreRows.push(...(await benchRestore(size)));
+  }
+  if (json) process.stdout.write(`${JSON.stringify({ rows, faults, live: liveRows, largest: largestRows, restore: restoreRows }, null, 2)}\n`);
+  else {
+    const parts = [rows.length ? render(rows) : '', faults ? `${renderFaults(faults.roundTrips)}\n${renderFaultWorkload(faults)}` : '', liveRows.length ? renderLive(liveRows) : '', largestRows.length ? renderLargest(largestRows) : '', restoreRows.length ? renderRestore(restoreRows) : ''];
+    process.stdout.write(`${parts.filter(Boolean).join('\n\n')}\n`);
+  }
   if (!opts['no-write']) {
     const hib = rows.length ? hibernateMarkdown(rows) : existingSection('## swsusp save');
     const flt = faults ? faultsMarkdown(faults) : existingSection('## Fault round trips');
     const live = liveRows.length ? liveMarkdown(liveRows) : existingSection('## Saving while running');
     const largest = largestRows.length ? largestMarkdown(largestRows) : existingSection('## Largest image');
-    writeFileSync(new URL('../docs/BENCHMARKS.md', import.meta.url), [head(), hib, flt, live, largest].filter(Boolean).join('\n') + existingExtra());
+    const restore = restoreRows.length ? restoreMarkdown(restoreRows) : existingSection('## Restore strategies');
+    writeFileSync(new URL('../docs/BENCHMARKS.md', import.meta.url), [head(), hib, flt, live, largest, restore].filter(Boolean).join('\n') + existingExtra());
   }
 }
 

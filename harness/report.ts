@@ -143,7 +143,7 @@ function restoreDetails(r: RestoreReport | undefined): string[] {
   const decl = RESTORE_STRATEGIES.get(r.strategy)?.stats ?? {};
   return [
     `restore strategy ${r.strategy}${optionText(r.options)}`,
-    `  pages loaded ${r.pagesLoaded}: ${r.inPlacePages} in place, ${r.pbes} through PBEs${r.unchangedPages ? `, ${r.unchangedPages} already equal` : ''}; ${r.snapshotFrames} frames taken from the boot kernel`,
+    `  pages loaded ${r.pagesLoaded}: ${r.inPlacePages} in place, ${r.pbes} through PBEs${r.unchangedPages ? `, ${r.unchangedPages} already equal` : ''}; ${r.snapshotFrames} frames taken from the boot kernel (it used ${r.bootKernelFrames} itself)`,
     ...statLines(decl, r.stats),
     ...phaseLines('  phases', r.phasesMs),
   ];

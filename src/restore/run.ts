@@ -14,6 +14,8 @@ export async function runRestore<O extends OptionSpecs, S extends StatSpecs, P>(
   ctx: RestoreContext,
 ): Promise<{ load: RestoreLoad<S>; report: RestoreReport }> {
   const options = resolveOptions(`restore strategy ${strategy.name}`, strategy.options, given);
+  const alloc = ctx.guest.allocator;
+  const bootKernelFrames = alloc.frameCount - alloc.freeCount;
   const plan = await ctx.timer.time('plan', () => strategy.plan(ctx, options));
   const load = await ctx.timer.time('load', () => strategy.load(ctx, plan));
   const owners = ctx.guest.allocator.owners;
@@ -29,6 +31,7 @@ export async function runRestore<O extends OptionSpecs, S extends StatSpecs, P>(
       pbes: load.pbes,
       unchangedPages: load.unchangedPages ?? 0,
       snapshotFrames,
+      bootKernelFrames,
       phasesMs: Object.fromEntries(Object.entries(ctx.timer.phases).map(([k, v]) => [k, round1(v)])),
       stats: load.stats,
     },

@@ -75,6 +75,8 @@ export interface RestoreReport {
   readonly unchangedPages: number;
   /** Frames the restore took from the boot kernel's allocator (safe pages, PBE pages, bitmaps, trampoline, in-place frames). */
   readonly snapshotFrames: number;
+  /** Frames the boot kernel itself used when the restore began (its kernel, tables, stacks, caches read at boot). */
+  readonly bootKernelFrames: number;
   readonly phasesMs: Readonly<Record<string, number>>;
   /** The strategy's own statistics, as it declared them. */
   readonly stats: Readonly<Record<string, unknown>>;
