@@ -23,7 +23,7 @@ const MiB = 1024 * 1024;
 /** The machines: RAM, the hibernated kernel's workload, its reserved region. */
 export const RESTORE_MACHINES: Readonly<Record<number, { workload: string; reserveMiB: number }>> = {
   32: { workload: 'churn:1M@500,stream:8M,cache:2M@boot', reserveMiB: 8 },
-  128: { workload: 'churn:4M@2000,stream:40M,cache:8M@boot', reserveMiB: 16 },
+  128: { workload: 'churn:4M@2000,stream:40M,cache:8M@boot', reserveMiB: 24 },
   // About 100,000 image pages, the size of Wysocki's 2006 figures.
   1024: { workload: 'churn:4M@2000,stream:372M,cache:16M@boot', reserveMiB: 64 },
 };
@@ -127,6 +127,7 @@ export function restoreMarkdown(rows: readonly RestoreRow[]): string {
     'restore began, taken = the frames the restore took from it (safe pages, PBE pages, bitmaps,',
     'trampoline, in-place frames): what the boot kernel needs is their sum. Time = plan + load +',
     "the trampoline's copy, one run (compare-on-load's load includes the boot kernel's ticks).",
+    `Reserved regions: ${Object.entries(RESTORE_MACHINES).map(([ram, m]) => `${m.reserveMiB} MiB at ${ram} MiB`).join(', ')}.`,
     '',
     '| RAM | workload | image pages | restore | in place | PBEs (copies) | equal | allocations | pages eaten | pages compared | boot kernel | taken | needed | time | cycle |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
