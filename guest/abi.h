@@ -2,7 +2,7 @@
 #ifndef HIBERLAB_ABI_H
 #define HIBERLAB_ABI_H
 
-#define ABI_VERSION 9
+#define ABI_VERSION 10
 #define PORT_HYPERCALL 0x5e0
 #define PORT_PAGE_FAULT 0x5e1
 
@@ -12,8 +12,8 @@
 #define HC_PM_POLL 4 /* Polled every tick by the pm task. Returns EAX = 1 when a hibernation was requested. */
 #define HC_PM_NEXT 5 /* EBX = result of the previous command. Returns EAX = next PM command, EBX/ECX/ESI = its arguments. */
 #define HC_ATOMIC 6 /* Interrupts off, tasks frozen, saved_context written: the atomic point. Sent from swsusp_arch_suspend with EBX ESI EDI EBP ESP EFLAGS, the segment registers, CR0-CR4, GDTR, IDTR and TR as its caller has them (only EAX and EDX carry the call), [ESP] = the return address. Returns EAX = 0. */
-#define HC_RESUME_CHECK 7 /* Boot kernel asks whether to resume. Returns EAX = 0 (boot normally), 1 with EBX = trampoline, ECX = PBE list head, ESI = &saved_context (jump now), or 2 (boot on without workloads while the harness loads the image; it jumps on PM RESUME). */
-#define HC_RESTORE_DONE 8 /* Sent by the trampoline after the PBE copy, paging off, before the saved context is loaded. */
+#define HC_RESUME_CHECK 7 /* Boot kernel asks whether to resume. Returns EAX = 0 (boot normally), 1 with EBX = trampoline, ECX = PBE list head, ESI = &saved_context, EDI = highmem PBE list head (0: none; the kernel copies those pages itself, through temporary mappings, before it enters the trampoline) (jump now), or 2 (boot on without workloads while the harness loads the image; it jumps on PM RESUME). */
+#define HC_RESTORE_DONE 8 /* Sent by the trampoline after the PBE copy (paging off, or on the page directory of TRAMPOLINE_PD_SLOT), before the saved context is loaded. */
 #define HC_RESUMED 9 /* EBX = generation. The resumed kernel has re-initialised its devices (before thawing). */
 #define HC_VERIFY 10 /* EBX = task id, ECX = words checked, ESI = bad words, EDI = first bad word index (or 0xFFFFFFFF). */
 #define HC_READY 11 /* EBX = number of workload tasks. Every workload has filled its buffer once (warm-up may start). */
@@ -32,7 +32,7 @@
 #define PM_POWER_OFF 6 /* Hypercall POWER_OFF, then cli; hlt forever. */
 #define PM_PROBE 7 /* EBX = probe pattern, ECX = address, ESI = length in bytes: run one access pattern (see PROBES). Result: 0. */
 #define PM_VERIFY 8 /* Every workload task verifies its buffer at its next safe point and reports VERIFY; the pm task checks the cache pages at once and reports CACHE_VERIFY (if a cache workload was configured). Result: 0. */
-#define PM_RESUME 9 /* A boot kernel told 2 at RESUME_CHECK: EBX = trampoline, ECX = PBE list head, ESI = &saved_context: cli and jump into the trampoline. Never returns. */
+#define PM_RESUME 9 /* A boot kernel told 2 at RESUME_CHECK: EBX = trampoline, ECX = PBE list head, ESI = &saved_context, EDI = highmem PBE list head (as for RESUME_CHECK): cli and jump into the trampoline. Never returns. */
 
 #define PROBE_WRITE_ONCE 1 /* One 32-bit store at ECX. */
 #define PROBE_WRITE_TWICE 2 /* Two 32-bit stores at ECX. */
@@ -73,6 +73,9 @@
 #define PM_REQUEST_IRQ 9 /* The interrupt line the harness raises (one edge) to request hibernation, like a power button's ACPI SCI: the guest wakes its pm task and switches to it at once, so the request does not wait for the task's next PM_POLL tick. v86's own ACPI, the only other user of IRQ 9, is off. */
 #define BOOT_FLAG_LARGE_PAGES 1 /* boot_info.flags: RAM is identity-mapped with 4 MiB PSE pages. */
 #define PF_HANDLED 0x4b4f4650u /* Page-fault port result 'PFOK': the harness fixed the cause, retry the access. A magic value, so that a port nobody answers (EAX keeps the error code) never means retry. */
+#define TRAMPOLINE_PD_SLOT 4092 /* Offset in the trampoline's page of a word the harness writes: 0 = the trampoline copies with paging off; otherwise the physical address of a page directory that maps lowmem 1:1 with 4 MiB pages, and the trampoline copies with paging on, through it (as Linux's 32-bit restore does on its own resume page tables). */
+#define KMAP_BASE 0xffc00000u /* Linear address of the first of the kernel's temporary-mapping slots (lowmem=: frames above lowmem are reached only through them). */
+#define KMAP_SLOTS 2 /* Temporary-mapping slots (a page each, from KMAP_BASE up). */
 #define PF_NOT_MINE 0 /* Page-fault port result: not the harness's fault; the guest's own handling (report and halt). Any value but PF_HANDLED means the same. */
 
 #ifndef __ASSEMBLER__
@@ -106,8 +109,9 @@ struct boot_info {
     uint32_t cache; /* &cache_state (the reclaimable cache workload) */
     uint32_t current_task; /* &current (u32: address of the running task's task_struct, 0 before the scheduler starts) */
     uint32_t reserved_bytes; /* reserve=: the region 0 .. reserved_bytes the kernel confines itself to until RESUME_CHECK, and leaves free after a normal boot (0: none) */
+    uint32_t lowmem_bytes; /* lowmem=: RAM 0 .. lowmem_bytes is mapped permanently (identity); frames above are highmem, reached only through the KMAP slots, and hold only cache pages (= ram_bytes without lowmem=; 0 means the same) */
 } __attribute__((packed));
-_Static_assert(sizeof(struct boot_info) == 100, "boot_info size");
+_Static_assert(sizeof(struct boot_info) == 104, "boot_info size");
 _Static_assert(offsetof(struct boot_info, magic) == 0, "boot_info.magic");
 _Static_assert(offsetof(struct boot_info, abi_version) == 4, "boot_info.abi_version");
 _Static_assert(offsetof(struct boot_info, ram_bytes) == 8, "boot_info.ram_bytes");
@@ -133,6 +137,7 @@ _Static_assert(offsetof(struct boot_info, probe_buffer_bytes) == 84, "boot_info.
 _Static_assert(offsetof(struct boot_info, cache) == 88, "boot_info.cache");
 _Static_assert(offsetof(struct boot_info, current_task) == 92, "boot_info.current_task");
 _Static_assert(offsetof(struct boot_info, reserved_bytes) == 96, "boot_info.reserved_bytes");
+_Static_assert(offsetof(struct boot_info, lowmem_bytes) == 100, "boot_info.lowmem_bytes");
 
 /* The page-frame allocator. The harness allocates through the same fields while the guest is stopped at a hypercall. */
 struct alloc_state {
@@ -349,7 +354,8 @@ _Static_assert(offsetof(struct pbe, next) == 8, "pbe.next");
 #define OFF_BOOT_INFO_CACHE 88
 #define OFF_BOOT_INFO_CURRENT_TASK 92
 #define OFF_BOOT_INFO_RESERVED_BYTES 96
-#define SIZEOF_BOOT_INFO 100
+#define OFF_BOOT_INFO_LOWMEM_BYTES 100
+#define SIZEOF_BOOT_INFO 104
 #define OFF_ALLOC_STATE_BITMAP 0
 #define OFF_ALLOC_STATE_OWNER_MAP 4
 #define OFF_ALLOC_STATE_FRAME_COUNT 8

@@ -18,7 +18,10 @@
  * (all frames, unless reserve= asks for a reserved region: then the boot
  * confines itself to the frames below it, and a normal boot leaves them free
  * afterwards, so that a boot kernel living there finds every other frame
- * free; see main.c). The harness may take any free frame.
+ * free; see main.c). With lowmem= the zone ends at lowmem: the frames above
+ * are highmem, which only alloc_high_page hands out (for pages the kernel
+ * reaches through temporary mappings: the cache). The harness may take any
+ * free frame.
  */
 #include "kernel.h"
 
@@ -31,6 +34,8 @@
 
 struct alloc_state alloc_state;
 uint32_t ram_bytes;
+uint32_t lowmem_bytes;                  /* = ram_bytes without lowmem= */
+static uint32_t high_hint;
 
 #define BITMAP ((uint32_t *)alloc_state.bitmap)
 #define OWNERS ((uint8_t *)alloc_state.owner_map)
@@ -131,6 +136,7 @@ void alloc_init(uint32_t mbi)
     for_each_ram_region(mbi, note_top);
     if (ram_bytes < 2 * LOW_MEMORY)
         panic("alloc: no RAM above 1 MiB");
+    lowmem_bytes = ram_bytes;
     frames = ram_bytes / PAGE_SIZE;
     bitmap_bytes = PGROUNDUP((frames + 31) / 32 * 4);
     owner_bytes = PGROUNDUP(frames);
@@ -154,10 +160,10 @@ void alloc_init(uint32_t mbi)
     alloc_check();
 }
 
-/* Return the first free pfn of the zone at or after start (wrapping around in the zone), or frame_count if none. */
-static uint32_t find_free(uint32_t start)
+/* Return the first free pfn of lo .. hi - 1 at or after start (wrapping around), or frame_count if none. */
+static uint32_t find_free_in(uint32_t lo, uint32_t hi, uint32_t start)
 {
-    uint32_t lo = alloc_state.zone_start, hi = alloc_state.zone_end, n = hi - lo, k, pfn;
+    uint32_t n = hi - lo, k, pfn;
 
     if (start < lo || start >= hi)
         start = lo;
@@ -173,6 +179,12 @@ static uint32_t find_free(uint32_t start)
             return pfn;
     }
     return alloc_state.frame_count;
+}
+
+/* Return the first free pfn of the zone at or after start (wrapping around in the zone), or frame_count if none. */
+static uint32_t find_free(uint32_t start)
+{
+    return find_free_in(alloc_state.zone_start, alloc_state.zone_end, start);
 }
 
 /* From now on the kernel allocates only frames start .. end - 1 (reserve=; the harness may take any). */
@@ -204,6 +216,30 @@ uint32_t alloc_page(int owner)
     }
     frame_take(pfn, owner);
     alloc_state.next_hint = pfn + 1 < alloc_state.frame_count ? pfn + 1 : 0;
+    irq_restore(f);
+    return pfn * PAGE_SIZE;
+}
+
+/*
+ * Allocate one highmem frame for owner (lowmem=): a frame above lowmem, which the
+ * kernel reaches only through kmap; a lowmem frame of the zone when highmem is full,
+ * or while the kernel confines itself to a reserved region below lowmem. Return its
+ * physical address, 0 if memory is exhausted.
+ */
+uint32_t alloc_high_page(int owner)
+{
+    uint32_t lo = lowmem_bytes / PAGE_SIZE, pfn, f;
+
+    if (lo >= alloc_state.frame_count || alloc_state.zone_end < lo)
+        return alloc_page(owner);
+    f = irq_save();
+    pfn = find_free_in(lo, alloc_state.frame_count, high_hint);
+    if (pfn >= alloc_state.frame_count) {
+        irq_restore(f);
+        return alloc_page(owner);
+    }
+    frame_take(pfn, owner);
+    high_hint = pfn + 1;
     irq_restore(f);
     return pfn * PAGE_SIZE;
 }

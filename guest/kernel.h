@@ -66,8 +66,10 @@ extern volatile uint32_t ticks;
 /* alloc.c */
 extern struct alloc_state alloc_state;
 extern uint32_t ram_bytes;
+extern uint32_t lowmem_bytes;
 void alloc_init(uint32_t mbi);
 uint32_t alloc_page(int owner);
+uint32_t alloc_high_page(int owner);
 uint32_t alloc_contig(uint32_t n, int owner);
 void free_page(uint32_t addr);
 void free_contig(uint32_t addr, uint32_t n);
@@ -77,6 +79,8 @@ void alloc_set_zone(uint32_t start, uint32_t end);
 /* paging.c */
 void paging_init(int large_pages);
 uint32_t *paging_pte(uint32_t va);
+void *kmap(int slot, uint32_t pa);
+void kunmap(int slot);
 #define PTE_P 0x001
 #define PTE_W 0x002
 extern uint32_t kernel_cr3;
@@ -130,6 +134,7 @@ extern uint8_t probe_buffer[PROBE_BUFFER_BYTES];
 extern struct saved_context saved_context;
 int swsusp_arch_suspend(void);
 void resume_jump(uint32_t trampoline, uint32_t pbe_head, uint32_t ctx) __attribute__((noreturn));
+void resume_enter(uint32_t trampoline, uint32_t pbe_head, uint32_t ctx, uint32_t high_pbe_head) __attribute__((noreturn));
 extern char trampoline_start[], trampoline_end[];
 
 /* main.c */

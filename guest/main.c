@@ -65,7 +65,7 @@ static void boot_info_init(uint32_t flags)
 void main(uint32_t magic, uint32_t mbi)
 {
     char pages[8];
-    uint32_t seed = 0, crash = 0, flags = 0, reserve = 0;
+    uint32_t seed = 0, crash = 0, flags = 0, reserve = 0, lowmem = 0;
     struct hc_regs r;
 
     cmdline_init(mbi);
@@ -75,8 +75,8 @@ void main(uint32_t magic, uint32_t mbi)
     kprintf("\nhiberlab guest, abi %d\ncmdline: %s\n", ABI_VERSION, cmdline);
     if (magic != MULTIBOOT_BOOTLOADER_MAGIC)
         panic("main: not loaded by a multiboot loader");
-    if (trampoline_end - trampoline_start > PAGE_SIZE)
-        panic("main: trampoline larger than a page");
+    if (trampoline_end - trampoline_start > TRAMPOLINE_PD_SLOT)
+        panic("main: trampoline does not leave its page's last word free");
 
     if (cmdline_get("pages", pages, sizeof(pages))) {
         if (strncmp(pages, "4m", 3) == 0)
@@ -87,14 +87,22 @@ void main(uint32_t magic, uint32_t mbi)
     cmdline_u32("seed", &seed);
     cmdline_u32("crash", &crash);
     cmdline_u32("reserve", &reserve);
+    cmdline_u32("lowmem", &lowmem);
     pm_crash_after_ready = (int)crash;
 
     alloc_init(mbi);
+    if (lowmem && PGROUNDDOWN(lowmem) < ram_bytes) {
+        /* Only lowmem is mapped for good; the kernel's own allocations stay there. */
+        lowmem_bytes = PGROUNDDOWN(lowmem);
+        if (lowmem_bytes <= alloc_state.owner_map + PGROUNDUP(alloc_state.frame_count) + 0x100000)
+            panic("main: lowmem= must leave the kernel a MiB above its allocator");
+        alloc_set_zone(0, lowmem_bytes / PAGE_SIZE);
+    }
     if (reserve) {
         /* Until RESUME_CHECK the kernel lives in the reserved region: a boot kernel never leaves it. */
         reserve = PGROUNDDOWN(reserve);
-        if (reserve >= ram_bytes || reserve <= (uint32_t)kernel_end)
-            panic("main: reserve= must lie above the kernel and below the top of RAM");
+        if (reserve >= lowmem_bytes || reserve <= (uint32_t)kernel_end)
+            panic("main: reserve= must lie above the kernel and below the top of RAM (and of lowmem)");
         alloc_set_zone(0, reserve / PAGE_SIZE);
     }
     paging_init(flags & BOOT_FLAG_LARGE_PAGES);
@@ -112,13 +120,12 @@ void main(uint32_t magic, uint32_t mbi)
 
     boot_info_init(flags);
     boot_info.reserved_bytes = reserve;
+    boot_info.lowmem_bytes = lowmem_bytes;
     hypercall(HC_BOOT_INFO, (uint32_t)&boot_info, 0, 0, 0);
 
     r = hypercall_regs(HC_RESUME_CHECK, 0, 0, 0, 0);
     if (r.eax == 1) {
-        kprintf("resume: trampoline %p, pbe list %p, context %p\n",
-                (void *)r.ebx, (void *)r.ecx, (void *)r.esi);
-        resume_jump(r.ebx, r.ecx, r.esi);
+        resume_enter(r.ebx, r.ecx, r.esi, r.edi);
     }
     if (r.eax == 2) {
         /* The harness loads the image while this kernel runs on; it jumps on PM RESUME. */
@@ -128,7 +135,7 @@ void main(uint32_t magic, uint32_t mbi)
             task_create("kcached", KIND_IDLE, 0, cache_refresh_task, 0);
     } else {
         if (reserve)    /* a normal boot: the reserved region is left free from here on */
-            alloc_set_zone(reserve / PAGE_SIZE, alloc_state.frame_count);
+            alloc_set_zone(reserve / PAGE_SIZE, lowmem_bytes / PAGE_SIZE);
         workloads_create(seed, 0);
     }
     pit_init();

@@ -76,6 +76,31 @@ static void resumed(void)
     thaw_tasks(0xFFFFFFFFu);
 }
 
+/*
+ * The boot kernel's last act: interrupts off, the highmem PBE list copied here, in C,
+ * through the KMAP slots (the trampoline copies with paging on, on a map of lowmem
+ * only, and cannot reach those frames: the "C code a bit earlier" of Linux's 32-bit
+ * restore), then into the trampoline. Nothing of this kernel that the copy overwrites
+ * (highmem: its cache pages) is used again.
+ */
+void resume_enter(uint32_t trampoline, uint32_t pbe_head, uint32_t ctx, uint32_t high_pbe_head)
+{
+    const struct pbe *p;
+    uint32_t n = 0;
+
+    cli();
+    kprintf("resume: trampoline %p, pbe list %p, highmem pbe list %p, context %p\n",
+            (void *)trampoline, (void *)pbe_head, (void *)high_pbe_head, (void *)ctx);
+    for (p = (const struct pbe *)high_pbe_head; p; p = (const struct pbe *)p->next, n++) {
+        memcpy(kmap(1, p->orig_address), kmap(0, p->address), PAGE_SIZE);
+        kunmap(0);
+        kunmap(1);
+    }
+    if (n)
+        kprintf("resume: %u highmem pages copied\n", n);
+    resume_jump(trampoline, pbe_head, ctx);
+}
+
 /* Execute PM commands until PM_DONE, or until the kernel was resumed from an image. */
 static void pm_loop(void)
 {
@@ -126,8 +151,7 @@ static void pm_loop(void)
         case PM_RESUME:
             if (!resume_pending)
                 panic("pm: RESUME without a pending resume");
-            kprintf("resume: trampoline %p, pbe list %p, context %p\n", (void *)r.ebx, (void *)r.ecx, (void *)r.esi);
-            resume_jump(r.ebx, r.ecx, r.esi);
+            resume_enter(r.ebx, r.ecx, r.esi, r.edi);
         default:
             panic("pm: unknown command");
         }

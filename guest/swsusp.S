@@ -17,10 +17,16 @@
  *
  * The trampoline (trampoline_start .. trampoline_end)
  *   Entered by the boot kernel with EAX = PBE list head (physical, 0 = empty),
- *   EBX = &saved_context, interrupts off. The harness runs a copy of these
- *   bytes in a safe page, so the code is position independent: no absolute
- *   addresses, no call, no stack until the saved ESP is loaded. It
- *     1. turns paging off (everything is identity mapped, so EIP stays valid),
+ *   EBX = &saved_context, EDX = its own address, interrupts off. The harness
+ *   runs a copy of these bytes in a safe page, so the code is position
+ *   independent: no absolute addresses, no call, no stack until the saved ESP
+ *   is loaded. It
+ *     1. reads the word at TRAMPOLINE_PD_SLOT of its page: 0 → turns paging
+ *        off (lowmem is identity mapped, so EIP stays valid); otherwise a page
+ *        directory in a safe page that maps lowmem 1:1 with 4 MiB pages →
+ *        sets CR4.PSE and loads it into CR3, and copies with paging on, as
+ *        Linux's 32-bit restore does (frames above lowmem are out of its reach:
+ *        the boot kernel copied those before, resume_enter),
  *     2. copies every PBE's page (4096 bytes, rep movsl) to its orig_address,
  *     3. hypercall RESTORE_DONE: memory now equals the image,
  *     4. loads ESP and writes only below it from here on: the lret frame,
@@ -36,6 +42,7 @@
 #include "kernel.h"
 
 #define CR0_PG 0x80000000
+#define CR4_PSE_BIT 0x10
 #define TSS_BUSY 0x02                   /* in the type field, byte 5 of a descriptor */
 #define SC(field) saved_context + OFF_SAVED_CONTEXT_##field
 
@@ -130,9 +137,17 @@ resume_jump:
 trampoline_start:
     cli
     cld
+    movl TRAMPOLINE_PD_SLOT(%edx), %ecx
+    testl %ecx, %ecx
+    jnz 5f
     movl %cr0, %ecx
     andl $~CR0_PG, %ecx
     movl %ecx, %cr0                     /* paging off: EIP is identity mapped */
+    jmp 1f
+5:  movl %cr4, %esi
+    orl $CR4_PSE_BIT, %esi
+    movl %esi, %cr4
+    movl %ecx, %cr3                     /* the resume page directory: lowmem 1:1, EIP stays valid */
     jmp 1f
 1:
     testl %eax, %eax

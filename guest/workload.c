@@ -223,11 +223,26 @@ static inline uint32_t cache_word(uint32_t seed, uint32_t i, uint32_t w)
     return fmix32(seed ^ (i * 0x9E3779B9u) ^ (w * 0x85EBCA6Bu) ^ 0x27d4eb2fu);
 }
 
-/* Allocate bytes (rounded up to pages) of cache pages and their table; fill page i with cache_word(seed, i, .). */
+/*
+ * Fill the cache page at physical address pa with the words of page i of `seed`
+ * (through a KMAP slot when it is in highmem, with interrupts off meanwhile).
+ */
+static void cache_page_fill(uint32_t pa, uint32_t seed, uint32_t i)
+{
+    uint32_t f = irq_save(), w;
+    uint32_t *page = kmap(0, pa);
+
+    for (w = 0; w < PAGE_SIZE / 4; w++)
+        page[w] = cache_word(seed, i, w);
+    kunmap(0);
+    irq_restore(f);
+}
+
+/* Allocate bytes (rounded up to pages) of cache pages (highmem first) and their table; fill page i with cache_word(seed, i, .). */
 static void create_cache(uint32_t bytes, uint32_t seed)
 {
     struct cache_state *c = &cache_state;
-    uint32_t n = PGROUNDUP(bytes) / PAGE_SIZE, i, w;
+    uint32_t n = PGROUNDUP(bytes) / PAGE_SIZE, i;
     uint32_t *table;
 
     if (c->configured)
@@ -242,12 +257,11 @@ static void create_cache(uint32_t bytes, uint32_t seed)
         panic("cache: out of memory for the table");
     c->table = (uint32_t)table;
     for (i = 0; i < n; i++) {
-        uint32_t *page = (uint32_t *)alloc_page(OWNER_CACHE);
-        if (page == NULL)
+        uint32_t page = alloc_high_page(OWNER_CACHE);
+        if (page == 0)
             panic("cache: out of memory");
-        for (w = 0; w < PAGE_SIZE / 4; w++)
-            page[w] = cache_word(c->seed, i, w);
-        table[i] = (uint32_t)page;
+        cache_page_fill(page, c->seed, i);
+        table[i] = page;
         c->pages = i + 1;
     }
     kprintf("workload: cache %u pages, table %p, seed %x\n", n, table, c->seed);
@@ -279,7 +293,7 @@ uint32_t drop_cache(uint32_t n)
 void cache_refresh_task(uint32_t arg)
 {
     struct cache_state *c = &cache_state;
-    uint32_t i = 0, w;
+    uint32_t i = 0;
 
     (void)arg;
     for (;;) {
@@ -287,8 +301,7 @@ void cache_refresh_task(uint32_t arg)
         if (c->pages == 0)
             continue;
         i = (i + 1) % c->pages;
-        for (w = 0; w < PAGE_SIZE / 4; w++)
-            ((uint32_t *)((uint32_t *)c->table)[i])[w] = cache_word(c->seed ^ CACHE_REUSE_SALT, i, w);
+        cache_page_fill(((uint32_t *)c->table)[i], c->seed ^ CACHE_REUSE_SALT, i);
     }
 }
 
@@ -302,11 +315,14 @@ void cache_verify(void)
     if (!c->configured)
         return;
     for (i = 0; i < c->pages; i++) {
-        const uint32_t *page = (const uint32_t *)table[i];
+        uint32_t f = irq_save();
+        const uint32_t *page = kmap(0, table[i]);
         for (w = 0; w < PAGE_SIZE / 4; w++) {
             if (page[w] != cache_word(c->seed, i, w) && bad++ == 0)
                 first_bad = i * (PAGE_SIZE / 4) + w;
         }
+        kunmap(0);
+        irq_restore(f);
     }
     kprintf("verify: cache %u pages bad words %u\n", c->pages, bad);
     hypercall(HC_CACHE_VERIFY, 0, c->pages * (PAGE_SIZE / 4), bad, first_bad);

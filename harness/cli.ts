@@ -61,6 +61,7 @@ const ramOpt = () => new Option('--ram <size>', 'guest RAM (16M .. 2G-128K)').ar
 const jsonOpt = () => new Option('--json', 'print one JSON report on stdout');
 const verboseOpt = () => new Option('-v, --verbose', 'print every number, not only the summary');
 const consoleOpt = () => new Option('--console', 'echo the guest console on stderr');
+const lowmemOpt = () => new Option('--lowmem <size>', 'boot the kernels with only this much RAM mapped for good (lowmem=); the frames above are highmem and hold the cache').argParser(sizeOption);
 const reserveOpt = () => new Option('--reserve <size>', 'boot the kernels with a reserved region of this size (reserve=; the reserved restore needs it)').argParser(sizeOption);
 const kernelOpt = () => new Option('--kernel <file>', 'boot this multiboot kernel (it implements the hypercall ABI, docs/ABI.md) instead of the built-in guest');
 const detOpt = () => new Option('--deterministic', 'virtual clock from the instruction counter, JIT off: identical runs');
@@ -70,6 +71,7 @@ interface CommonFlags {
   ram: number;
   kernel?: string;
   reserve?: number;
+  lowmem?: number;
   json?: boolean;
   verbose?: boolean;
   console?: boolean;
@@ -157,6 +159,7 @@ function hibernateOptions(flags: HibernateFlags, cmd: Command): HibernateOptions
     workload: flags.workload,
     kernel: flags.kernel,
     reserveBytes: flags.reserve,
+    lowmemBytes: flags.lowmem,
     seed: flags.seed,
     save: flags.save,
     saveOptions: strategyOptions(cmd, SAVE_STRATEGIES, flags.save, 'save'),
@@ -180,6 +183,7 @@ function addHibernateOptions(cmd: Command): Command {
     .option('--seed <n>', 'seed of the workload data', intOption, 1)
     .addOption(kernelOpt())
     .addOption(reserveOpt())
+    .addOption(lowmemOpt())
     .addOption(new Option('--save <name>', 'save strategy').choices([...SAVE_STRATEGIES.keys()]).default('swsusp'))
     .option('--warmup <ms>', 'guest milliseconds the workloads run before hibernating', intOption, DEFAULT_WARMUP_MS);
   addStrategyOptions(cmd, SAVE_STRATEGIES);
@@ -280,6 +284,7 @@ export function buildProgram(): Command {
     .option('--seed <n>', "the boot kernel's seed, as the hibernated kernel's", intOption)
     .addOption(kernelOpt())
     .addOption(reserveOpt())
+    .addOption(lowmemOpt())
     .addOption(new Option('--restore <name>', 'restore strategy').choices([...RESTORE_STRATEGIES.keys()]).default('bitmap-pbe'));
   addStrategyOptions(resumeCmd, RESTORE_STRATEGIES);
   resumeCmd
@@ -292,7 +297,7 @@ export function buildProgram(): Command {
       reporting('resume', flags.json, async () => {
         if (!existsSync(flags.image)) throw new HiberlabError('NO_DEVICE', `no such swap device: ${flags.image}`, { path: flags.image });
         const r = await resume({
-          imagePath: flags.image, ramBytes: flags.ram, workload: flags.workload, seed: flags.seed, kernel: flags.kernel, reserveBytes: flags.reserve, restore: flags.restore, restoreOptions: strategyOptions(cmd, RESTORE_STRATEGIES, flags.restore, 'restore'),
+          imagePath: flags.image, ramBytes: flags.ram, workload: flags.workload, seed: flags.seed, kernel: flags.kernel, reserveBytes: flags.reserve, lowmemBytes: flags.lowmem, restore: flags.restore, restoreOptions: strategyOptions(cmd, RESTORE_STRATEGIES, flags.restore, 'restore'),
           deterministic: flags.deterministic, largePages: flags.largePages,
           progress: !flags.json || process.stderr.isTTY, onConsole: consoleEcho(flags),
         });

@@ -16,7 +16,7 @@
  */
 
 /** Bumped whenever a number or a layout below changes meaning. */
-export const ABI_VERSION = 9;
+export const ABI_VERSION = 10;
 
 export const PORTS = {
   /** Hypercalls: EAX = function number. */
@@ -42,8 +42,8 @@ export const HYPERCALLS = {
   PM_POLL: { value: 4, doc: 'Polled every tick by the pm task. Returns EAX = 1 when a hibernation was requested.' },
   PM_NEXT: { value: 5, doc: 'EBX = result of the previous command. Returns EAX = next PM command, EBX/ECX/ESI = its arguments.' },
   ATOMIC: { value: 6, doc: 'Interrupts off, tasks frozen, saved_context written: the atomic point. Sent from swsusp_arch_suspend with EBX ESI EDI EBP ESP EFLAGS, the segment registers, CR0-CR4, GDTR, IDTR and TR as its caller has them (only EAX and EDX carry the call), [ESP] = the return address. Returns EAX = 0.' },
-  RESUME_CHECK: { value: 7, doc: 'Boot kernel asks whether to resume. Returns EAX = 0 (boot normally), 1 with EBX = trampoline, ECX = PBE list head, ESI = &saved_context (jump now), or 2 (boot on without workloads while the harness loads the image; it jumps on PM RESUME).' },
-  RESTORE_DONE: { value: 8, doc: 'Sent by the trampoline after the PBE copy, paging off, before the saved context is loaded.' },
+  RESUME_CHECK: { value: 7, doc: 'Boot kernel asks whether to resume. Returns EAX = 0 (boot normally), 1 with EBX = trampoline, ECX = PBE list head, ESI = &saved_context, EDI = highmem PBE list head (0: none; the kernel copies those pages itself, through temporary mappings, before it enters the trampoline) (jump now), or 2 (boot on without workloads while the harness loads the image; it jumps on PM RESUME).' },
+  RESTORE_DONE: { value: 8, doc: 'Sent by the trampoline after the PBE copy (paging off, or on the page directory of TRAMPOLINE_PD_SLOT), before the saved context is loaded.' },
   RESUMED: { value: 9, doc: 'EBX = generation. The resumed kernel has re-initialised its devices (before thawing).' },
   VERIFY: { value: 10, doc: 'EBX = task id, ECX = words checked, ESI = bad words, EDI = first bad word index (or 0xFFFFFFFF).' },
   READY: { value: 11, doc: 'EBX = number of workload tasks. Every workload has filled its buffer once (warm-up may start).' },
@@ -65,7 +65,7 @@ export const PM_COMMANDS = {
   POWER_OFF: { value: 6, doc: 'Hypercall POWER_OFF, then cli; hlt forever.' },
   PROBE: { value: 7, doc: 'EBX = probe pattern, ECX = address, ESI = length in bytes: run one access pattern (see PROBES). Result: 0.' },
   VERIFY: { value: 8, doc: 'Every workload task verifies its buffer at its next safe point and reports VERIFY; the pm task checks the cache pages at once and reports CACHE_VERIFY (if a cache workload was configured). Result: 0.' },
-  RESUME: { value: 9, doc: 'A boot kernel told 2 at RESUME_CHECK: EBX = trampoline, ECX = PBE list head, ESI = &saved_context: cli and jump into the trampoline. Never returns.' },
+  RESUME: { value: 9, doc: 'A boot kernel told 2 at RESUME_CHECK: EBX = trampoline, ECX = PBE list head, ESI = &saved_context, EDI = highmem PBE list head (as for RESUME_CHECK): cli and jump into the trampoline. Never returns.' },
 } as const satisfies Record<string, AbiEntry>;
 
 /** Access patterns the pm task runs on PM_COMMANDS.PROBE (for exact fault-count tests). */
@@ -121,6 +121,9 @@ export const CONSTANTS = {
   PM_REQUEST_IRQ: { value: 9, doc: "The interrupt line the harness raises (one edge) to request hibernation, like a power button's ACPI SCI: the guest wakes its pm task and switches to it at once, so the request does not wait for the task's next PM_POLL tick. v86's own ACPI, the only other user of IRQ 9, is off." },
   BOOT_FLAG_LARGE_PAGES: { value: 1, doc: 'boot_info.flags: RAM is identity-mapped with 4 MiB PSE pages.' },
   PF_HANDLED: { value: 0x4b4f4650, doc: "Page-fault port result 'PFOK': the harness fixed the cause, retry the access. A magic value, so that a port nobody answers (EAX keeps the error code) never means retry." },
+  TRAMPOLINE_PD_SLOT: { value: 4092, doc: 'Offset in the trampoline\'s page of a word the harness writes: 0 = the trampoline copies with paging off; otherwise the physical address of a page directory that maps lowmem 1:1 with 4 MiB pages, and the trampoline copies with paging on, through it (as Linux\'s 32-bit restore does on its own resume page tables).' },
+  KMAP_BASE: { value: 0xffc00000, doc: 'Linear address of the first of the kernel\'s temporary-mapping slots (lowmem=: frames above lowmem are reached only through them).' },
+  KMAP_SLOTS: { value: 2, doc: 'Temporary-mapping slots (a page each, from KMAP_BASE up).' },
   PF_NOT_MINE: { value: 0, doc: "Page-fault port result: not the harness's fault; the guest's own handling (report and halt). Any value but PF_HANDLED means the same." },
 } as const satisfies Record<string, AbiEntry>;
 
@@ -180,6 +183,7 @@ export const STRUCTS = {
     ['cache', '&cache_state (the reclaimable cache workload)'],
     ['current_task', '&current (u32: address of the running task\'s task_struct, 0 before the scheduler starts)'],
     ['reserved_bytes', 'reserve=: the region 0 .. reserved_bytes the kernel confines itself to until RESUME_CHECK, and leaves free after a normal boot (0: none)'],
+    ['lowmem_bytes', 'lowmem=: RAM 0 .. lowmem_bytes is mapped permanently (identity); frames above are highmem, reached only through the KMAP slots, and hold only cache pages (= ram_bytes without lowmem=; 0 means the same)'],
   ]),
   alloc_state: struct('alloc_state', 'The page-frame allocator. The harness allocates through the same fields while the guest is stopped at a hypercall.', [
     ['bitmap', 'physical address of the bitmap: bit (pfn % 32) of word (pfn / 32) is 1 when the frame is in use'],

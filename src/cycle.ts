@@ -56,6 +56,8 @@ export interface MachineChoice {
   readonly hostHugePages?: boolean;
   /** Boot both kernels with a reserved region of this many bytes (reserve=; the `reserved` restore needs it). Default: none. */
   readonly reserveBytes?: number;
+  /** Boot both kernels with only this much RAM mapped for good (lowmem=); the frames above are highmem and hold the cache. Default: all RAM. */
+  readonly lowmemBytes?: number;
 }
 
 export interface HibernateOptions extends MachineChoice {
@@ -156,6 +158,8 @@ export interface ResumeResult {
   readonly guest?: Guest;
   /** The image's frames and those the restore loaded in place (bitmap words), for pictures. */
   readonly frames?: { readonly saved: Uint32Array; readonly inPlace?: Uint32Array };
+  /** How the trampoline copied, as the CPU held it at RESTORE_DONE: with paging on (on the page directory at cr3) or off. */
+  readonly trampolineCpu?: { readonly paging: boolean; readonly cr3: number };
 }
 
 export interface CycleReport {
@@ -229,7 +233,7 @@ export async function hibernate(options: HibernateOptions = {}): Promise<Hiberna
   try {
     guest = options.guest ?? await Guest.boot({
       ramBytes, image, workload, seed, swapPath: imagePath,
-      deterministic: options.deterministic, largePages: options.largePages, onConsole: options.onConsole, prefault: options.prefault, hostHugePages: options.hostHugePages, reserveBytes: options.reserveBytes,
+      deterministic: options.deterministic, largePages: options.largePages, onConsole: options.onConsole, prefault: options.prefault, hostHugePages: options.hostHugePages, reserveBytes: options.reserveBytes, lowmemBytes: options.lowmemBytes,
     });
     phases.boot = options.guest ? 0 : performance.now() - t;
     t = performance.now();
@@ -279,7 +283,7 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
     guest = await Guest.boot(
       {
         ramBytes, image, swapPath: options.imagePath, workload: options.workload, seed: options.seed, deterministic: options.deterministic, largePages: options.largePages,
-        onConsole: options.onConsole, prefault: options.prefault, hostHugePages: options.hostHugePages, reserveBytes: options.reserveBytes,
+        onConsole: options.onConsole, prefault: options.prefault, hostHugePages: options.hostHugePages, reserveBytes: options.reserveBytes, lowmemBytes: options.lowmemBytes,
       },
       async (g) => {
         phases.boot = performance.now() - t;
@@ -326,11 +330,13 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
     const verifier = new Verifier(validated!, options.oracle);
     let verify: VerifyReport[] = [];
     let died: MachineError | undefined;
+    let trampolineCpu: ResumeResult['trampolineCpu'];
     t = performance.now();
     try {
       verify = await g.completeResume({
         atRestoreDone: () => {
           phases.trampoline = performance.now() - t;
+          trampolineCpu = { paging: (g.machine.cr(0) & 0x80000000) !== 0, cr3: g.machine.cr(3) };
           t = performance.now();
           verifier.atRestoreDone(g.machine);
           phases.compare = performance.now() - t;
@@ -352,7 +358,7 @@ export async function resume(options: ResumeOptions): Promise<ResumeResult> {
     if (kept) guest = undefined;
     return {
       status, restore: restoreReport, check, verify, generation: died ? undefined : g.generation, phasesMs: roundAll(phases), validationScan: validated!.scan,
-      console: g.machine.console, signatureReset, guest: kept, frames: { saved: validated!.pfnWords, inPlace },
+      console: g.machine.console, signatureReset, guest: kept, frames: { saved: validated!.pfnWords, inPlace }, trampolineCpu,
       ...(died ? { reason: died.message, errorCode: died.code } : {}),
     };
   } finally {

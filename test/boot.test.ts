@@ -188,6 +188,36 @@ describe('the guest boots on v86', () => {
     });
   });
 
+  it('with lowmem= maps only lowmem for good, keeps its own allocations there and puts the cache in highmem, which it checks through its KMAP slots', async () => {
+    await withGuest({ ramBytes: 32 * MiB, lowmemBytes: 12 * MiB, workload: 'churn:1M@100,cache:4M', seed: 9 }, async (g) => {
+      const lowFrames = (12 * MiB) / 4096;
+      expect(g.bootInfo.lowmem_bytes).toBe(12 * MiB);
+      const walker = new PageTableWalker(g.machine);
+      const kmapBase = 0xffc00000;
+      for (const map of walker.mappings()) {
+        if (map.linear >= kmapBase) continue; // a KMAP slot left mapped (none is, between two uses)
+        expect(map.linear).toBeLessThan(12 * MiB);
+        expect(map.physical).toBe(map.linear);
+      }
+      expect(walker.translate(12 * MiB)).toBeUndefined();
+      expect(walker.translate(12 * MiB - 4096)?.physical).toBe(12 * MiB - 4096);
+      // Every cache page is in highmem; everything else the kernel allocated is in lowmem.
+      const owners = g.allocator.owners;
+      let cacheHigh = 0;
+      for (let pfn = 0; pfn < owners.length; pfn++) {
+        if (owners[pfn] === OWNERS.CACHE.value) {
+          expect(pfn).toBeGreaterThanOrEqual(lowFrames);
+          cacheHigh++;
+        } else if (owners[pfn] !== OWNERS.FREE.value) expect(pfn).toBeLessThan(lowFrames);
+      }
+      expect(cacheHigh).toBe(1024);
+      const page5 = g.machine.readU32(g.cache.table + 5 * 4);
+      expect(await g.verifyNow()).toEqual(expect.arrayContaining([{ taskId: -1, workload: 'cache', wordsChecked: 1024 * 1024, badWords: 0, firstBad: undefined }]));
+      g.machine.writeU32(page5 + 4 * 17, g.machine.readU32(page5 + 4 * 17) ^ 1);
+      expect(await g.verifyNow()).toEqual(expect.arrayContaining([{ taskId: -1, workload: 'cache', wordsChecked: 1024 * 1024, badWords: 1, firstBad: 5 * 1024 + 17 }]));
+    });
+  });
+
   it('the freezer freezes a task asleep at a safe point where it sleeps and lets a running one reach its safe point, within the tick', async () => {
     // Deterministic: the virtual clock makes "no tick passed" reproducible.
     await withGuest({ workload: 'churn:1M@20,stream:1M', seed: 5, deterministic: true }, async (g) => {

@@ -115,6 +115,43 @@ describe('compare-on-load: the boot kernel runs on while the image is loaded', (
   });
 });
 
+describe('highmem: kernels that map only lowmem for good', () => {
+  const lowmemBytes = 24 * MiB; // less than half of the 64 MiB
+  const workload = 'churn:2M@500,stream:4M,cache:16M@boot';
+
+  it('bitmap-pbe copies lowmem pages in a trampoline with paging on, highmem pages in the boot kernel before it; other restores copy with paging off', async () => {
+    const path = tempSwapPath('highmem');
+    const h = await hibernate({ ramBytes: 64 * MiB, workload, seed: 37, lowmemBytes, image: guestImage(), imagePath: path, warmupMs: 30 });
+    const copy = tempSwapPath('highmem-copy');
+    copyFileSync(path, copy);
+    const r = await resume({ imagePath: path, oracle: h.oracle, image: guestImage(), lowmemBytes, workload: h.workload, seed: h.seed, verifyReportsExpected: h.verifyReportsExpected });
+    expect(r.check!.failures).toEqual([]);
+    expect(r.check!.verdict).toBe('pass');
+    const s = r.restore!.stats as Record<string, number>;
+    // The boot kernel read its 4096 cache pages at boot into highmem: the image's pages there go through the second list.
+    expect(s.highmemPbes).toBeGreaterThanOrEqual(4096);
+    expect(s.lowmemPbes).toBeGreaterThan(0);
+    expect(s.lowmemPbes! + s.highmemPbes!).toBe(r.restore!.pbes);
+    expect(s.highmemCopiesInLowmem).toBe(0);
+    expect(r.trampolineCpu!.paging).toBe(true);
+    expect(r.trampolineCpu!.cr3).toBeLessThan(lowmemBytes);
+    expect(r.console).toMatch(/resume: (\d+) highmem pages copied/);
+    expect(Number(/resume: (\d+) highmem pages copied/.exec(r.console)![1])).toBe(s.highmemPbes);
+
+    const other = await resume({ imagePath: copy, oracle: h.oracle, image: guestImage(), restore: 'one-shot', lowmemBytes, workload: h.workload, seed: h.seed, verifyReportsExpected: h.verifyReportsExpected });
+    expect(other.check!.verdict).toBe('pass');
+    expect(other.trampolineCpu!.paging).toBe(false);
+  });
+
+  it('the cache lives in highmem, out of the page tables; live saves copy it atomically, as pages they cannot protect', async () => {
+    for (const save of ['wp-full', 'cow']) {
+      const r = await runCycle({ ramBytes: 64 * MiB, workload: 'churn:2M@500,stream:4M,cache:16M', seed: 38, save, lowmemBytes, image: guestImage(), imagePath: tempSwapPath(`highmem-${save}`), warmupMs: 30 });
+      expectPass(r);
+      expect(r.save.atomicCopyPages).toBeGreaterThanOrEqual(4096);
+    }
+  });
+});
+
 describe('a restore that cannot be satisfied is refused before any guest memory is touched, and the image stays resumable', () => {
   it('eat-unsafe refuses an image larger than the safe frames it can find; bitmap-pbe then resumes it', async () => {
     const path = tempSwapPath('big');

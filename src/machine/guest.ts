@@ -26,10 +26,15 @@ export interface GuestOptions extends Omit<MachineOptions, 'cmdline'> {
   readonly extraCmdline?: string;
   /** reserve=: a region of this many bytes from 0 that the kernel confines itself to until RESUME_CHECK and leaves free after a normal boot (for the `reserved` restore). */
   readonly reserveBytes?: number;
+  /** lowmem=: only RAM below this many bytes is mapped for good; the frames above are highmem, reached through KMAP slots, and hold the cache pages. */
+  readonly lowmemBytes?: number;
 }
 
 /** What the boot kernel does at RESUME_CHECK. */
-export type ResumeDecision = { resume: false } | { resume: true; trampoline: number; pbeHead: number; context: number };
+export type ResumeDecision =
+  | { resume: false }
+  /** highPbeHead: a second PBE list the boot kernel copies itself, through temporary mappings, before it enters the trampoline (highmem). */
+  | { resume: true; trampoline: number; pbeHead: number; context: number; highPbeHead?: number };
 
 /** A workload's check of its own data: a task's buffer, or the kernel's check of the cache pages. */
 export interface VerifyReport {
@@ -81,6 +86,7 @@ export class Guest {
       `seed=${(options.seed ?? 1) >>> 0}`,
       options.largePages ? 'pages=4m' : '',
       options.reserveBytes ? `reserve=${options.reserveBytes >>> 0}` : '',
+      options.lowmemBytes ? `lowmem=${options.lowmemBytes >>> 0}` : '',
       options.extraCmdline ?? '',
     ].filter(Boolean).join(' ');
     const machine = await Machine.boot({ ...options, cmdline });
@@ -96,11 +102,11 @@ export class Guest {
         // The boot kernel ran on while the image was loaded: it jumps on PM RESUME.
         if (decision.resume) {
           await guest.enterPm();
-          machine.complete({ eax: PM_COMMANDS.RESUME.value, ebx: decision.trampoline, ecx: decision.pbeHead, esi: decision.context });
+          machine.complete({ eax: PM_COMMANDS.RESUME.value, ebx: decision.trampoline, ecx: decision.pbeHead, esi: decision.context, edi: decision.highPbeHead ?? 0 });
           guest.inPmLoop = false;
         }
       } else if (decision.resume) {
-        machine.complete({ eax: 1, ebx: decision.trampoline, ecx: decision.pbeHead, esi: decision.context });
+        machine.complete({ eax: 1, ebx: decision.trampoline, ecx: decision.pbeHead, esi: decision.context, edi: decision.highPbeHead ?? 0 });
       } else {
         machine.complete({ eax: 0 });
         await guest.waitReady();

@@ -30,7 +30,7 @@
  * Page-table pages change under the CPU without faults (v86 sets accessed/dirty bits
  * on every walk), so a save strategy must copy them inside its atomic section.
  */
-import { OWNERS, ownerName } from '../abi.ts';
+import { CONSTANTS, OWNERS, ownerName } from '../abi.ts';
 import type { Guest } from '../machine/guest.ts';
 import type { Machine } from '../machine/machine.ts';
 import { PTE } from './page-table.ts';
@@ -440,7 +440,9 @@ export class WriteProtector {
       }
       else this.linearOf[pfn] = linear;
     };
-    for (let i = 0; i < 1024; i++) {
+    // The KMAP slots map a highmem frame only for a moment: no frame's mapping.
+    const kmapPde = CONSTANTS.KMAP_BASE.value >>> 22;
+    for (let i = 0; i < kmapPde; i++) {
       const pde = ram32[(this.pd >>> 2) + i]!;
       if (!(pde & PTE.PRESENT)) continue;
       if (pde & PTE.PAGE_SIZE) {
@@ -463,6 +465,10 @@ export class WriteProtector {
     const range = (start: number, bytes: number, why: string) => {
       for (let p = Math.floor(start / PAGE_SIZE); p * PAGE_SIZE < start + Math.max(bytes, 1); p++) if (!this.registered.has(p)) this.registered.set(p, why);
     };
+    const lowmemFrames = Math.floor((bi.lowmem_bytes || bi.ram_bytes) / PAGE_SIZE);
+    for (let p = lowmemFrames; p < this.frameCount; p++) {
+      this.registered.set(p, 'highmem (lowmem=): the kernel maps it only for a moment, through a KMAP slot it makes writable each time, so a write cannot be caught');
+    }
     const dt = m.descriptorTables();
     range(dt.idtBase, dt.idtLimit + 1, 'the IDT: #PF delivery reads the gate of vector 14 from it');
     range(dt.gdtBase, dt.gdtLimit + 1, 'the GDT: #PF delivery loads the code segment from it (and the CPU writes accessed/busy bits)');

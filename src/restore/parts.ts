@@ -10,13 +10,14 @@
  *   loadImage         the image streamed in: straight into frames, or handed over page by page
  *   relocateTrampoline the position-independent trampoline copied into a safe page
  */
-import { OWNERS, STRUCTS } from '../abi.ts';
+import { CONSTANTS, OWNERS, STRUCTS } from '../abi.ts';
 import { crc32 } from '../image/crc.ts';
 import { ImageReader, type ValidatedImage } from '../image/index.ts';
 import type { GuestAllocator } from '../machine/allocator.ts';
 import type { BootInfo } from '../machine/guest-structs.ts';
 import type { Guest } from '../machine/guest.ts';
 import type { Machine } from '../machine/machine.ts';
+import { PTE } from '../mmu/page-table.ts';
 import { MemoryBitmap, bitmapPages } from '../pages/memory-bitmap.ts';
 import { countBits, frameMask, popcount, runsOfWords } from '../pages/page-set.ts';
 import { hex, PAGE_SIZE } from '../units.ts';
@@ -95,15 +96,29 @@ export function claimUnsafeBitmap(guest: Guest, unsafe: Uint32Array): MemoryBitm
  * from guest memory (Linux's prepare_image with its one-shot allocation): a free frame
  * marked unsafe is taken for its own page (loaded in place), any other free one is taken
  * as a safe page while fewer than `safeWanted` were. All taken frames get owner SNAPSHOT.
+ *
+ * With `high` (a boot kernel with highmem): the `safeWanted` safe pages come from lowmem
+ * (below high.lowFrames), and `high.wanted` more (highSafe, for the copies of highmem
+ * pages) from highmem, or from what lowmem has left when highmem has too few (Linux
+ * takes highmem copies from highmem first, too).
  */
-export function allocationPass(alloc: GuestAllocator, unsafeBm: MemoryBitmap, safeWanted: number): { inPlace: number; safe: Uint32Array } {
+export function allocationPass(
+  alloc: GuestAllocator,
+  unsafeBm: MemoryBitmap,
+  safeWanted: number,
+  high?: { readonly lowFrames: number; readonly wanted: number },
+): { inPlace: number; safe: Uint32Array; highSafe: Uint32Array } {
   const bm = alloc.bitmap;
   const words = bm.length;
   const frames = alloc.frameCount;
+  const lowFrames = high?.lowFrames ?? frames;
+  const highWanted = high?.wanted ?? 0;
   const claim = new Uint32Array(words);
   const safe = new Uint32Array(safeWanted);
+  const highSafe = new Uint32Array(highWanted);
   let inPlace = 0;
   let nSafe = 0;
+  let nHigh = 0;
   for (let w = 0; w < words; w++) {
     const free = (~bm[w]! & frameMask(w, frames)) >>> 0;
     if (free === 0) continue;
@@ -112,16 +127,30 @@ export function allocationPass(alloc: GuestAllocator, unsafeBm: MemoryBitmap, sa
     claim[w] = own;
     if (own !== 0) inPlace += popcount(own);
     let other = (free & ~unsafeWord) >>> 0;
-    while (other !== 0 && nSafe < safeWanted) {
+    while (other !== 0 && (nSafe < safeWanted || nHigh < highWanted)) {
+      const bit = (other & -other) >>> 0;
+      other = (other & ~bit) >>> 0;
+      const pfn = w * 32 + 31 - Math.clz32(bit);
+      if (pfn < lowFrames ? nSafe < safeWanted : nHigh < highWanted) {
+        claim[w] = (claim[w]! | bit) >>> 0;
+        if (pfn < lowFrames) safe[nSafe++] = pfn;
+        else highSafe[nHigh++] = pfn;
+      }
+    }
+  }
+  // Highmem too full for the highmem copies: what lowmem has left.
+  for (let w = 0; w < words && nHigh < highWanted && w * 32 < lowFrames; w++) {
+    let other = (~bm[w]! & ~unsafeBm.word(w) & ~claim[w]! & frameMask(w, lowFrames)) >>> 0;
+    while (other !== 0 && nHigh < highWanted) {
       const bit = (other & -other) >>> 0;
       other = (other & ~bit) >>> 0;
       claim[w] = (claim[w]! | bit) >>> 0;
-      safe[nSafe++] = w * 32 + 31 - Math.clz32(bit);
+      highSafe[nHigh++] = w * 32 + 31 - Math.clz32(bit);
     }
   }
-  if (nSafe !== safeWanted) throw new RestoreRefusedError(`internal: ${safeWanted} safe frames planned, ${nSafe} found`);
+  if (nSafe !== safeWanted || nHigh !== highWanted) throw new RestoreRefusedError(`internal: ${safeWanted} + ${highWanted} safe frames planned, ${nSafe} + ${nHigh} found`);
   alloc.claimMasks(claim, OWNERS.SNAPSHOT.value);
-  return { inPlace, safe };
+  return { inPlace, safe, highSafe };
 }
 
 /** A PBE list (struct pbe: address of the copy, original address, next) built in guest frames. */
@@ -156,11 +185,18 @@ export class PbeList {
   }
 }
 
-/** Copies the trampoline's bytes into frame `pfn` and drops the JIT's and TLB's stale state; returns its address. */
-export function relocateTrampoline(guest: Guest, pfn: number): number {
+/**
+ * Copies the trampoline's bytes into frame `pfn` (the rest of the page zero) and drops
+ * the JIT's and TLB's stale state; returns its address. `pageDirectory`: the frame of a
+ * page directory mapping lowmem 1:1 (resumePageDirectory) for a trampoline that copies
+ * with paging on; 0 (default): it copies with paging off.
+ */
+export function relocateTrampoline(guest: Guest, pfn: number, pageDirectory = 0): number {
   const m = guest.machine;
   const bi = guest.bootInfo;
+  m.ram.fill(0, pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE);
   m.write(pfn * PAGE_SIZE, m.view(bi.trampoline_start, bi.trampoline_end - bi.trampoline_start).slice());
+  m.ram32[(pfn * PAGE_SIZE + CONSTANTS.TRAMPOLINE_PD_SLOT.value) >>> 2] = pageDirectory * PAGE_SIZE;
   m.clearJitCache();
   m.flushTlb();
   return pfn * PAGE_SIZE;
@@ -276,4 +312,18 @@ function firstAtOrAbove(ascending: Uint32Array, limit: number): number {
     else hi = mid;
   }
   return lo;
+}
+
+/**
+ * Builds, in frame `pfn`, the page directory a paging-on trampoline copies through:
+ * lowmem (0 .. lowmemBytes, rounded up to 4 MiB) mapped 1:1 with 4 MiB pages, writable,
+ * supervisor; nothing else (Linux's 32-bit resume_pg_dir). Frames above lowmem are out
+ * of its reach.
+ */
+export function resumePageDirectory(guest: Guest, pfn: number, lowmemBytes: number): void {
+  const ram32 = guest.machine.ram32;
+  const base = (pfn * PAGE_SIZE) >>> 2;
+  ram32.fill(0, base, base + 1024);
+  const LARGE = 4 << 20;
+  for (let i = 0; i * LARGE < lowmemBytes; i++) ram32[base + i] = (i * LARGE + (PTE.PAGE_SIZE | PTE.WRITABLE | PTE.PRESENT)) >>> 0;
 }
