@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --json] [-- --sizes 128,512] [-- --live-sizes 128,512,1024] [-- --largest-sizes 64,128] [-- --restore-sizes 32,128,1024] [-- --reps 3] [-- --live-reps 5] [-- --no-write] [-- --no-huge-pages] [-- --only hibernate|faults|live|largest|restore]`
+ * `npm run bench [-- --json] [-- --sizes 128,512] [-- --live-sizes 128,512,1024] [-- --largest-sizes 64,128] [-- --restore-sizes 32,128,1024] [-- --reps 3] [-- --live-reps 5] [-- --no-write] [-- --no-huge-pages] [-- --cycle-reps 5] [-- --only hibernate|faults|live|largest|restore|cycle]`
  *
  * Side by side in one run, on the same guest and data (RAM filled by a `stream`
  * workload — hash output, incompressible — up to what swsusp can save):
@@ -33,6 +33,8 @@ import { runSave } from '../src/save/session.ts';
 import { benchLive, liveMarkdown, renderLive, type LiveBenchRow } from './live.ts';
 import { benchLargest, largestMarkdown, renderLargest, type LargestRow } from './largest.ts';
 import { benchRestore, renderRestore, restoreMarkdown, type RestoreRow } from './restore.ts';
+import { benchCycleTime, cycleTimeMarkdown, renderCycleTime, type CycleTimeRow } from './cycle.ts';
+import { DEFAULT_WORKLOAD } from '../src/cycle.ts';
 import { benchFaults, faultsMarkdown, renderFaultWorkload, type FaultBench, type FaultBenchRow } from './faults.ts';
 import { benchFlags, settle } from './settle.ts';
 
@@ -370,6 +372,7 @@ async function main(): Promise<void> {
       'live-sizes': { type: 'string' },
       'largest-sizes': { type: 'string' },
       'restore-sizes': { type: 'string' },
+      'cycle-reps': { type: 'string', default: '5' },
       only: { type: 'string' },
       reps: { type: 'string', default: '3' },
       // Downtimes of 5–40 ms on a shared 2-core host: more clean runs than the long columns get.
@@ -381,7 +384,7 @@ async function main(): Promise<void> {
   });
   const json = opts.json;
   const only = opts.only;
-  if (only !== undefined && !['hibernate', 'faults', 'live', 'largest', 'restore'].includes(only)) throw new Error(`--only takes hibernate, faults, live, largest or restore, not ${only}`);
+  if (only !== undefined && !['hibernate', 'faults', 'live', 'largest', 'restore', 'cycle'].includes(only)) throw new Error(`--only takes hibernate, faults, live, largest, restore or cycle, not ${only}`);
   const sizes = sizeList('--sizes', opts.sizes ?? '128,512');
   const liveSizes = sizeList('--live-sizes', opts['live-sizes'] ?? opts.sizes ?? '128,512,1024');
   const reps = positive('--reps', opts.reps);
@@ -415,9 +418,16 @@ async function main(): Promise<void> {
     if (!json) process.stderr.write('bench: every restore strategy on the same image…\n');
     for (const size of restoreSizes) restoreRows.push(...(await benchRestore(size)));
   }
-  if (json) process.stdout.write(`${JSON.stringify({ rows, faults, live: liveRows, largest: largestRows, restore: restoreRows }, null, 2)}\n`);
+  let cycleRows: CycleTimeRow[] = [];
+  if (only === undefined || only === 'cycle') {
+    if (!json) process.stderr.write('bench: the whole cycle command…\n');
+    const cycleReps = positive('--cycle-reps', opts['cycle-reps']);
+    cycleRows.push(...(await benchCycleTime('128M', DEFAULT_WORKLOAD, cycleReps)));
+    cycleRows.push(...(await benchCycleTime('2047M', 'churn:2M@1000,stream:30%', Math.min(cycleReps, 3))));
+  }
+  if (json) process.stdout.write(`${JSON.stringify({ rows, faults, live: liveRows, largest: largestRows, restore: restoreRows, cycle: cycleRows }, null, 2)}\n`);
   else {
-    const parts = [rows.length ? render(rows) : '', faults ? `${renderFaults(faults.roundTrips)}\n${renderFaultWorkload(faults)}` : '', liveRows.length ? renderLive(liveRows) : '', largestRows.length ? renderLargest(largestRows) : '', restoreRows.length ? renderRestore(restoreRows) : ''];
+    const parts = [rows.length ? render(rows) : '', faults ? `${renderFaults(faults.roundTrips)}\n${renderFaultWorkload(faults)}` : '', liveRows.length ? renderLive(liveRows) : '', largestRows.length ? renderLargest(largestRows) : '', restoreRows.length ? renderRestore(restoreRows) : '', cycleRows.length ? renderCycleTime(cycleRows) : ''];
     process.stdout.write(`${parts.filter(Boolean).join('\n\n')}\n`);
   }
   if (!opts['no-write']) {
@@ -426,7 +436,8 @@ async function main(): Promise<void> {
     const live = liveRows.length ? liveMarkdown(liveRows) : existingSection('## Saving while running');
     const largest = largestRows.length ? largestMarkdown(largestRows) : existingSection('## Largest image');
     const restore = restoreRows.length ? restoreMarkdown(restoreRows) : existingSection('## Restore strategies');
-    writeFileSync(new URL('../docs/BENCHMARKS.md', import.meta.url), [head(), hib, flt, live, largest, restore].filter(Boolean).join('\n') + existingExtra());
+    const cycle = cycleRows.length ? cycleTimeMarkdown(cycleRows) : existingSection('## The whole `hiberlab cycle` command');
+    writeFileSync(new URL('../docs/BENCHMARKS.md', import.meta.url), [head(), cycle, hib, flt, live, largest, restore].filter(Boolean).join('\n') + existingExtra());
   }
 }
 

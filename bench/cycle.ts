@@ -1,0 +1,110 @@
+/**
+ * The whole `hiberlab cycle` command, as a CI job runs it: a fresh Node process, from
+ * its start to its exit, with the report's phases beside it. Two ways to start it: the
+ * checkout's bin (the CLI's TypeScript through tsx's loader) and the package's built
+ * JavaScript (dist/, what an installed package runs; built by `npm run build`, skipped
+ * when absent). "process" is what the phases do not cover: Node's start, loading the
+ * modules, v86's construction before the first boot, the report's printing and exit.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { performance } from 'node:perf_hooks';
+import Table from 'cli-table3';
+import { settle } from './settle.ts';
+
+const run = promisify(execFile);
+
+export interface CycleTimeRow {
+  readonly ram: string;
+  readonly workload: string;
+  readonly route: 'checkout (tsx)' | 'package (dist)';
+  readonly runs: number;
+  /** Median wall time of the whole command, ms. */
+  readonly wallMs: number;
+  readonly bestMs: number;
+  /** The phases of the median run (ms): first boot, warm-up, save, oracle capture, resume boot, restore, verify, the rest. */
+  readonly phases: Readonly<Record<string, number>>;
+  readonly verdict: string;
+}
+
+const BIN = fileURLToPath(new URL('../bin/hiberlab.mjs', import.meta.url));
+const DIST = new URL('../dist/harness/cli.js', import.meta.url);
+
+function command(route: CycleTimeRow['route'], args: string[]): [string, string[]] {
+  if (route === 'checkout (tsx)') return [process.execPath, [BIN, ...args]];
+  const script = `const { main } = await import(${JSON.stringify(DIST.href)}); process.exitCode = await main(['node', 'hiberlab', ...${JSON.stringify(args)}]);`;
+  return [process.execPath, ['--input-type=module', '-e', script]];
+}
+
+const sumOf = (p: Record<string, number>, prefix: string, except: string[] = []) =>
+  Object.entries(p).filter(([k]) => k.startsWith(prefix) && !except.includes(k)).reduce((a, [, v]) => a + v, 0);
+
+/** Groups the report's phases into what a reader compares. */
+function phasesOf(report: { phasesMs: Record<string, number> }, wallMs: number): Record<string, number> {
+  const p = report.phasesMs;
+  const out: Record<string, number> = {
+    'first boot': p['hibernate.boot'] ?? 0,
+    'warm-up': p['hibernate.warmup'] ?? 0,
+    save: sumOf(p, 'save.', ['save.oracle']),
+    'oracle capture': p['save.oracle'] ?? 0,
+    'resume boot': p['resume.boot'] ?? 0,
+    restore: (p['resume.validate'] ?? 0) + (p['resume.restore'] ?? 0) + (p['resume.trampoline'] ?? 0) + (p['resume.compare'] ?? 0),
+    verify: p['resume.verify'] ?? 0,
+  };
+  out.process = Math.max(0, wallMs - Object.values(out).reduce((a, b) => a + b, 0));
+  return out;
+}
+
+export async function benchCycleTime(ram: string, workload: string, reps: number): Promise<CycleTimeRow[]> {
+  const rows: CycleTimeRow[] = [];
+  const routes: CycleTimeRow['route'][] = ['checkout (tsx)'];
+  if (existsSync(DIST)) routes.push('package (dist)');
+  for (const route of routes) {
+    const runs: Array<{ wallMs: number; phases: Record<string, number>; verdict: string }> = [];
+    for (let i = 0; i < reps; i++) {
+      await settle();
+      const [file, args] = command(route, ['cycle', '--ram', ram, '--workload', workload, '--json']);
+      const t = performance.now();
+      const { stdout } = await run(file, args, { maxBuffer: 64 << 20, env: { ...process.env, NODE_OPTIONS: '' } }).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }));
+      const wallMs = performance.now() - t;
+      const report = JSON.parse(stdout) as { verdict: string; phasesMs: Record<string, number> };
+      runs.push({ wallMs, phases: phasesOf(report, wallMs), verdict: report.verdict });
+    }
+    runs.sort((a, b) => a.wallMs - b.wallMs);
+    const median = runs[Math.floor(runs.length / 2)]!;
+    rows.push({ ram, workload, route, runs: reps, wallMs: median.wallMs, bestMs: runs[0]!.wallMs, phases: median.phases, verdict: runs.every((r) => r.verdict === 'pass') ? 'pass' : 'fail' });
+  }
+  return rows;
+}
+
+const PHASES = ['first boot', 'warm-up', 'save', 'oracle capture', 'resume boot', 'restore', 'verify', 'process'];
+
+export function renderCycleTime(rows: readonly CycleTimeRow[]): string {
+  const t = new Table({ head: ['RAM', 'route', 'median', 'best', ...PHASES, 'cycles'], style: { head: [], border: [] } });
+  for (const r of rows) t.push([r.ram, r.route, `${r.wallMs.toFixed(0)} ms`, `${r.bestMs.toFixed(0)} ms`, ...PHASES.map((p) => (r.phases[p] ?? 0).toFixed(0)), r.verdict]);
+  return t.toString();
+}
+
+export function cycleTimeMarkdown(rows: readonly CycleTimeRow[]): string {
+  const lines = [
+    '## The whole `hiberlab cycle` command',
+    '',
+    'A fresh Node process per run, from its start to its exit, `--json`: what a CI job pays. Median',
+    'of the runs (best beside it); the phases are those of the median run, from its report: first',
+    'boot (v86 constructed, the guest booted to READY), warm-up, save (freeze to power-off, without',
+    "the oracle), the oracle's capture, the boot kernel's boot, restore (what validation left,",
+    'plan, load, trampoline, the oracle\'s comparison), the workloads\' verification; "process" is',
+    "the rest: Node's start, loading the modules, constructing v86, printing, exit. Routes: the",
+    "checkout's bin (TypeScript through tsx) and the package's built JavaScript (dist/). The",
+    "target of the CI issue: at most 1.5 s at 128 MiB.",
+    '',
+    `| RAM | workload | route | runs | median | best | ${PHASES.join(' | ')} | cycles |`,
+    `|---|---|---|---|---|---|${PHASES.map(() => '---').join('|')}|---|`,
+  ];
+  for (const r of rows) {
+    lines.push(`| ${r.ram} | \`${r.workload}\` | ${r.route} | ${r.runs} | ${r.wallMs.toFixed(0)} ms | ${r.bestMs.toFixed(0)} ms | ${PHASES.map((p) => `${(r.phases[p] ?? 0).toFixed(0)}`).join(' | ')} | ${r.verdict} |`);
+  }
+  return `${lines.join('\n')}\n`;
+}
