@@ -231,7 +231,7 @@ async function benchOnce(ramMiB: number, hostHugePages: boolean): Promise<Row> {
 
 /**
  * `reps` runs at one size; every time column is the best (lowest) of its runs. This
- * machine's disk and CPU are shared: the same write varied 60–170 ms within a minute,
+ * machine's disk and CPU are shared: the same write varies severalfold within a minute,
  * so a single run compares noise. The best of each is the least disturbed figure, and
  * every column, ours and the references alike, gets the same treatment.
  */
@@ -375,7 +375,7 @@ async function main(): Promise<void> {
       'cycle-reps': { type: 'string', default: '5' },
       only: { type: 'string' },
       reps: { type: 'string', default: '3' },
-      // Downtimes of 5–40 ms on a shared 2-core host: more clean runs than the long columns get.
+      // Downtimes are short, and a shared 2-core host's stalls weigh on them: more clean runs than the long columns get.
       'live-reps': { type: 'string', default: '5' },
       'no-write': { type: 'boolean', default: false },
       // Guest RAM and the raw baseline's memory on 4 KiB host pages (see docs/V86.md).

@@ -2,10 +2,10 @@
  * Before each measured operation the benchmark lets the process and the disk settle, so
  * that no column pays for the one measured before it:
  *   - V8 collects the garbage left behind (a v86 state of up to 1 GiB). Without this its
- *     collection landed in whichever operation came next and added 5–30 ms there.
+ *     collection lands in whichever operation comes next.
  *   - V8 then frees the big buffers on a helper thread, which competes with the guest for
- *     this machine's two cores for a few hundred ms: a 93 000-instruction freeze took
- *     3–6 ms right after, 0.3 ms after a pause of QUIET_MS.
+ *     this machine's two cores for a while: a freeze right after is much slower than after
+ *     a pause of QUIET_MS.
  *   - `sync` writes back and commits what the previous operation left dirty (this file
  *     system is mounted with `discard`, so deleting the last run's files also queues work
  *     for the disk).
@@ -15,9 +15,9 @@
  * It also runs with --no-flush-bytecode. V8 throws away the bytecode (and with it the
  * compiled code) of functions that have not run for a few major collections, and every
  * cycle here allocates a guest's RAM and lets it go: code that runs once per cycle, as
- * the whole downtime path does, was compiled afresh from source and interpreted in every
- * cycle. wp-full's scan of the fault bitmap then took 1–7 ms instead of 0.1–1. A kernel's
- * hibernation code is machine code that stays where it is; the flag keeps ours too.
+ * the whole downtime path does, would be compiled afresh from source and interpreted,
+ * much slower, in every cycle. A kernel's hibernation code is machine code that stays
+ * where it is; the flag keeps ours too.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';

@@ -3,8 +3,8 @@
  * call per run of pages.
  *
  * The image holds one CRC per 4096-byte page. Computed page by page from JavaScript,
- * each page costs a subarray and a call into a native CRC; that was 14–18 ms of the
- * main thread for the 14901 pages of a 128 MiB save. Here one call takes a whole run
+ * each page costs a subarray and a call into a native CRC, about as much as the CRC
+ * itself, on the main thread of a save. Here one call takes a whole run
  * (swsusp's 2 MiB pieces) and writes each page's CRC into a Uint32Array.
  *
  * Where the CPU has carry-less multiply (PCLMULQDQ), each page is folded 64 bytes at a

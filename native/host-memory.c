@@ -4,7 +4,8 @@
  * One call matters: madvise(MADV_HUGEPAGE) on the part of an ArrayBuffer (v86's wasm
  * memory) that holds guest RAM, so that Linux backs it with 2 MiB transparent huge
  * pages, as QEMU does for its guest RAM. Node has no madvise of its own. See
- * docs/V86.md, "Guest RAM on host huge pages", for what it changes and by how much.
+ * docs/V86.md, "Guest RAM on host huge pages", for what it changes (by how much: the
+ * notes of docs/BENCHMARKS.md).
  *
  * Exports (see module.c):
  *   hugePageSize()                           → 2 MiB, the span the advice rounds to

@@ -7,9 +7,8 @@
  * thread that is read + checksum of the whole image, one chunk after the other. With a
  * CrcThread the two threads take chunks from one shared counter (page-scan.mjs), each
  * reading its own chunks with a positioned read on the same file descriptor, so the scan
- * runs on two cores. Measured on this 2-core machine, a 232 MiB image: 31–45 ms instead
- * of 48–68 ms with a warm thread; inside resume(), whose thread is new each time, a median
- * of 55 ms against 59–70 ms (docs/BENCHMARKS.md, session 7).
+ * runs on two cores (what that was worth: docs/BENCHMARKS.md, notes). Inside resume(),
+ * whose thread is new each time, the gain is smaller than with a warm thread.
  *
  * Start it early (worker start-up takes tens of milliseconds; resume() starts it before
  * booting the boot kernel) and close it when done. Where no worker can be started, or
@@ -47,7 +46,7 @@ export class CrcThread {
       const worker = new Worker(new URL('./page-scan.mjs', import.meta.url), {
         workerData: { role: 'hiberlab-crc-thread', impl: CRC32_IMPLEMENTATION, nativePath: CRC32_PAGES_IMPLEMENTATION === 'native' ? NATIVE_MODULE_PATH : undefined },
         // page-scan.mjs is plain JavaScript: the thread needs none of the loaders node was
-        // started with (tsx took its start-up from 30 to 70–130 ms).
+        // started with (tsx's would only slow its start-up).
         execArgv: [],
       });
       worker.unref();

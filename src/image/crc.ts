@@ -1,10 +1,10 @@
 /**
  * CRC-32 (IEEE 802.3, the polynomial of zlib, gzip and PNG) for the image format.
  *
- * Node's zlib.crc32 is the portable table-driven code (about 2 GB/s here): two passes
- * over every page (once when writing, once when validating) cost more than writing
- * the file. @node-rs/crc32 computes the same checksum with the CPU's carry-less
- * multiply (PCLMULQDQ), 3–4× as fast; where its prebuilt binary is missing the
+ * Node's zlib.crc32 is the portable table-driven code: two passes over every page
+ * (once when writing, once when validating) cost more than writing the file.
+ * @node-rs/crc32 computes the same checksum with the CPU's carry-less multiply
+ * (PCLMULQDQ), much faster; where its prebuilt binary is missing the
  * portable one is used. Both give identical values (checked by a test), so an image
  * written with one validates with the other.
  */

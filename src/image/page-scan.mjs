@@ -116,8 +116,8 @@ if (!isMainThread && workerData?.role === 'hiberlab-crc-thread') {
 }
 
 /**
- * A new thread runs its code cold (V8's interpreter): its first scan took about a third of
- * the chunks the main thread took. So it scans 32 MiB of /dev/zero first, while the boot
+ * A new thread runs its code cold (V8's interpreter): on its first scan it takes far fewer
+ * chunks than the main thread. So it scans 32 MiB of /dev/zero first, while the boot
  * kernel boots, and V8 compiles the loop before the image needs it.
  */
 function warmUp(crcPages) {

@@ -89,8 +89,8 @@ const WRITTEN = 1;
 const CRC_OWED = 2;
 /**
  * A run this long goes to the file in its own write, uncopied, even if it would still fit
- * the stage: one more write call costs microseconds, copying a few MiB into the stage
- * (cold at first: page faults) cost wp-full's atomic section 0.5–5 ms.
+ * the stage: one more write call is cheap, copying a few MiB into the stage (cold at
+ * first: page faults) is not, inside wp-full's atomic section.
  */
 const DIRECT_WRITE_BYTES = 256 << 10;
 /** Stable writes in the background: chunks of this size, all submitted at once (libuv's pool runs four). */
@@ -103,8 +103,8 @@ const WRITES_IN_FLIGHT = 3;
  * A durable writer starts an fdatasync in the background once this much that went
  * through the page cache has finished writing since the last one began (checked as each
  * write takes its slot): the disk writes back while more is written,
- * and commit()'s fdatasync finds little left to do (one fsync at the end waits for all
- * of it at once, measured 60–75 ms for 232 MiB on this machine's disk).
+ * and commit()'s fdatasync finds little left to do (one fsync at the end would wait for
+ * all of it at once).
  */
 const WRITEBACK_BYTES = 32 << 20;
 
@@ -220,8 +220,8 @@ export class ImageWriter implements ImageStream {
   /**
    * The staging buffer, allocated when small writes first need it. Writers that only
    * take long runs (swsusp's atomic copy) never do: allocating 4 MiB inside the atomic
-   * section cost 2–4 ms (the allocator zero-fills it, and the external memory it adds
-   * can start a garbage collection there).
+   * section would cost time there (the allocator zero-fills it, and the external memory
+   * it adds can start a garbage collection).
    */
   get #stage(): Uint8Array {
     return (this.#stageBuffer ??= new Uint8Array(this.#stageBytes));

@@ -61,7 +61,7 @@ export interface MachineOptions {
   readonly onConsole?: (text: string) => void;
   /**
    * Touch every page of guest RAM at boot so the host commits it. v86's RAM is
-   * committed lazily, and a first touch costs several times a copy; benchmarks
+   * committed lazily, and a first touch costs much more than a copy; benchmarks
    * prefault so that they measure resident RAM, as on real hardware. Default false.
    */
   readonly prefault?: boolean;
@@ -145,7 +145,7 @@ export class Machine {
    * the event loop turns, and while one compilation is pending it starts no other.
    * A harness that drives the guest in many short run() calls (each < YIELD_EVERY_MS)
    * would otherwise never let a compilation finish, and the guest would stay in v86's
-   * interpreter for good (docs/V86.md, "JIT and the event loop").
+   * interpreter for good (docs/V86.md, "JIT and TLB").
    */
   private lastYield = performance.now();
   private sregs!: Uint16Array;

@@ -124,12 +124,11 @@ export let wasmCompilation: 'eager (set by hiberlab)' | 'as node was told' | 'no
  * calls it. v86's JIT turns hot guest code into small wasm modules and installs each
  * one when WebAssembly.instantiate() resolves; compiled lazily, the first call of such a
  * function compiles it right there, inside `main_loop`, and the guest stands still
- * meanwhile. That was the 4–19 ms that 103 guest instructions (the hibernation
- * request) or the 93 000 of the FREEZE command sometimes took, in most saves: longer
- * than the whole freeze. Compiled eagerly, a module is compiled on V8's background
- * threads before instantiate() resolves, and nothing is compiled on the guest's time.
- * docs/V86.md has the measurements. The setting changes when wasm is compiled, never
- * what it does.
+ * meanwhile: a hundred guest instructions (the hibernation request) or the FREEZE
+ * command could then take longer than the whole freeze. Compiled eagerly, a module is
+ * compiled on V8's background threads before instantiate() resolves, and nothing is
+ * compiled on the guest's time (docs/V86.md). The setting changes when wasm is compiled,
+ * never what it does.
  */
 export function useEagerWasmCompilation(): void {
   if (wasmCompilation !== 'not yet set') return;

@@ -17,8 +17,8 @@
  * into the same slices, because on v86 the host's speed on a guest loop depends mostly
  * on what the JIT and V8 have compiled so far (docs/V86.md, "What a faulting workload
  * costs"):
- *   - a fresh machine runs its hot loop at a fraction of full speed for one to three
- *     seconds while V8 optimizes the modules v86's JIT made (on background threads,
+ *   - a fresh machine runs its hot loop at a fraction of full speed for seconds
+ *     while V8 optimizes the modules v86's JIT made (on background threads,
  *     which on a loaded host take the guest's core), and a second machine in the same
  *     process reuses what the first one compiled, so two fresh guests measured one
  *     after the other would compare the order they ran in, not protection;
@@ -170,14 +170,14 @@ export interface FaultRunReport {
 const TICK_MS = 10;
 
 /**
- * Fast mode: after boot and priming, V8 kept compiling v86's modules on background
- * threads for 1.2–2.5 s of host time (one core; docs/V86.md). A baseline measured
- * before that ends is slow, and the slowdown comes out below 1.
+ * Fast mode: after boot and priming, V8 keeps compiling v86's modules on background
+ * threads for seconds of host time (docs/V86.md, "What a faulting workload costs"). A
+ * baseline measured before that ends is slow, and the slowdown comes out below 1.
  */
 export const DEFAULT_FAULTS_WARMUP_MS = 3000;
-/** Deterministic mode: the JIT is off, and 200 guest ms already cost ~3 s of host time. */
+/** Deterministic mode: the JIT is off (nothing to wait for), and guest time costs far more host time than in fast mode. */
 export const DEFAULT_FAULTS_DET_WARMUP_MS = 200;
-/** The cap on priming; v86 asks for the recompile 15–40 ms after the first faults and has it 50–130 ms later, unless a compilation is pending. */
+/** The cap on priming: long enough, several times over, for v86 to ask for the recompile after the first faults and get it, unless a compilation is pending. */
 export const DEFAULT_FAULTS_PRIME_MS = 1000;
 /** One priming round: protect everything in scope, run this long. */
 export const PRIME_ROUND_MS = 20;

@@ -61,7 +61,7 @@ export class ProtectError extends HiberlabError<'CANNOT_PROTECT', Record<string,
 export interface WriteProtectorOptions {
   /**
    * A protect() call that changes at most this many PTEs (and splits nothing)
-   * invalidates them one by one with INVLPG (about 0.05–0.2 µs each); more get one full TLB flush (a few µs, plus a page walk for every page the guest touches afterwards). Default 256.
+   * invalidates them one by one with INVLPG (cheap); more get one full TLB flush (and a page walk for every page the guest touches afterwards). Default 256.
    */
   readonly invlpgLimit?: number;
 }

@@ -229,9 +229,9 @@ export async function loadImage(ctx: RestoreContext, straight: Uint32Array, othe
   const straightRuns = runsOfWords(straightWords, frames);
   const otherRuns = runsOfWords(otherWords, frames);
   // Walked together in frame order, each run is the next stretch of image pages, so the
-  // page index only counts up (the skipped pages' indexes are stepped over). The straight reads are all submitted first (on two cores
-  // that loaded 232 MiB in 24–34 ms instead of 42–55); the other pages are then read and
-  // checked on this thread while the pool works.
+  // page index only counts up (the skipped pages' indexes are stepped over). The straight
+  // reads are all submitted first, so that the pool reads them while this thread reads and
+  // checks the other pages.
   const reads: Array<Promise<void>> = [];
   const others: number[] = []; // [first pfn, count, first image index] of each other run
   let index = 0;
@@ -267,7 +267,7 @@ export async function loadImage(ctx: RestoreContext, straight: Uint32Array, othe
       }
       index += count;
     }
-    // Sized for what the other runs need (allocating it zero-fills it: 8 MiB cost 2–4 ms).
+    // Sized for what the other runs need: allocating it zero-fills it.
     const chunk = new Uint8Array(Math.min(CHUNK_PAGES, countBits(otherWords)) * PAGE_SIZE);
     for (let r = 0; r < others.length; r += 3) {
       const first = others[r]!;

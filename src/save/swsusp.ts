@@ -44,8 +44,8 @@ export const swsusp = defineSaveStrategy({
 
     // Preallocation (hibernate_preallocate_memory): copies + orig_bm + copy_bm + one
     // buffer page. The page sets are allocator-bitmap words and runs of frames, not lists
-    // of frames: each save runs once per process, cold, and a loop over every page costs
-    // ~100 ns a page there.
+    // of frames: each save runs once per process, cold, and a loop over every page runs
+    // in V8's interpreter there.
     const metaPages = 2 * bitmapPages(frames) + 1;
     let saveable: Uint32Array = new Uint32Array(0);
     let saveableCount = 0;
