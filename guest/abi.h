@@ -2,7 +2,7 @@
 #ifndef HIBERLAB_ABI_H
 #define HIBERLAB_ABI_H
 
-#define ABI_VERSION 10
+#define ABI_VERSION 11
 #define PORT_HYPERCALL 0x5e0
 #define PORT_PAGE_FAULT 0x5e1
 
@@ -63,6 +63,7 @@
 #define KIND_PM 1 /* The power-management task: polls PM_POLL and runs PM commands; never frozen. */
 #define KIND_CHURN 2 /* Pseudo-random writes over a working set. */
 #define KIND_STREAM 3 /* Sequential overwrite of a buffer. */
+#define KIND_HELPER 4 /* kwriter (workload `helper`): a freezable helper a save may thaw alone to do its I/O (Kyle Moffett's selective thaw); each tick it runs it counts one step in the first word of its page (buf_base). */
 
 #define PAGE_SIZE 4096 /* Bytes per frame. */
 #define MAX_TASKS 16 /* Slots in the task table. */
@@ -172,8 +173,9 @@ struct task_struct {
     uint32_t wake_tick; /* tick at which a sleeping task becomes runnable */
     uint32_t safe_sleep; /* 1 while it sleeps at a safe point: the freezer freezes it where it sleeps */
     char name[16]; /* NUL-terminated name */
+    uint32_t switches; /* times the CPU was switched to it (a frozen task's count never moves) */
 } __attribute__((packed));
-_Static_assert(sizeof(struct task_struct) == 60, "task_struct size");
+_Static_assert(sizeof(struct task_struct) == 64, "task_struct size");
 _Static_assert(offsetof(struct task_struct, id) == 0, "task_struct.id");
 _Static_assert(offsetof(struct task_struct, state) == 4, "task_struct.state");
 _Static_assert(offsetof(struct task_struct, kind) == 8, "task_struct.kind");
@@ -186,6 +188,7 @@ _Static_assert(offsetof(struct task_struct, buf_bytes) == 32, "task_struct.buf_b
 _Static_assert(offsetof(struct task_struct, wake_tick) == 36, "task_struct.wake_tick");
 _Static_assert(offsetof(struct task_struct, safe_sleep) == 40, "task_struct.safe_sleep");
 _Static_assert(offsetof(struct task_struct, name) == 44, "task_struct.name");
+_Static_assert(offsetof(struct task_struct, switches) == 60, "task_struct.switches");
 
 /* First page of a workload region ("the task's own memory"). Word j of the data (which starts one page after the header) after `steps` steps is mix(seed, j, pass) where pass is the number of full passes that wrote it. */
 struct workload_header {
@@ -376,7 +379,8 @@ _Static_assert(offsetof(struct pbe, next) == 8, "pbe.next");
 #define OFF_TASK_STRUCT_WAKE_TICK 36
 #define OFF_TASK_STRUCT_SAFE_SLEEP 40
 #define OFF_TASK_STRUCT_NAME 44
-#define SIZEOF_TASK_STRUCT 60
+#define OFF_TASK_STRUCT_SWITCHES 60
+#define SIZEOF_TASK_STRUCT 64
 #define OFF_WORKLOAD_HEADER_MAGIC 0
 #define OFF_WORKLOAD_HEADER_KIND 4
 #define OFF_WORKLOAD_HEADER_SEED 8

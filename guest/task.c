@@ -103,6 +103,7 @@ void sched_start(void)
         panic("sched_start: no idle task");
     cli();
     current = &task_table[0];
+    current->switches++;
     swtch(&boot, current);
     panic("sched_start: boot stack resumed");
 }
@@ -130,6 +131,7 @@ void schedule(void)
     if (next == prev)
         return;
     current = next;
+    next->switches++;
     swtch(prev, next);
 }
 
@@ -171,6 +173,7 @@ void wake_up_now(struct task_struct *t)
     if (t->state != TASK_RUNNABLE || t == prev)
         return;
     current = t;
+    t->switches++;
     swtch(prev, t);
 }
 

@@ -170,6 +170,38 @@ static void workload_task(uint32_t arg)
     }
 }
 
+/*
+ * Body of kwriter, the helper (workload `helper`): at each tick it runs, a safe point,
+ * then one step counted in the first word of its page. It stays frozen with the others
+ * unless a save thaws it alone (Kyle Moffett's selective thaw: "the processes needed
+ * for sync").
+ */
+static void helper_task(uint32_t arg)
+{
+    volatile uint32_t *steps = (volatile uint32_t *)current->buf_base;
+
+    (void)arg;
+    for (;;) {
+        try_to_freeze();
+        (*steps)++;
+        sleep_ticks_freezable(1);
+    }
+}
+
+/* Create kwriter with one page of its own. */
+static void create_helper(void)
+{
+    struct task_struct *t = task_create("kwriter", KIND_HELPER, 1, helper_task, 0);
+    uint32_t page = alloc_page(OWNER_TASK_BASE + t->id);
+
+    if (page == 0)
+        panic("workload: out of memory for the helper");
+    memset((void *)page, 0, PAGE_SIZE);
+    t->buf_base = page;
+    t->buf_bytes = PAGE_SIZE;
+    kprintf("workload: task %u kwriter, page %p\n", t->id, (void *)page);
+}
+
 /* Create one churn/stream task with a region of bytes (rounded up to pages) and rate writes/ms. */
 static void create_stepper(int kind, uint32_t bytes, uint32_t rate, uint32_t seed)
 {
@@ -385,6 +417,10 @@ void workloads_create(uint32_t seed, int at_boot)
                 create_cache(bytes, seed);
         } else if (strncmp(s, "idle", 4) == 0) {
             s += 4;
+        } else if (strncmp(s, "helper", 6) == 0) {
+            s += 6;
+            if (!at_boot)
+                create_helper();
         } else {
             panic("wl: unknown workload");
         }

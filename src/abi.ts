@@ -16,7 +16,7 @@
  */
 
 /** Bumped whenever a number or a layout below changes meaning. */
-export const ABI_VERSION = 10;
+export const ABI_VERSION = 11;
 
 export const PORTS = {
   /** Hypercalls: EAX = function number. */
@@ -108,6 +108,7 @@ export const TASK_KINDS = {
   PM: { value: 1, doc: 'The power-management task: polls PM_POLL and runs PM commands; never frozen.' },
   CHURN: { value: 2, doc: 'Pseudo-random writes over a working set.' },
   STREAM: { value: 3, doc: 'Sequential overwrite of a buffer.' },
+  HELPER: { value: 4, doc: 'kwriter (workload `helper`): a freezable helper a save may thaw alone to do its I/O (Kyle Moffett\'s selective thaw); each tick it runs it counts one step in the first word of its page (buf_base).' },
 } as const satisfies Record<string, AbiEntry>;
 
 /** Other constants. */
@@ -207,6 +208,7 @@ export const STRUCTS = {
     ['wake_tick', 'tick at which a sleeping task becomes runnable'],
     ['safe_sleep', '1 while it sleeps at a safe point: the freezer freezes it where it sleeps'],
     ['name', 'NUL-terminated name', 16],
+    ['switches', 'times the CPU was switched to it (a frozen task\'s count never moves)'],
   ]),
   workload_header: struct('workload_header', 'First page of a workload region ("the task\'s own memory"). Word j of the data (which starts one page after the header) after `steps` steps is mix(seed, j, pass) where pass is the number of full passes that wrote it.', [
     ['magic', 'WORKLOAD_MAGIC'],

@@ -37,6 +37,7 @@ export { runRestore } from './restore/run.ts';
 export { swsusp } from './save/swsusp.ts';
 export { wpFull } from './save/wp-full.ts';
 export { cow } from './save/cow.ts';
+export { twoPageset } from './save/two-pageset.ts';
 export { bitmapPbe } from './restore/bitmap-pbe.ts';
 export { eatUnsafe, planEating } from './restore/eat-unsafe.ts';
 export { oneShot } from './restore/one-shot.ts';

@@ -13,6 +13,7 @@ import { reserved } from './restore/reserved.ts';
 import { compareOnLoad } from './restore/compare-on-load.ts';
 import type { RestoreStrategy } from './restore/strategy.ts';
 import { cow } from './save/cow.ts';
+import { twoPageset } from './save/two-pageset.ts';
 import type { SaveStrategy } from './save/strategy.ts';
 import { swsusp } from './save/swsusp.ts';
 import { wpFull } from './save/wp-full.ts';
@@ -71,6 +72,7 @@ function register<T extends { name: string }>(into: Map<string, T>, kind: string
 registerSaveStrategy(swsusp);
 registerSaveStrategy(wpFull);
 registerSaveStrategy(cow);
+registerSaveStrategy(twoPageset);
 registerRestoreStrategy(bitmapPbe);
 registerRestoreStrategy(eatUnsafe);
 registerRestoreStrategy(oneShot);

@@ -65,6 +65,8 @@ export interface TaskInfo {
   stackBytes: number;
   bufBase: number;
   bufBytes: number;
+  /** Times the CPU was switched to it. */
+  switches: number;
 }
 
 function nameOf(table: Record<string, { value: number }>, v: number): string {
@@ -93,6 +95,7 @@ export function readTasks(mem: GuestMemoryReader, bi: BootInfo): TaskInfo[] {
       stackBytes: t.stack_bytes,
       bufBase: t.buf_base,
       bufBytes: t.buf_bytes,
+      switches: t.switches,
     });
   }
   return tasks;

@@ -2,17 +2,18 @@
  * Workload specifications: what the guest's tasks do to memory.
  *
  * Syntax (CLI `--workload` and the library): comma-separated items, each
- * `KIND[:SIZE][@RATE]` where KIND is churn, stream, cache or idle; SIZE is bytes with
+ * `KIND[:SIZE][@RATE]` where KIND is churn, stream, cache, idle or helper; SIZE is bytes with
  * an optional K/M/G suffix (binary) or a percentage of RAM (`40%`); RATE is writes per
  * millisecond of guest time (churn/stream; omitted = as fast as the CPU allows).
  * `cache:SIZE@boot` is a cache the kernel reads while it boots, before RESUME_CHECK, so
- * a boot kernel booted with the same command line has the same pages.
+ * a boot kernel booted with the same command line has the same pages. `helper` is
+ * kwriter, a freezable task a save may thaw alone (two-pageset does, to write).
  * Example: `churn:4M@2000,stream:8M,cache:8M`.
  */
 import { HiberlabError } from '../errors.ts';
 import { PAGE_SIZE } from '../units.ts';
 
-export type WorkloadKind = 'churn' | 'stream' | 'cache' | 'idle';
+export type WorkloadKind = 'churn' | 'stream' | 'cache' | 'idle' | 'helper';
 
 export interface WorkloadSpec {
   readonly kind: WorkloadKind;
@@ -30,7 +31,7 @@ export class WorkloadSpecError extends HiberlabError<'BAD_WORKLOAD', { spec: str
   }
 }
 
-const KINDS: readonly WorkloadKind[] = ['churn', 'stream', 'cache', 'idle'];
+const KINDS: readonly WorkloadKind[] = ['churn', 'stream', 'cache', 'idle', 'helper'];
 
 /** Parses a size: "4096", "64K", "8M", "1G", "1.5M" (binary units) or "40%" of `ramBytes`. Result is whole pages. */
 export function parseSize(text: string, ramBytes?: number): number {
@@ -55,8 +56,8 @@ export function parseWorkloadSpec(text: string, ramBytes?: number): WorkloadSpec
     if (!m) throw new WorkloadSpecError(`cannot read workload "${item}" (expected KIND[:SIZE][@RATE], e.g. churn:4M@2000)`);
     const kind = m[1] as WorkloadKind;
     if (!KINDS.includes(kind)) throw new WorkloadSpecError(`unknown workload kind "${m[1]}" in "${item}" (known: ${KINDS.join(', ')})`);
-    if (kind === 'idle') {
-      if (m[2] || m[3]) throw new WorkloadSpecError(`"idle" takes no size or rate`);
+    if (kind === 'idle' || kind === 'helper') {
+      if (m[2] || m[3]) throw new WorkloadSpecError(`"${kind}" takes no size or rate`);
       return { kind, bytes: 0, rate: 0 };
     }
     if (!m[2]) throw new WorkloadSpecError(`workload "${item}" needs a size, e.g. ${kind}:8M`);
@@ -73,11 +74,11 @@ export function parseWorkloadSpec(text: string, ramBytes?: number): WorkloadSpec
 
 /** The `wl=` word of the guest command line (empty for no workloads). */
 export function workloadCmdline(specs: readonly WorkloadSpec[]): string {
-  const items = specs.map((s) => (s.kind === 'idle' ? 'idle' : `${s.kind}:${s.bytes}${s.atBoot ? '@boot' : s.rate ? `@${s.rate}` : ''}`));
+  const items = specs.map((s) => (s.kind === 'idle' || s.kind === 'helper' ? s.kind : `${s.kind}:${s.bytes}${s.atBoot ? '@boot' : s.rate ? `@${s.rate}` : ''}`));
   return items.length ? `wl=${items.join(',')}` : '';
 }
 
 export function formatWorkload(specs: readonly WorkloadSpec[]): string {
   const size = (b: number) => (b % (1024 * 1024) === 0 ? `${b / 1024 / 1024}M` : `${Math.round(b / 1024)}K`);
-  return specs.map((s) => (s.kind === 'idle' ? 'idle' : `${s.kind}:${size(s.bytes)}${s.atBoot ? '@boot' : s.rate ? `@${s.rate}` : ''}`)).join(',') || 'idle';
+  return specs.map((s) => (s.kind === 'idle' || s.kind === 'helper' ? s.kind : `${s.kind}:${size(s.bytes)}${s.atBoot ? '@boot' : s.rate ? `@${s.rate}` : ''}`)).join(',') || 'idle';
 }
