@@ -602,7 +602,7 @@ describe('validation refuses, naming what and where, and never changes the file'
     const { file } = await writeImage('swap.img', 4);
     patch(file, HEADER_OFFSET + HEADER_LAYOUT.at.version.offset, Uint8Array.of(1, 0, 0, 0));
     const err = expectRefusal(file, 'UNSUPPORTED_VERSION');
-    expect(err.message).toBe(`the image on ${file} has format version 1; this build reads version 2`);
+    expect(err.message).toBe(`the image on ${file} has format version 1; this build reads version 3`);
   });
 
   it('BAD_HEADER_CRC when a header field is flipped, with stored and computed CRCs', async () => {
@@ -1005,9 +1005,9 @@ describe('inspectImage', () => {
 });
 
 describe('format constants', () => {
-  it('the saved context size matches the guest ABI, and the header is 272 bytes', async () => {
+  it('the saved context size matches the guest ABI, and the header is 2324 bytes (with the swap map)', async () => {
     expect(CONTEXT_BYTES).toBe(STRUCTS.saved_context.size);
-    expect(HEADER_SIZE).toBe(272);
+    expect(HEADER_SIZE).toBe(2324);
     expect(HEADER_LAYOUT.at.header_crc.offset + 4).toBe(HEADER_SIZE);
   });
 });

@@ -26,6 +26,8 @@ export interface CrcThreadJob {
   readonly pageCount: number;
   readonly chunkPages: number;
   readonly crcs: Uint32Array;
+  /** The image's swap map, if its data is scattered (mappedPieces). */
+  readonly extents?: Uint32Array;
   readonly counter: SharedArrayBuffer;
 }
 

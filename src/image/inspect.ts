@@ -59,6 +59,8 @@ export interface InspectedHeader {
   readonly imageBytes: number;
   readonly headerCrc: string;
   readonly metadataCrc: string;
+  /** The swap map: where the image's sectors lie, [first sector, sectors] each, in order; empty: as its offsets say. */
+  readonly extents: ReadonlyArray<readonly [number, number]>;
 }
 
 export interface InspectOptions {
@@ -108,6 +110,7 @@ export function formatInspection(report: ImageInspection): string {
       `  strategy    ${h.strategy}`,
       ...field('stats', Object.entries(h.stats).map(([k, v]) => `${k}=${v}`).join(' ')),
       `  context     at ${h.contextAddress}`,
+      `  placement   ${h.extents.length === 0 ? 'contiguous' : `${h.extents.length} extents (a swap map: the image's sectors are scattered)`}`,
     );
   }
   const c = report.checks;
@@ -153,6 +156,7 @@ function inspectDevice(dev: SwapDevice, chunkBytes: number): ImageInspection {
   if (header) {
     const h = header;
     const inFile = attempt(() => { checkRegionsInFile(h, fileBytes, dev.path); return true; }) ?? false;
+    dev.mapImage(h.extents);
     const metadata = inFile ? attempt(() => readMetadata(dev, h)) : undefined;
     checks.metadata = inFile ? (metadata ? 'ok' : 'bad') : 'skipped';
     if (metadata) {
@@ -208,5 +212,6 @@ function describeHeader(h: ImageHeader): InspectedHeader {
     imageBytes: h.dataOffset + h.dataBytes,
     headerCrc: hex32(h.headerCrc),
     metadataCrc: hex32(h.metadataCrc),
+    extents: Array.from({ length: h.extents.length / 2 }, (_, i) => [h.extents[2 * i]!, h.extents[2 * i + 1]!] as const),
   };
 }

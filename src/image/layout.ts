@@ -10,7 +10,7 @@
  *                     |   header offset, header CRC (image only)     |   written LAST
  *                     | (rest of page 0: zero)                       |
  *     offset 4096     +----------------------------------------------+
- *                     | image header (272 bytes, rest of page zero)  |
+ *                     | image header (2324 bytes, rest of page zero) |
  *                     |   magic "HIBERLAB", version, build id, RAM,  |
  *                     |   counts, region offsets, strategy, stats,   |
  *                     |   saved_context, metadata CRC, header CRC    |
@@ -49,7 +49,7 @@ export const IMAGE_SIGNATURE = 'HLIMAGE1';
 /** First bytes of the image header. */
 export const IMAGE_MAGIC = 'HIBERLAB';
 /** Bumped whenever a field below changes meaning or place. */
-export const FORMAT_VERSION = 2;
+export const FORMAT_VERSION = 3;
 
 /** Where the writer puts the header; the signature block records it. */
 export const HEADER_OFFSET = PAGE_SIZE;
@@ -67,6 +67,15 @@ export const CONTEXT_BYTES = STRUCTS.saved_context.size;
  * validator allocate more than 8 MiB of metadata.
  */
 export const MAX_FRAMES = 1 << 20;
+
+/**
+ * Most extents an image's swap map can have (the header's extent table). An image whose
+ * sectors are scattered over the device (a fragmented swap file) lists where its logical
+ * sectors lie, in order, as Linux's swap map pages do; 0 extents: logically contiguous.
+ */
+export const MAX_EXTENTS = 256;
+/** Bytes of one extent: u32 first physical sector, u32 sector count. */
+export const EXTENT_BYTES = 8;
 
 /** Bytes per page in the metadata: one u32 PFN and one u32 CRC. */
 export const METADATA_BYTES_PER_PAGE = 8;
@@ -140,6 +149,8 @@ export const HEADER_LAYOUT = layout([
   ['reserved', 'bytes', 'zero', 8],
   ['context_size', 'u32', `bytes of saved_context (${CONTEXT_BYTES})`],
   ['saved_context', 'bytes', "the guest's struct saved_context at the atomic point (opaque here)", CONTEXT_BYTES],
+  ['extent_count', 'u32', `extents in the swap map below (0: the image lies on the device as its offsets say; at most ${MAX_EXTENTS})`],
+  ['extents', 'bytes', `the swap map: extent_count x (u32 first physical sector, u32 sectors), zero after; logical sector s of the image is in the extent whose sectors, counted in order from 0, include s. The first extent starts at sector 0 and covers the signature block and this header`, MAX_EXTENTS * EXTENT_BYTES],
   ['metadata_crc', 'u32', 'CRC32 of the metadata_bytes bytes of metadata'],
   ['header_crc', 'u32', 'CRC32 of the header_size bytes of this header with this field zero'],
 ]);
@@ -209,6 +220,10 @@ export interface ImageHeader {
   readonly contextSize: number;
   readonly metadataCrc: number;
   readonly headerCrc: number;
+  /** extent_count as the header says it (the validation bounds it). */
+  readonly extentCount: number;
+  /** The swap map: [first physical sector, sectors] pairs in logical order; empty: contiguous. */
+  readonly extents: Uint32Array;
 }
 
 /** Where the regions of an image of pageCount pages go. */
@@ -317,6 +332,8 @@ export interface HeaderFields {
   readonly stats: ImageStats;
   readonly context: SavedContext;
   readonly metadataCrc: number;
+  /** The swap map ([first sector, sectors] pairs); default none: contiguous. */
+  readonly extents?: Uint32Array;
 }
 
 /** The header page (PAGE_SIZE bytes, zero after the header) and its CRC. */
@@ -341,6 +358,10 @@ export function encodeHeader(h: HeaderFields): { page: Uint8Array; headerCrc: nu
   for (const [key, field] of STAT_FIELDS) view.setUint32(f[field].offset, h.stats[key], true);
   view.setUint32(f.context_size.offset, CONTEXT_BYTES, true);
   page.set(h.context.bytes, f.saved_context.offset);
+  const extents = h.extents ?? new Uint32Array(0);
+  if (extents.length % 2 !== 0 || extents.length / 2 > MAX_EXTENTS) throw new RangeError(`a swap map of ${extents.length / 2} extents (at most ${MAX_EXTENTS})`);
+  view.setUint32(f.extent_count.offset, extents.length / 2, true);
+  for (let i = 0; i < extents.length; i++) view.setUint32(f.extents.offset + i * 4, extents[i]!, true);
   view.setUint32(f.metadata_crc.offset, h.metadataCrc >>> 0, true);
   const headerCrc = crc32(page.subarray(0, HEADER_SIZE));
   view.setUint32(f.header_crc.offset, headerCrc, true);
@@ -374,7 +395,15 @@ export function decodeHeader(bytes: Uint8Array): ImageHeader {
     contextSize: u32(f.context_size),
     metadataCrc: u32(f.metadata_crc),
     headerCrc: u32(f.header_crc),
+    extentCount: u32(f.extent_count),
+    extents: decodeExtents(view, Math.min(u32(f.extent_count), MAX_EXTENTS)),
   };
+}
+
+function decodeExtents(view: DataView, count: number): Uint32Array {
+  const out = new Uint32Array(2 * count);
+  for (let i = 0; i < out.length; i++) out[i] = view.getUint32(HEADER_LAYOUT.at.extents.offset + i * 4, true);
+  return out;
 }
 
 /** CRC32 of the first HEADER_SIZE bytes with the header_crc field taken as zero. */

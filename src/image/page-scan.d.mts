@@ -9,6 +9,8 @@ export interface ScanJob {
   readonly chunkPages: number;
   /** The recorded CRC32 of every page. */
   readonly crcs: Uint32Array;
+  /** The image's swap map (mappedPieces); absent or empty: the data lies where dataOffset says. */
+  readonly extents?: Uint32Array;
   /**
    * [0]: the next chunk number; in a SharedArrayBuffer when two threads share the scan.
    * [1], if there: 0 until the CRC thread begins the job (it sets 1) or the main thread
@@ -33,3 +35,9 @@ export type CrcPages = (data: Uint8Array, out: Uint32Array, index: number) => vo
 export function comparePageCrcs(chunk: Uint8Array, crcs: Uint32Array, firstIndex: number, crcPages: CrcPages): Pick<ScanResult, 'badPages' | 'first'>;
 
 export function scanChunks(job: ScanJob, crcPages: CrcPages, buffer: Uint8Array): ScanResult;
+
+/** [physical offset, offset into the range, bytes] of each piece of a logical range through a swap map. */
+export function mappedPieces(extents: Uint32Array | undefined, offset: number, length: number): Array<[number, number, number]>;
+
+/** Reads buffer.length bytes of the logical range at offset through the swap map; returns the bytes read before the first short read. */
+export function readMapped(fd: number, buffer: Uint8Array, offset: number, extents: Uint32Array | undefined): number;

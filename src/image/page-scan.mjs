@@ -35,13 +35,10 @@ export function scanChunks(job, crcPages, buffer) {
     const count = Math.min(chunkPages, pageCount - index);
     const chunk = buffer.subarray(0, count * PAGE_SIZE);
     const offset = dataOffset + index * PAGE_SIZE;
-    for (let got = 0; got < chunk.length; ) {
-      const n = fs.readSync(fd, chunk, got, chunk.length - got, offset + got);
-      if (n === 0) {
-        Atomics.store(counter, 0, chunks); // the other thread stops too
-        return { chunks: done, badPages, short: offset + got };
-      }
-      got += n;
+    const got = readMapped(fd, chunk, offset, job.extents);
+    if (got < chunk.length) {
+      Atomics.store(counter, 0, chunks); // the other thread stops too
+      return { chunks: done, badPages, short: offset + got };
     }
     const scan = comparePageCrcs(chunk, crcs, index, crcPages);
     badPages += scan.badPages;
@@ -49,6 +46,48 @@ export function scanChunks(job, crcPages, buffer) {
     done++;
   }
   return first ? { chunks: done, badPages, first } : { chunks: done, badPages };
+}
+
+const SECTOR = 512;
+
+/**
+ * The pieces of the logical byte range [offset, offset + length) of an image whose swap
+ * map is `extents` ([first physical sector, sectors] pairs in logical order; empty or
+ * absent: the range lies where it says): [physical offset, offset into the range, bytes]
+ * each, in order. A part beyond the map is left out.
+ * @returns {Array<[number, number, number]>}
+ */
+export function mappedPieces(extents, offset, length) {
+  if (!extents || extents.length === 0) return [[offset, 0, length]];
+  const pieces = [];
+  let logical = 0; // byte where the current extent begins, logically
+  for (let e = 0; e < extents.length && logical < offset + length; e += 2) {
+    const bytes = extents[e + 1] * SECTOR;
+    const from = Math.max(offset, logical);
+    const to = Math.min(offset + length, logical + bytes);
+    if (from < to) pieces.push([extents[e] * SECTOR + (from - logical), from - offset, to - from]);
+    logical += bytes;
+  }
+  return pieces;
+}
+
+/**
+ * Reads `buffer.length` bytes of the logical range at `offset` through the swap map
+ * (positioned reads: threads may share the descriptor); returns how many bytes were
+ * read before the first short read, or before the first part the map does not cover.
+ */
+export function readMapped(fd, buffer, offset, extents) {
+  let done = 0;
+  for (const [physical, at, bytes] of mappedPieces(extents, offset, buffer.length)) {
+    if (at !== done) return done;
+    for (let got = 0; got < bytes; ) {
+      const n = fs.readSync(fd, buffer, at + got, bytes - got, physical + got);
+      if (n === 0) return at + got;
+      got += n;
+    }
+    done = at + bytes;
+  }
+  return done;
 }
 
 /**

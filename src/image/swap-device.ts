@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 
 import { pageAlignedMemory } from '../wasm.ts';
 import { ImageError, bytesText } from './errors.ts';
+import { mappedPieces, readMapped } from './page-scan.mjs';
 import { SECTOR_SIZE, decodeSignature, encodeSwapSignature, imageExtent, maxPagesFor, type Signature } from './layout.ts';
 
 export interface SwapDeviceOpenOptions {
@@ -38,6 +39,8 @@ let zeros: Uint8Array | undefined;
 const MEMORY_FILE_SYSTEMS = [0x01021994, 0x858458f6];
 
 export class SwapDevice {
+  #extents: Uint32Array | undefined;
+
   /**
    * Makes a new empty swap device of `bytes` (a multiple of 512, at least MIN_DEVICE_BYTES):
    * a file with the swap signature, fsync'ed. An existing swap device or image at
@@ -161,8 +164,23 @@ export class SwapDevice {
     return decodeSignature(got === SECTOR_SIZE ? sector : sector.subarray(0, got));
   }
 
-  /** Reads into all of `into` from `offset`; returns the bytes read (fewer only at end of file). */
+  /**
+   * Reads of the image on this device from now on go through its swap map ([first
+   * sector, sectors] pairs, the image header's extents; empty or undefined: as they
+   * are). Writes never do: the harness's saves write images contiguously.
+   */
+  mapImage(extents: Uint32Array | undefined): void {
+    this.#extents = extents && extents.length > 0 ? extents : undefined;
+  }
+
+  /** The swap map reads go through (undefined: none). */
+  get imageMap(): Uint32Array | undefined {
+    return this.#extents;
+  }
+
+  /** Reads into all of `into` from `offset` (through the swap map, if any); returns the bytes read (fewer only at end of file). */
   readAt(into: Uint8Array, offset: number): number {
+    if (this.#extents) return readMapped(this.fd, into, offset, this.#extents);
     let done = 0;
     while (done < into.length) {
       const n = fs.readSync(this.fd, into, done, Math.min(into.length - done, MAX_IO_BYTES), offset + done);
@@ -178,6 +196,20 @@ export class SwapDevice {
    */
   async readAtAsync(into: Uint8Array, offset: number): Promise<number> {
     const fd = this.fd;
+    if (this.#extents) {
+      let done = 0;
+      for (const [physical, at, bytes] of mappedPieces(this.#extents, offset, into.length)) {
+        if (at !== done) return done;
+        let got = 0;
+        while (got < bytes) {
+          const { bytesRead } = await readAsync(fd, into, at + got, Math.min(bytes - got, MAX_IO_BYTES), physical + got);
+          if (bytesRead === 0) return at + got;
+          got += bytesRead;
+        }
+        done = at + bytes;
+      }
+      return done;
+    }
     let done = 0;
     while (done < into.length) {
       const { bytesRead } = await readAsync(fd, into, done, Math.min(into.length - done, MAX_IO_BYTES), offset + done);

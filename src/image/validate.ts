@@ -26,7 +26,7 @@ import { crc32, crc32Pages } from './crc.ts';
 
 import { ImageError, bytesText, hex, hex32, mibText, shortId } from './errors.ts';
 import {
-  CONTEXT_BYTES, FORMAT_VERSION, HEADER_SIZE, IMAGE_MAGIC, MAX_FRAMES, METADATA_BYTES_PER_PAGE, PAGE_SIZE,
+  CONTEXT_BYTES, FORMAT_VERSION, HEADER_SIZE, IMAGE_MAGIC, MAX_EXTENTS, MAX_FRAMES, METADATA_BYTES_PER_PAGE, PAGE_SIZE, SECTOR_SIZE,
   SWAP_SIGNATURE, decodeHeader, decodeMetadata, headerCrcOf, roundUpToPage, toHex,
   type ImageHeader, type Signature,
 } from './layout.ts';
@@ -154,6 +154,7 @@ export function beginImageValidation(dev: SwapDevice, expect: ImageExpectations,
  */
 export function imageRamBytes(dev: SwapDevice): number | undefined {
   try {
+    dev.mapImage(undefined);
     const { headerOffset, headerCrc } = checkSignature(dev.readSignature(), dev.path);
     return checkHeader(readHeaderPage(dev, headerOffset, dev.bytes), headerOffset, headerCrc, dev.path).ramBytes;
   } catch (err) {
@@ -179,12 +180,14 @@ interface CheckedFacts {
 function checkAllButPages(dev: SwapDevice, expect: ImageExpectations): CheckedFacts {
   const path = dev.path;
   const fileVersion = dev.version();
+  dev.mapImage(undefined); // the signature and the header lie where they are
   const { headerOffset, headerCrc } = checkSignature(dev.readSignature(), path);
   const fileBytes = dev.bytes;
   const page = readHeaderPage(dev, headerOffset, fileBytes);
   const header = checkHeader(page, headerOffset, headerCrc, path);
   checkHeaderLimits(header, headerOffset, path);
   checkRegionsInFile(header, fileBytes, path);
+  dev.mapImage(header.extents); // the metadata and the data: through the swap map
   const { pfns, pfnWords, crcs } = readMetadata(dev, header);
   checkExpectations(header, expect, path);
   return { fileVersion, header, pfns, pfnWords, crcs };
@@ -271,10 +274,43 @@ export function checkHeaderLimits(header: ImageHeader, headerOffset: number, pat
     throw bad(`data_offset ${header.dataOffset}, expected ${dataOffset} (the page after the metadata)`, header.dataOffset, dataOffset);
   }
   if (header.dataBytes !== n * PAGE_SIZE) throw bad(`data_bytes ${header.dataBytes} for ${n} pages (expected ${n * PAGE_SIZE})`, header.dataBytes, n * PAGE_SIZE);
+  checkSwapMap(header, headerOffset, bad);
+}
+
+/** Step 4, the swap map: bounded, covering the signature and header where they are, the whole image, no sector twice. */
+function checkSwapMap(header: ImageHeader, headerOffset: number, bad: (what: string, actual: number, expected?: number) => ImageError): void {
+  if (header.extentCount > MAX_EXTENTS) throw bad(`a swap map of ${header.extentCount} extents (at most ${MAX_EXTENTS})`, header.extentCount, MAX_EXTENTS);
+  const e = header.extents;
+  if (e.length === 0) return;
+  if (e[0] !== 0 || e[1]! * SECTOR_SIZE < headerOffset + PAGE_SIZE) {
+    throw bad(`a swap map whose first extent (sector ${e[0]}, ${e[1]} sectors) does not begin at sector 0 and cover the header`, e[0]!, 0);
+  }
+  let sectors = 0;
+  const order: number[] = [];
+  for (let i = 0; i < e.length; i += 2) {
+    if (e[i + 1] === 0) throw bad(`an empty extent ${i / 2} in its swap map`, 0);
+    sectors += e[i + 1]!;
+    order.push(i);
+  }
+  const imageBytes = header.dataOffset + header.dataBytes;
+  if (sectors * SECTOR_SIZE < imageBytes) throw bad(`a swap map of ${sectors * SECTOR_SIZE} bytes for an image of ${imageBytes}`, sectors * SECTOR_SIZE, imageBytes);
+  order.sort((a, b) => e[a]! - e[b]!);
+  for (let k = 1; k < order.length; k++) {
+    const [p, q] = [order[k - 1]!, order[k]!];
+    if (e[p]! + e[p + 1]! > e[q]!) throw bad(`extents ${p / 2} and ${q / 2} of its swap map on the same sectors (from sector ${e[q]})`, e[q]!);
+  }
 }
 
 /** Step 5: the metadata and data the header claims are inside the file. */
 export function checkRegionsInFile(header: ImageHeader, fileBytes: number, path: string): void {
+  const e = header.extents;
+  for (let i = 0; i < e.length; i += 2) {
+    const end = (e[i]! + e[i + 1]!) * SECTOR_SIZE;
+    if (end > fileBytes) {
+      throw new ImageError('TRUNCATED', `${path} is truncated: extent ${i / 2} of the image's swap map ends at byte ${end} but the file has ${bytesText(fileBytes)}`, { path, offset: e[i]! * SECTOR_SIZE, expected: end, actual: fileBytes });
+    }
+  }
+  if (e.length) return; // the regions are logical offsets: the map says where they are
   const regions: Array<[string, number, number]> = [
     ['metadata', header.metadataOffset, header.metadataBytes],
     [`data (${header.pageCount} pages)`, header.dataOffset, header.dataBytes],
@@ -396,7 +432,7 @@ function startSharedScan(
 }
 
 function scanJob(dev: SwapDevice, header: ImageHeader, pfns: Uint32Array, crcs: Uint32Array, chunkBytes: number) {
-  return { fd: dev.fileDescriptor, dataOffset: header.dataOffset, pageCount: pfns.length, chunkPages: chunkBytes / PAGE_SIZE, crcs };
+  return { fd: dev.fileDescriptor, dataOffset: header.dataOffset, pageCount: pfns.length, chunkPages: chunkBytes / PAGE_SIZE, crcs, extents: dev.imageMap };
 }
 
 function scanBuffer(header: ImageHeader, chunkBytes: number): Uint8Array {
