@@ -100,6 +100,12 @@ int ata_write(uint32_t lba, uint32_t count, const void *buf)
     return ata_wait(0);
 }
 
+/* Sectors of the disk (0: none). */
+uint32_t ata_sector_count(void)
+{
+    return ata_present ? ata_sectors : 0;
+}
+
 /* Probe for the primary master (IDENTIFY); if present, read sector 0 and print its first bytes. */
 void ata_init(void)
 {

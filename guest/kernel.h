@@ -89,6 +89,12 @@ extern uint32_t kernel_cr3;
 void ata_init(void);
 int ata_read(uint32_t lba, uint32_t count, void *buf);
 int ata_write(uint32_t lba, uint32_t count, const void *buf);
+uint32_t ata_sector_count(void);
+
+/* suspend.c */
+#define SMOD_RESUMED 1
+uint32_t suspend_module(uint32_t flags, uint32_t fragments, uint32_t ident, uint32_t frozen);
+void smod_return(void);
 
 /* task.c */
 extern struct task_struct task_table[MAX_TASKS];

@@ -137,6 +137,16 @@ static void pm_loop(void)
             }
             sti();
             break;
+        case PM_SUSPEND_MODULE:
+            cli();
+            result = suspend_module(r.ebx, r.ecx, r.esi, r.edi);
+            if (result == SMOD_RESUMED) {
+                resumed();
+                return;
+            }
+            kprintf("pm: the suspend module cannot begin (%u)\n", result);
+            sti();
+            break;
         case PM_POWER_OFF:
             kprintf("pm: power off\n");
             hypercall(HC_POWER_OFF, 0, 0, 0, 0);

@@ -40,6 +40,7 @@
  */
 #include "abi.h"
 #include "kernel.h"
+#include "smod/smod.h"
 
 #define CR0_PG 0x80000000
 #define CR4_PSE_BIT 0x10
@@ -55,8 +56,7 @@ dtr_scratch:                            /* sgdt/sidt: limit at +2, base at +4 */
     .space 8
 
 .text
-.globl swsusp_arch_suspend
-swsusp_arch_suspend:
+.macro SAVE_CONTEXT
     movl %ebx, SC(EBX)
     movl %esi, SC(ESI)
     movl %edi, SC(EDI)
@@ -106,11 +106,46 @@ swsusp_arch_suspend:
     pushfl
     popl SC(EFLAGS)                     /* no instruction below changes a flag before the hypercall */
 
+.endm
+
+.globl swsusp_arch_suspend
+swsusp_arch_suspend:
+    SAVE_CONTEXT
     movl $HC_ATOMIC, %eax
     movw $PORT_HYPERCALL, %dx
     outl %eax, (%dx)                    /* the atomic point */
     xorl %eax, %eax                     /* suspend path: 0 */
     ret
+
+/*
+ * int swsusp_arch_suspend_module(struct smod_params *p, uint32_t cr3)
+ * The same context and atomic point, for the suspend module: after the hypercall it
+ * only reads (its arguments, p's stack top and entry) and loads registers: CR3 = the
+ * module's page tables, ESP = its stack, EAX = p, and jumps into it. Nothing saved is
+ * written after the atomic point. The resume path returns 1 through resume_point.
+ */
+.globl swsusp_arch_suspend_module
+swsusp_arch_suspend_module:
+    SAVE_CONTEXT
+    movl $HC_ATOMIC, %eax
+    movw $PORT_HYPERCALL, %dx
+    outl %eax, (%dx)                    /* the atomic point */
+    movl 4(%esp), %eax
+    movl 8(%esp), %ecx
+    movl %ecx, %cr3                     /* the module's page tables: this code is mapped there too */
+    movl SMOD_PARAMS_STACK_TOP(%eax), %esp
+    jmp *SMOD_PARAMS_ENTRY(%eax)
+
+/* Where the module comes back, EAX = the kernel's CR3: power off (nothing is written). */
+.globl smod_return
+smod_return:
+    movl %eax, %cr3
+    movl $HC_POWER_OFF, %eax
+    movw $PORT_HYPERCALL, %dx
+    outl %eax, (%dx)
+1:  cli
+    hlt
+    jmp 1b
 
 resume_point:                           /* resume path: every saved register is back */
     movl $HC_RESUME_POINT, %eax

@@ -17,6 +17,7 @@ import { execa } from 'execa';
 import { dirSync } from 'tmp';
 import { ABI_VERSION, renderAbiHeader } from '../src/abi.ts';
 import { updateAbiDoc } from '../src/abi-docs.ts';
+import { renderImageFormatHeader } from '../src/image/layout.ts';
 import {
   DEFAULT_GUEST_IMAGE, GUEST_CFLAGS, GUEST_DIR, GUEST_DIR_PLACEHOLDER, GUEST_LDFLAGS,
   guestBuildFlags, guestSourceHash, sha256Hex, type GuestManifest,
@@ -31,16 +32,30 @@ export interface BuildGuestResult {
 export async function buildGuest(): Promise<BuildGuestResult> {
   const guestDir = GUEST_DIR.replace(/\/$/, '');
   writeIfChanged(join(guestDir, 'abi.h'), renderAbiHeader());
+  writeIfChanged(join(guestDir, 'image_format.h'), renderImageFormatHeader());
   updateAbiDoc(join(guestDir, '..', 'docs', 'ABI.md'));
 
   const sources = readdirSync(guestDir).filter((f) => f.endsWith('.c') || f.endsWith('.S')).sort();
   const cflags = GUEST_CFLAGS.map((f) => f.replace(GUEST_DIR_PLACEHOLDER, guestDir));
   const work = dirSync({ prefix: 'hiberlab-guest-', unsafeCleanup: true });
   try {
+    // The suspend module first: a flat binary the kernel carries (smod_blob.S).
+    const smodDir = join(guestDir, 'smod');
+    const smodObjects: string[] = [];
+    for (const src of readdirSync(smodDir).filter((f) => f.endsWith('.c') || f.endsWith('.S')).sort()) {
+      const obj = join(work.name, `smod-${src.replace(/\.[cS]$/, '')}.${src.endsWith('.S') ? 'S' : 'c'}.o`);
+      await execa('gcc', [...cflags, '-c', src, '-o', obj], { cwd: smodDir });
+      smodObjects.push(obj);
+    }
+    const smodElf = join(work.name, 'smod.elf');
+    const smodBin = join(work.name, 'smod.bin');
+    await execa('ld', ['-m', 'elf_i386', '-T', 'smod.ld', '--build-id=none', '-o', smodElf, ...smodObjects], { cwd: smodDir });
+    await execa('objcopy', ['-O', 'binary', smodElf, smodBin]);
     const objects: string[] = [];
     for (const src of sources) {
       const obj = join(work.name, `${src.replace(/\.[cS]$/, '')}.${src.endsWith('.S') ? 'S' : 'c'}.o`);
-      await execa('gcc', [...cflags, '-c', src, '-o', obj], { cwd: guestDir });
+      const extra = src === 'smod_blob.S' ? [`-DSMOD_BIN="${smodBin}"`] : [];
+      await execa('gcc', [...cflags, ...extra, '-c', src, '-o', obj], { cwd: guestDir });
       objects.push(obj);
     }
     const linked = join(work.name, 'guest.elf');

@@ -16,7 +16,7 @@
  */
 
 /** Bumped whenever a number or a layout below changes meaning. */
-export const ABI_VERSION = 11;
+export const ABI_VERSION = 12;
 
 export const PORTS = {
   /** Hypercalls: EAX = function number. */
@@ -65,6 +65,7 @@ export const PM_COMMANDS = {
   POWER_OFF: { value: 6, doc: 'Hypercall POWER_OFF, then cli; hlt forever.' },
   PROBE: { value: 7, doc: 'EBX = probe pattern, ECX = address, ESI = length in bytes: run one access pattern (see PROBES). Result: 0.' },
   VERIFY: { value: 8, doc: 'Every workload task verifies its buffer at its next safe point and reports VERIFY; the pm task checks the cache pages at once and reports CACHE_VERIFY (if a cache workload was configured). Result: 0.' },
+  SUSPEND_MODULE: { value: 10, doc: 'Tasks frozen: EBX = flags (SMOD_STRAY_WRITE), ECX = fragments (the image\'s sectors after its header in that many extents, in reverse order, recorded in its swap map; 0 or 1: contiguous), ESI = &ident (32 bytes of build id, 32 of strategy name), EDI = tasks frozen. The kernel loads the suspend module, lists the memory to save and the image\'s sectors, builds the module\'s page tables (all RAM read-only but its own), masks every interrupt and at the atomic point (hypercall ATOMIC) jumps into it; the module writes the image and the kernel powers off (POWER_OFF). Result, only if it cannot begin: an SMOD_ERR_* code.' },
   RESUME: { value: 9, doc: 'A boot kernel told 2 at RESUME_CHECK: EBX = trampoline, ECX = PBE list head, ESI = &saved_context, EDI = highmem PBE list head (as for RESUME_CHECK): cli and jump into the trampoline. Never returns.' },
 } as const satisfies Record<string, AbiEntry>;
 
@@ -124,6 +125,11 @@ export const CONSTANTS = {
   PF_HANDLED: { value: 0x4b4f4650, doc: "Page-fault port result 'PFOK': the harness fixed the cause, retry the access. A magic value, so that a port nobody answers (EAX keeps the error code) never means retry." },
   TRAMPOLINE_PD_SLOT: { value: 4092, doc: 'Offset in the trampoline\'s page of a word the harness writes: 0 = the trampoline copies with paging off; otherwise the physical address of a page directory that maps lowmem 1:1 with 4 MiB pages, and the trampoline copies with paging on, through it (as Linux\'s 32-bit restore does on its own resume page tables).' },
   KMAP_BASE: { value: 0xffc00000, doc: 'Linear address of the first of the kernel\'s temporary-mapping slots (lowmem=: frames above lowmem are reached only through them).' },
+  SMOD_STRAY_WRITE: { value: 1, doc: 'PM SUSPEND_MODULE flag: the module plants one write into read-only memory halfway through (its isolation, tested: the write faults).' },
+  SMOD_ERR_NO_DISK: { value: 2, doc: 'PM SUSPEND_MODULE result: there is no disk to write to.' },
+  SMOD_ERR_DISK_TOO_SMALL: { value: 3, doc: 'PM SUSPEND_MODULE result: the image would not fit on the disk.' },
+  SMOD_ERR_FRAGMENTS: { value: 4, doc: 'PM SUSPEND_MODULE result: more fragments than the swap map holds.' },
+  SMOD_ERR_MEMORY: { value: 5, doc: 'PM SUSPEND_MODULE result: too few free frames for the module, its lists, its scratch space and its page tables.' },
   KMAP_SLOTS: { value: 2, doc: 'Temporary-mapping slots (a page each, from KMAP_BASE up).' },
   PF_NOT_MINE: { value: 0, doc: "Page-fault port result: not the harness's fault; the guest's own handling (report and halt). Any value but PF_HANDLED means the same." },
 } as const satisfies Record<string, AbiEntry>;

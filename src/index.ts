@@ -38,6 +38,7 @@ export { swsusp } from './save/swsusp.ts';
 export { wpFull } from './save/wp-full.ts';
 export { cow } from './save/cow.ts';
 export { twoPageset } from './save/two-pageset.ts';
+export { suspendModule } from './save/suspend-module.ts';
 export { bitmapPbe } from './restore/bitmap-pbe.ts';
 export { eatUnsafe, planEating } from './restore/eat-unsafe.ts';
 export { oneShot } from './restore/one-shot.ts';

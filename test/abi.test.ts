@@ -2,10 +2,15 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { renderAbiHeader, renderAbiMarkdown, STRUCTS, HYPERCALLS, PM_COMMANDS, OWNERS } from '../src/abi.ts';
 import { abiDocSection } from '../src/abi-docs.ts';
+import { renderImageFormatHeader } from '../src/image/layout.ts';
 
 describe('the hypercall ABI table', () => {
   it('guest/abi.h is exactly what src/abi.ts generates', () => {
     expect(readFileSync('guest/abi.h', 'utf8')).toBe(renderAbiHeader());
+  });
+
+  it('guest/image_format.h is exactly what src/image/layout.ts generates (the image format for guest code)', () => {
+    expect(readFileSync('guest/image_format.h', 'utf8')).toBe(renderImageFormatHeader());
   });
 
   it('docs/ABI.md carries exactly the generated tables', () => {

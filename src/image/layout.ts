@@ -490,3 +490,42 @@ function writeAscii(bytes: Uint8Array, field: LayoutField, text: string): void {
   if (encoded.length > field.size) throw new RangeError(`${field.name} "${text}" is longer than ${field.size} bytes`);
   bytes.set(encoded, field.offset);
 }
+
+// ---------------------------------------------------------------------------
+// The same tables for C: guest/image_format.h (written by `npm run build:guest`, kept in
+// step by a test), for code in the guest that writes images itself (the suspend module).
+
+/** guest/image_format.h: the format's constants and every field's offset and size. */
+export function renderImageFormatHeader(): string {
+  const out = [
+    '/* Generated from src/image/layout.ts by `npm run build:guest`: do not edit. */',
+    '/* The hibernation image format (docs/IMAGE-FORMAT.md), for guest code that writes images. */',
+    '#ifndef HIBERLAB_IMAGE_FORMAT_H',
+    '#define HIBERLAB_IMAGE_FORMAT_H',
+    '',
+    `#define IMG_FORMAT_VERSION ${FORMAT_VERSION}`,
+    `#define IMG_SECTOR_SIZE ${SECTOR_SIZE}`,
+    `#define IMG_PAGE_SIZE ${PAGE_SIZE}`,
+    `#define IMG_HEADER_OFFSET ${HEADER_OFFSET}`,
+    `#define IMG_METADATA_OFFSET ${METADATA_OFFSET}`,
+    `#define IMG_METADATA_BYTES_PER_PAGE ${METADATA_BYTES_PER_PAGE}`,
+    `#define IMG_MAX_EXTENTS ${MAX_EXTENTS}`,
+    `#define IMG_EXTENT_BYTES ${EXTENT_BYTES}`,
+    `#define IMG_MAX_FRAMES ${MAX_FRAMES}`,
+    `#define IMG_SWAP_SIGNATURE "${SWAP_SIGNATURE}"`,
+    `#define IMG_IMAGE_SIGNATURE "${IMAGE_SIGNATURE}"`,
+    `#define IMG_MAGIC "${IMAGE_MAGIC}"`,
+  ];
+  const table = (title: string, prefix: string, l: Layout<string>) => {
+    out.push('', `/* ${title} */`);
+    for (const f of l.fields) {
+      const name = `${prefix}_${f.name.toUpperCase()}`;
+      out.push(`#define ${name} ${f.offset} /* ${f.type}, ${f.size} bytes: ${f.doc.replace(/\*\//g, '* /')} */`, `#define ${name}_SIZE ${f.size}`);
+    }
+    out.push(`#define ${prefix}_BYTES ${l.size}`);
+  };
+  table('The signature block, sector 0.', 'IMG_SIG', SIGNATURE_LAYOUT);
+  table(`The image header at IMG_HEADER_OFFSET; header_crc covers IMG_HDR_BYTES bytes with header_crc zero.`, 'IMG_HDR', HEADER_LAYOUT);
+  out.push('', '#endif /* HIBERLAB_IMAGE_FORMAT_H */', '');
+  return out.join('\n');
+}

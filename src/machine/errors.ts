@@ -45,8 +45,8 @@ export function vectorName(vector: number): string {
 export class GuestExceptionError extends MachineError<ExceptionFacts> {
   constructor(facts: ExceptionFacts) {
     super(
-      `guest exception: ${vectorName(facts.vector)} in task ${facts.taskId} at EIP ${hex(facts.eip)}` +
-        (facts.vector === 14 ? `, CR2 ${hex(facts.cr2)}, error code ${hex(facts.errorCode)} (${describePfError(facts.errorCode)})` : `, error code ${hex(facts.errorCode)}`),
+      `guest exception: ${vectorName(facts.vector)} ${facts.taskId === 0xffffffff ? 'outside any task (the suspend module)' : `in task ${facts.taskId}`} at EIP ${hex(facts.eip)}` +
+        (facts.vector === 14 ? `, CR2 ${hex(facts.cr2)} (page ${hex(Math.floor(facts.cr2 / 4096))}), error code ${hex(facts.errorCode)} (${describePfError(facts.errorCode)})` : `, error code ${hex(facts.errorCode)}`),
       'GUEST_EXCEPTION',
       facts,
     );

@@ -242,6 +242,33 @@ export class Guest {
     return result;
   }
 
+  /**
+   * PM SUSPEND_MODULE (docs/ABI.md): the kernel prepares the suspend module and jumps
+   * into it at the atomic point, where `atAtomic` runs (the ATOMIC hypercall); the module
+   * writes the image and the kernel powers off (POWER_OFF: the guest is done). Returns
+   * what the module's run took (host ms, guest ms, guest instructions), or the kernel's
+   * SMOD_ERR_* result if it could not begin (then it is back in its pm loop). An
+   * exception in the module ends the run with its GuestExceptionError.
+   */
+  async suspendModule(args: { flags: number; fragments: number; ident: number; frozen: number }, atAtomic: () => void): Promise<{ refused: number } | { hostMs: number; guestMs: number; instructions: number }> {
+    this.requirePm('SUSPEND_MODULE');
+    this.machine.complete({ eax: PM_COMMANDS.SUSPEND_MODULE.value, ebx: args.flags, ecx: args.fragments, esi: args.ident, edi: args.frozen });
+    const call = await this.runToPm();
+    if (call.name === 'PM_NEXT') {
+      this.lastPmResult = call.ebx;
+      return { refused: call.ebx };
+    }
+    if (call.name !== 'ATOMIC') throw new ProtocolError(`PM SUSPEND_MODULE: expected the ATOMIC hypercall, got ${call.name}`);
+    atAtomic();
+    const t = performance.now();
+    const g = this.machine.guestTimeMs();
+    const i = this.machine.instructionsNow();
+    this.machine.complete({ eax: 0 });
+    this.inPmLoop = false;
+    await this.machine.runUntil(['POWER_OFF'], { maxMs: 600_000, waitingFor: 'the suspend module (POWER_OFF)' });
+    return { hostMs: performance.now() - t, guestMs: this.machine.guestTimeMs() - g, instructions: this.machine.instructionsNow() - i };
+  }
+
   /** PM POWER_OFF: the guest says goodbye, then the emulator is destroyed. */
   async powerOff(): Promise<void> {
     if (this.inPmLoop && this.machine.alive) {

@@ -104,10 +104,10 @@ export const compareOnLoad = defineRestoreStrategy({
     const pbeList = new PbeList(m, plan.safe.subarray(1, 1 + plan.pbePages));
     const copies = plan.safe.subarray(1 + plan.pbePages);
     let nextCopy = 0;
-    const ram = m.ram;
+    // m.ram is read at each use: the wasm memory behind it can be replaced while the boot kernel runs.
     const keep = (pfn: number, from: Uint8Array) => {
       const copy = copies[nextCopy++]!;
-      ram.set(from, copy * PAGE_SIZE);
+      m.ram.set(from, copy * PAGE_SIZE);
       pbeList.add(copy, pfn);
     };
 
@@ -116,7 +116,7 @@ export const compareOnLoad = defineRestoreStrategy({
     for (let w = 0; w < compareWords.length; w++) compareWords[w] = (plan.unsafe[w]! & ~plan.inPlace.words[w]!) >>> 0;
     // 1. Every page whose frame is free, in place (the boot kernel is still stopped).
     const inPlace = plan.inPlace.words;
-    await loadImage(ctx, inPlace, (pfn, page) => ram.set(page, pfn * PAGE_SIZE), compareWords);
+    await loadImage(ctx, inPlace, (pfn, page) => m.ram.set(page, pfn * PAGE_SIZE), compareWords);
 
     // 2. Protect the frames to compare, then let the boot kernel run on.
     const protector = new WriteProtector(guest);
@@ -139,7 +139,7 @@ export const compareOnLoad = defineRestoreStrategy({
         const s = state[fault.pfn];
         if (s === SKIPPED) {
           // Identical when compared: what it holds now, before the write, is the image page.
-          keep(fault.pfn, ram.subarray(fault.pfn * PAGE_SIZE, (fault.pfn + 1) * PAGE_SIZE));
+          keep(fault.pfn, m.ram.subarray(fault.pfn * PAGE_SIZE, (fault.pfn + 1) * PAGE_SIZE));
           state[fault.pfn] = COPIED;
           changedAfterProtection++;
         } else if (s === PENDING) {
@@ -167,7 +167,7 @@ export const compareOnLoad = defineRestoreStrategy({
         const pfn = comparedPfns[i]!;
         while (image.pfns[index] !== pfn) index++;
         reader.readPages(index, 1, page);
-        const frame = ram.subarray(pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE);
+        const frame = m.ram.subarray(pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE);
         if (forbidden.has(pfn)) {
           unprotectable++;
           keep(pfn, page);

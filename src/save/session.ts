@@ -235,14 +235,21 @@ export class SaveSession {
    * must show).
    */
   async atomic<T>(inside: (atomicPoint: () => void) => Promise<T> | T): Promise<T> {
+    return this.atomicWith((atomicPoint) => this.guest.atomic(() => inside(atomicPoint)));
+  }
+
+  /**
+   * atomic() for a strategy that drives the guest into its atomic section itself (the
+   * suspend module: PM SUSPEND_MODULE instead of PM ATOMIC): `drive` gets atomicPoint,
+   * to call at the guest's ATOMIC hypercall, exactly once.
+   */
+  async atomicWith<T>(drive: (atomicPoint: () => void) => Promise<T>): Promise<T> {
     if (!this.frozen) throw new ProtocolError(`save strategy ${this.strategy}: atomic() before freeze()`);
-    return this.time('atomic', () =>
-      this.guest.atomic(async () => {
-        const result = await inside(() => this.recordAtomicPoint());
-        if (!this.atomicPointRecorded) throw new ProtocolError(`save strategy ${this.strategy} defined no atomic point in its atomic section`);
-        return result;
-      }),
-    );
+    return this.time('atomic', async () => {
+      const result = await drive(() => this.recordAtomicPoint());
+      if (!this.atomicPointRecorded) throw new ProtocolError(`save strategy ${this.strategy} defined no atomic point in its atomic section`);
+      return result;
+    });
   }
 
   private recordAtomicPoint(): void {
