@@ -32,7 +32,7 @@
 #define PM_POWER_OFF 6 /* Hypercall POWER_OFF, then cli; hlt forever. */
 #define PM_PROBE 7 /* EBX = probe pattern, ECX = address, ESI = length in bytes: run one access pattern (see PROBES). Result: 0. */
 #define PM_VERIFY 8 /* Every workload task verifies its buffer at its next safe point and reports VERIFY; the pm task checks the cache pages at once and reports CACHE_VERIFY (if a cache workload was configured). Result: 0. */
-#define PM_SUSPEND_MODULE 10 /* Tasks frozen: EBX = flags (SMOD_STRAY_WRITE), ECX = fragments (the image's sectors after its header in that many extents, in reverse order, recorded in its swap map; 0 or 1: contiguous), ESI = &ident (32 bytes of build id, 32 of strategy name), EDI = tasks frozen. The kernel loads the suspend module, lists the memory to save and the image's sectors, builds the module's page tables (all RAM read-only but its own), masks every interrupt and at the atomic point (hypercall ATOMIC) jumps into it; the module writes the image and the kernel powers off (POWER_OFF). Result, only if it cannot begin: an SMOD_ERR_* code. */
+#define PM_SUSPEND_MODULE 10 /* Tasks frozen: EBX = flags (SMOD_STRAY_WRITE, SMOD_COMPRESS), ECX = fragments (the image's sectors after its header in that many extents, in reverse order, recorded in its swap map; 0 or 1: contiguous), ESI = &ident (32 bytes of build id, 32 of strategy name), EDI = tasks frozen. The kernel loads the suspend module, lists the memory to save and the image's sectors, builds the module's page tables (all RAM read-only but its own), masks every interrupt and at the atomic point (hypercall ATOMIC) jumps into it; the module writes the image and the kernel powers off (POWER_OFF). Result, only if it cannot begin: an SMOD_ERR_* code. */
 #define PM_RESUME 9 /* A boot kernel told 2 at RESUME_CHECK: EBX = trampoline, ECX = PBE list head, ESI = &saved_context, EDI = highmem PBE list head (as for RESUME_CHECK): cli and jump into the trampoline. Never returns. */
 
 #define PROBE_WRITE_ONCE 1 /* One 32-bit store at ECX. */
@@ -78,6 +78,7 @@
 #define TRAMPOLINE_PD_SLOT 4092 /* Offset in the trampoline's page of a word the harness writes: 0 = the trampoline copies with paging off; otherwise the physical address of a page directory that maps lowmem 1:1 with 4 MiB pages, and the trampoline copies with paging on, through it (as Linux's 32-bit restore does on its own resume page tables). */
 #define KMAP_BASE 0xffc00000u /* Linear address of the first of the kernel's temporary-mapping slots (lowmem=: frames above lowmem are reached only through them). */
 #define SMOD_STRAY_WRITE 1 /* PM SUSPEND_MODULE flag: the module plants one write into read-only memory halfway through (its isolation, tested: the write faults). */
+#define SMOD_COMPRESS 2 /* PM SUSPEND_MODULE flag: the module compresses every page with LZ4 into its scratch space and writes the pages packed (image compression LZ4; docs/IMAGE-FORMAT.md). */
 #define SMOD_ERR_NO_DISK 2 /* PM SUSPEND_MODULE result: there is no disk to write to. */
 #define SMOD_ERR_DISK_TOO_SMALL 3 /* PM SUSPEND_MODULE result: the image would not fit on the disk. */
 #define SMOD_ERR_FRAGMENTS 4 /* PM SUSPEND_MODULE result: more fragments than the swap map holds. */

@@ -3,12 +3,15 @@
 #ifndef HIBERLAB_IMAGE_FORMAT_H
 #define HIBERLAB_IMAGE_FORMAT_H
 
-#define IMG_FORMAT_VERSION 3
+#define IMG_FORMAT_VERSION 4
 #define IMG_SECTOR_SIZE 512
 #define IMG_PAGE_SIZE 4096
 #define IMG_HEADER_OFFSET 4096
 #define IMG_METADATA_OFFSET 8192
 #define IMG_METADATA_BYTES_PER_PAGE 8
+#define IMG_METADATA_BYTES_PER_COMPRESSED_PAGE 12
+#define IMG_COMPRESSION_NONE 0
+#define IMG_COMPRESSION_LZ4 1
 #define IMG_MAX_EXTENTS 256
 #define IMG_EXTENT_BYTES 8
 #define IMG_MAX_FRAMES 1048576
@@ -34,7 +37,7 @@
 /* The image header at IMG_HEADER_OFFSET; header_crc covers IMG_HDR_BYTES bytes with header_crc zero. */
 #define IMG_HDR_MAGIC 0 /* ascii, 8 bytes: "HIBERLAB" */
 #define IMG_HDR_MAGIC_SIZE 8
-#define IMG_HDR_VERSION 8 /* u32, 4 bytes: format version (3) */
+#define IMG_HDR_VERSION 8 /* u32, 4 bytes: format version (4) */
 #define IMG_HDR_VERSION_SIZE 4
 #define IMG_HDR_HEADER_SIZE 12 /* u32, 4 bytes: bytes covered by header_crc: the size of this table */
 #define IMG_HDR_HEADER_SIZE_SIZE 4
@@ -52,11 +55,11 @@
 #define IMG_HDR_RAM_BYTES_SIZE 8
 #define IMG_HDR_METADATA_OFFSET 72 /* u64, 8 bytes: byte offset of the metadata (8192), page aligned */
 #define IMG_HDR_METADATA_OFFSET_SIZE 8
-#define IMG_HDR_METADATA_BYTES 80 /* u64, 8 bytes: page_count x 8 (PFNs, then CRCs; padding not included) */
+#define IMG_HDR_METADATA_BYTES 80 /* u64, 8 bytes: page_count x 8 (PFNs, then CRCs), compressed: page_count x 12 (PFNs, CRCs, stored sizes); padding not included */
 #define IMG_HDR_METADATA_BYTES_SIZE 8
 #define IMG_HDR_DATA_OFFSET 88 /* u64, 8 bytes: byte offset of the data: metadata end rounded up to a page */
 #define IMG_HDR_DATA_OFFSET_SIZE 8
-#define IMG_HDR_DATA_BYTES 96 /* u64, 8 bytes: page_count x 4096 */
+#define IMG_HDR_DATA_BYTES 96 /* u64, 8 bytes: page_count x 4096; compressed: the sum of the stored sizes */
 #define IMG_HDR_DATA_BYTES_SIZE 8
 #define IMG_HDR_STRATEGY 104 /* ascii, 32 bytes: name of the save strategy, NUL padded */
 #define IMG_HDR_STRATEGY_SIZE 32
@@ -72,8 +75,10 @@
 #define IMG_HDR_PRECOPY_ROUNDS_SIZE 4
 #define IMG_HDR_FROZEN_TASKS 156 /* u32, 4 bytes: stats: tasks frozen at the atomic point */
 #define IMG_HDR_FROZEN_TASKS_SIZE 4
-#define IMG_HDR_RESERVED 160 /* bytes, 8 bytes: zero */
-#define IMG_HDR_RESERVED_SIZE 8
+#define IMG_HDR_COMPRESSION 160 /* u32, 4 bytes: 0: pages stored whole; 1: each page an LZ4 block, packed (the suspend module's option) */
+#define IMG_HDR_COMPRESSION_SIZE 4
+#define IMG_HDR_RESERVED 164 /* u32, 4 bytes: zero */
+#define IMG_HDR_RESERVED_SIZE 4
 #define IMG_HDR_CONTEXT_SIZE 168 /* u32, 4 bytes: bytes of saved_context (92) */
 #define IMG_HDR_CONTEXT_SIZE_SIZE 4
 #define IMG_HDR_SAVED_CONTEXT 172 /* bytes, 92 bytes: the guest's struct saved_context at the atomic point (opaque here) */

@@ -9,7 +9,8 @@
  *      partition; with `fragments` F > 1 the image's sectors after the header in F
  *      extents placed in reverse order, as the blocks of a fragmented swap file, which
  *      the image's swap map then records);
- *   3. take a scratch space (metadata, header, a sector, the stack);
+ *   3. take a scratch space (metadata, header, a sector, the stack; to compress, also
+ *      LZ4's hash table, a page of output and the staging buffer of the packed writes);
  *   4. build new page tables: the module (at SMOD_BASE), its lists and its scratch
  *      read-write, all other RAM read-only (identity, so it reads every page where it is);
  *   5. turn the devices off but the disk (every interrupt line masked; the disk is polled);
@@ -49,7 +50,7 @@ static uint32_t take_page(void)
 }
 
 /*
- * flags: SMOD_FLAG_*; fragments: extents for the image's sectors after its header (0 or
+ * flags: SMOD_STRAY_WRITE, SMOD_COMPRESS; fragments: extents for the image's sectors after its header (0 or
  * 1: contiguous); ident: 32 bytes of build id and 32 of strategy name (the harness's).
  * Returns SMOD_RESUMED on the resume path; on the suspend path it does not return
  * (power off), unless it cannot start: SMOD_ERR_*, before the atomic point, nothing
@@ -84,7 +85,7 @@ uint32_t suspend_module(uint32_t flags, uint32_t fragments, uint32_t ident, uint
         }
         prev = s;
     }
-    meta_pages = PGROUNDUP(n * IMG_METADATA_BYTES_PER_PAGE) / PAGE_SIZE;
+    meta_pages = PGROUNDUP(n * ((flags & SMOD_COMPRESS) ? IMG_METADATA_BYTES_PER_COMPRESSED_PAGE : IMG_METADATA_BYTES_PER_PAGE)) / PAGE_SIZE;
     image_sectors = (IMG_METADATA_OFFSET + meta_pages * PAGE_SIZE + n * PAGE_SIZE) / IMG_SECTOR_SIZE;
     if (image_sectors > disk)
         return SMOD_ERR_DISK_TOO_SMALL;
@@ -93,7 +94,7 @@ uint32_t suspend_module(uint32_t flags, uint32_t fragments, uint32_t ident, uint
     if (fragments == 0)
         fragments = 1;
     extent_count = fragments == 1 ? 1 : fragments + 1;
-    scratch_pages = meta_pages + 2 + SMOD_STACK_BYTES / PAGE_SIZE;
+    scratch_pages = meta_pages + 2 + ((flags & SMOD_COMPRESS) ? SMOD_COMPRESS_SCRATCH_PAGES : 0) + SMOD_STACK_BYTES / PAGE_SIZE;
     list_bytes = sizeof(struct smod_params) + runs * sizeof(struct smod_area) + extent_count * sizeof(struct smod_extent);
     list_pages = PGROUNDUP(list_bytes) / PAGE_SIZE;
     pt_pages = 1 + (frames + 1023) / 1024 + 1;

@@ -15,6 +15,7 @@ import {
   type ImageErrorCode, type ImageWriterOptions, type SavedContext,
 } from '../src/image/index.ts';
 import { wordsOfFrames } from '../src/pages/page-set.ts';
+import { forge } from './helpers.ts';
 
 // ---------------------------------------------------------------------------
 // Fixtures
@@ -119,30 +120,6 @@ function flipped(data: Uint8Array, page: number, at: number): Uint8Array {
 function flipByte(file: string, offset: number): void {
   const [byte] = readRange(file, offset, 1);
   patch(file, offset, Uint8Array.of(byte! ^ 0xff));
-}
-
-/**
- * Rewrites header and metadata through `edit`, then makes every CRC consistent again
- * (metadata CRC, header CRC, and the header CRC in the signature): a well-formed image
- * that lies, to reach the checks behind the CRCs.
- */
-function forge(file: string, edit: (header: DataView, metadata: DataView) => void): void {
-  const header = readRange(file, HEADER_OFFSET, PAGE_SIZE);
-  const hv = new DataView(header.buffer);
-  const f = HEADER_LAYOUT.at;
-  const metadataOffset = hv.getUint32(f.metadata_offset.offset, true);
-  const metadataBytes = hv.getUint32(f.metadata_bytes.offset, true);
-  const metadata = readRange(file, metadataOffset, metadataBytes);
-  edit(hv, new DataView(metadata.buffer));
-  hv.setUint32(f.metadata_crc.offset, zlib.crc32(metadata), true);
-  hv.setUint32(f.header_crc.offset, 0, true);
-  const headerCrc = zlib.crc32(header.subarray(0, HEADER_SIZE));
-  hv.setUint32(f.header_crc.offset, headerCrc, true);
-  patch(file, metadataOffset, metadata);
-  patch(file, HEADER_OFFSET, header);
-  const sigCrc = new Uint8Array(4);
-  new DataView(sigCrc.buffer).setUint32(0, headerCrc, true);
-  patch(file, SIGNATURE_LAYOUT.at.header_crc.offset, sigCrc);
 }
 
 /** Runs fn, expecting an ImageError with `code`; returns it. */
@@ -602,7 +579,7 @@ describe('validation refuses, naming what and where, and never changes the file'
     const { file } = await writeImage('swap.img', 4);
     patch(file, HEADER_OFFSET + HEADER_LAYOUT.at.version.offset, Uint8Array.of(1, 0, 0, 0));
     const err = expectRefusal(file, 'UNSUPPORTED_VERSION');
-    expect(err.message).toBe(`the image on ${file} has format version 1; this build reads version 3`);
+    expect(err.message).toBe(`the image on ${file} has format version 1; this build reads version ${FORMAT_VERSION}`);
   });
 
   it('BAD_HEADER_CRC when a header field is flipped, with stored and computed CRCs', async () => {
@@ -666,6 +643,14 @@ describe('validation refuses, naming what and where, and never changes the file'
     forge(file, (_h, m) => m.setUint32(12, FRAMES + 5, true));
     const err = expectRefusal(file, 'BAD_METADATA');
     expect(err.message).toBe(`entry 3 of the image metadata of ${file} is PFN 0x1005, beyond the 4096 frames of the image`);
+  });
+
+  it('BAD_METADATA for a compression this build does not know, or one its metadata does not have', async () => {
+    const { file } = await writeImage('swap.img', 4);
+    forge(file, (h) => h.setUint32(HEADER_LAYOUT.at.compression.offset, 7, true));
+    expect(expectRefusal(file, 'BAD_METADATA').message).toBe(`the image header of ${file} claims compression 7, which this build does not know (0: none, 1: LZ4)`);
+    forge(file, (h) => h.setUint32(HEADER_LAYOUT.at.compression.offset, 1, true));
+    expect(expectRefusal(file, 'BAD_METADATA').message).toBe(`the image header of ${file} claims metadata_bytes 32 for 4 pages (expected 48)`);
   });
 
   it('WRONG_BUILD when another guest build wrote the image, both ids shortened', async () => {

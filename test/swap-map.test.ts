@@ -1,5 +1,5 @@
 /**
- * The swap map (image format 3): an image whose sectors are scattered over the device, as
+ * The swap map (image format 3 on): an image whose sectors are scattered over the device, as
  * a fragmented swap file's blocks are, is read through the extents its header records,
  * by the validation (both threads of the page scan), inspect and every restore; a map
  * that could read outside the image, or one sector twice, is refused before anything is

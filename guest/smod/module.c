@@ -208,6 +208,112 @@ static void write_logical(uint32_t s, const void *buf, uint32_t sectors)
     }
 }
 
+/* ---- LZ4 (the block format of lz4 and of Linux's LZ4 hibernation images) ---- */
+
+#define LZ4_HASH_BITS 12
+#define LZ4_MIN_MATCH 4
+#define LZ4_LAST_LITERALS 5             /* the last 5 bytes of a block are literals */
+#define LZ4_MATCH_LIMIT 12              /* the last match starts at least 12 bytes before the end */
+
+static uint32_t read32(const uint8_t *b)
+{
+    return b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+/* A length beyond a token's 15: bytes of 255, then the rest. */
+static uint32_t lz4_length(uint8_t *dst, uint32_t op, uint32_t rest)
+{
+    while (rest >= 255) {
+        dst[op++] = 255;
+        rest -= 255;
+    }
+    dst[op++] = (uint8_t)rest;
+    return op;
+}
+
+/* One sequence: `nlit` literals, then (match != 0) a match of `match` bytes `distance` back. */
+static uint32_t lz4_sequence(uint8_t *dst, uint32_t op, const uint8_t *lit, uint32_t nlit, uint32_t distance, uint32_t match)
+{
+    uint32_t token = op++, i;
+    dst[token] = (uint8_t)((nlit < 15 ? nlit : 15) << 4);
+    if (nlit >= 15)
+        op = lz4_length(dst, op, nlit - 15);
+    for (i = 0; i < nlit; i++)
+        dst[op++] = lit[i];
+    if (!match)
+        return op;
+    dst[op++] = (uint8_t)distance;
+    dst[op++] = (uint8_t)(distance >> 8);
+    match -= LZ4_MIN_MATCH;
+    dst[token] |= (uint8_t)(match < 15 ? match : 15);
+    if (match >= 15)
+        op = lz4_length(dst, op, match - 15);
+    return op;
+}
+
+/* The most bytes a sequence of nlit literals and a match of `match` bytes can take. */
+static uint32_t lz4_bound(uint32_t nlit, uint32_t match)
+{
+    return 1 + nlit / 255 + 1 + nlit + (match ? 2 + match / 255 + 1 : 0);
+}
+
+/*
+ * One page as an LZ4 block into dst (greedy: the first 4-byte match the hash table
+ * remembers, extended as far as it goes). Returns its size, or 0 when the block would
+ * not be smaller than the page (the page is then stored whole).
+ */
+static uint32_t lz4_page(const uint8_t *src, uint8_t *dst, uint16_t *table)
+{
+    const uint32_t n = IMG_PAGE_SIZE, limit = IMG_PAGE_SIZE - 1;
+    uint32_t ip = 0, anchor = 0, op = 0;
+
+    memset(table, 0, sizeof(uint16_t) << LZ4_HASH_BITS);
+    while (ip + LZ4_MATCH_LIMIT < n) {
+        uint32_t seq = read32(src + ip), h = (seq * 2654435761u) >> (32 - LZ4_HASH_BITS);
+        uint32_t ref = table[h], len = LZ4_MIN_MATCH;
+        table[h] = (uint16_t)(ip + 1);              /* 0: empty */
+        if (ref == 0 || read32(src + ref - 1) != seq) {
+            ip++;
+            continue;
+        }
+        ref--;
+        while (ip + len < n - LZ4_LAST_LITERALS && src[ref + len] == src[ip + len])
+            len++;
+        if (op + lz4_bound(ip - anchor, len) > limit)
+            return 0;
+        op = lz4_sequence(dst, op, src + anchor, ip - anchor, ip - ref, len);
+        ip += len;
+        anchor = ip;
+    }
+    if (op + lz4_bound(n - anchor, 0) > limit)
+        return 0;
+    return lz4_sequence(dst, op, src + anchor, n - anchor, 0, 0);
+}
+
+/* The packed writes of a compressed image: stored pages gather in `stage`, 64 KiB at a time go out. */
+static uint8_t *stage;
+static uint32_t stage_fill, stage_sector;
+
+static void stage_put(const uint8_t *b, uint32_t len)
+{
+    memcpy(stage + stage_fill, b, len);
+    stage_fill += len;
+    if (stage_fill >= SMOD_STAGE_BYTES) {
+        write_logical(stage_sector, stage, SMOD_STAGE_BYTES / SECTOR);
+        stage_sector += SMOD_STAGE_BYTES / SECTOR;
+        stage_fill -= SMOD_STAGE_BYTES;
+        memcpy(stage, stage + SMOD_STAGE_BYTES, stage_fill);
+    }
+}
+
+static void stage_flush(void)
+{
+    uint32_t sectors = (stage_fill + SECTOR - 1) / SECTOR;
+    memset(stage + stage_fill, 0, sectors * SECTOR - stage_fill);
+    if (sectors)
+        write_logical(stage_sector, stage, sectors);
+}
+
 /* ---- its own exceptions ---- */
 
 static void idt_init(void)
@@ -281,9 +387,11 @@ static void put_text(uint8_t *b, uint32_t off, const char *s, uint32_t max)
 void smod_main(struct smod_params *p)
 {
     const struct smod_area *a;
-    uint32_t n, meta_bytes, meta_pages, data_sector, i = 0, k, tenth = 1, meta_crc, header_crc;
-    uint32_t *pfns, *crcs;
-    uint8_t *hdr, *sec;
+    uint32_t n, meta_bytes, meta_pages, data_sector, i = 0, k, tenth = 1, meta_crc, header_crc, stored = 0;
+    uint32_t *pfns, *crcs, *sizes;
+    uint8_t *hdr, *sec, *out = 0;
+    uint16_t *table = 0;
+    int compress;
 
     P = p;
     idt_init();
@@ -291,13 +399,22 @@ void smod_main(struct smod_params *p)
     if (p->magic != SMOD_MAGIC)
         fail("bad parameters");
     n = p->page_count;
-    meta_bytes = n * IMG_METADATA_BYTES_PER_PAGE;
+    compress = (p->flags & SMOD_COMPRESS) != 0;
+    meta_bytes = n * (compress ? IMG_METADATA_BYTES_PER_COMPRESSED_PAGE : IMG_METADATA_BYTES_PER_PAGE);
     meta_pages = (meta_bytes + IMG_PAGE_SIZE - 1) / IMG_PAGE_SIZE;
     pfns = (uint32_t *)p->scratch;
     crcs = pfns + n;
+    sizes = crcs + n;
     hdr = (uint8_t *)p->scratch + meta_pages * IMG_PAGE_SIZE;
     sec = hdr + IMG_PAGE_SIZE;
     data_sector = (IMG_METADATA_OFFSET + meta_pages * IMG_PAGE_SIZE) / SECTOR;
+    if (compress) {
+        table = (uint16_t *)(sec + IMG_PAGE_SIZE);
+        out = (uint8_t *)table + 2 * IMG_PAGE_SIZE;
+        stage = out + 2 * IMG_PAGE_SIZE;
+        stage_fill = 0;
+        stage_sector = data_sector;
+    }
     puts_serial("suspend module: writing ");
     putu_serial(n);
     puts_serial(" pages\n");
@@ -308,7 +425,18 @@ void smod_main(struct smod_params *p)
             const uint8_t *page = (const uint8_t *)((a->first_pfn + k) * IMG_PAGE_SIZE);
             pfns[i] = a->first_pfn + k;
             crcs[i] = crc32(0, page, IMG_PAGE_SIZE);
-            write_logical(data_sector + i * (IMG_PAGE_SIZE / SECTOR), page, IMG_PAGE_SIZE / SECTOR);
+            if (compress) {
+                /* 6a. Compressed into scratch, and packed: the page itself where LZ4 does not make it smaller. */
+                uint32_t size = lz4_page(page, out, table);
+                if (size)
+                    stage_put(out, size);
+                else
+                    stage_put(page, size = IMG_PAGE_SIZE);
+                sizes[i] = size;
+                stored += size;
+            } else {
+                write_logical(data_sector + i * (IMG_PAGE_SIZE / SECTOR), page, IMG_PAGE_SIZE / SECTOR);
+            }
             if ((p->flags & SMOD_STRAY_WRITE) && i == n / 2)
                 *(volatile uint32_t *)p->stray_address = 0x0BAD0BADu;   /* read-only here: it faults */
             while (tenth <= 10 && (i + 1) * 10 >= tenth * n) {
@@ -321,8 +449,10 @@ void smod_main(struct smod_params *p)
     }
     if (i != n)
         fail("the memory areas do not add up to the page count");
+    if (compress)
+        stage_flush();
 
-    /* 2. The metadata: the PFNs, then the CRCs, zero to the page end. */
+    /* 2. The metadata: the PFNs, then the CRCs (then the stored sizes), zero to the page end. */
     memset((uint8_t *)p->scratch + meta_bytes, 0, meta_pages * IMG_PAGE_SIZE - meta_bytes);
     meta_crc = crc32(0, (const uint8_t *)p->scratch, meta_bytes);
     write_logical(IMG_METADATA_OFFSET / SECTOR, pfns, meta_pages * (IMG_PAGE_SIZE / SECTOR));
@@ -341,7 +471,8 @@ void smod_main(struct smod_params *p)
     put64(hdr, IMG_HDR_METADATA_OFFSET, IMG_METADATA_OFFSET);
     put64(hdr, IMG_HDR_METADATA_BYTES, meta_bytes);
     put64(hdr, IMG_HDR_DATA_OFFSET, data_sector * SECTOR);
-    put64(hdr, IMG_HDR_DATA_BYTES, n * IMG_PAGE_SIZE);
+    put64(hdr, IMG_HDR_DATA_BYTES, compress ? stored : n * IMG_PAGE_SIZE);
+    put32(hdr, IMG_HDR_COMPRESSION, compress ? IMG_COMPRESSION_LZ4 : IMG_COMPRESSION_NONE);
     put_text(hdr, IMG_HDR_STRATEGY, p->strategy, IMG_HDR_STRATEGY_SIZE);
     put32(hdr, IMG_HDR_FROZEN_TASKS, p->frozen_tasks);
     put32(hdr, IMG_HDR_CONTEXT_SIZE, p->context_bytes);

@@ -12,6 +12,9 @@
 #define SMOD_BASE 0xF0000000            /* where the module runs, in its page tables */
 #define SMOD_MAGIC 0x444f4d53           /* 'SMOD' */
 #define SMOD_STACK_BYTES 16384
+#define SMOD_STAGE_BYTES 65536          /* compressed pages are written 64 KiB at a time */
+/* SMOD_COMPRESS's scratch: LZ4's hash table (2 pages), a page of output (+1), the staging buffer (+1 for a page that spills over) */
+#define SMOD_COMPRESS_SCRATCH_PAGES (2 + 2 + SMOD_STAGE_BYTES / 4096 + 1)
 #define SMOD_PARAMS_STACK_TOP 16        /* offsets in struct smod_params, for swsusp.S */
 #define SMOD_PARAMS_ENTRY 20
 
@@ -41,12 +44,12 @@ struct smod_params {
     uint32_t page_count;
     uint32_t extents, extent_count;     /* struct smod_extent[]: the image's sectors */
     uint32_t map_in_header;             /* 1: the extents go into the header's swap map */
-    uint32_t scratch, scratch_bytes;    /* metadata, header, a sector, the stack */
+    uint32_t scratch, scratch_bytes;    /* metadata, header, a sector, [SMOD_COMPRESS's], the stack */
     uint32_t frame_count;
     uint32_t ram_bytes;
     uint32_t context_address, context_bytes;
     uint32_t frozen_tasks;
-    uint32_t stray_address;             /* SMOD_FLAG_STRAY_WRITE: where */
+    uint32_t stray_address;             /* SMOD_STRAY_WRITE: where */
     uint8_t build_id[32];
     char strategy[32];
 };

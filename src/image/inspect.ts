@@ -8,7 +8,7 @@
  */
 
 import { ImageError, bytesText, hex, hex32, mibText, type ImageErrorCode } from './errors.ts';
-import { FORMAT_VERSION, IMAGE_MAGIC, PAGE_SIZE, decodeHeader, toHex, type ImageHeader, type ImageStats, type SignatureKind } from './layout.ts';
+import { COMPRESSION, FORMAT_VERSION, IMAGE_MAGIC, PAGE_SIZE, decodeHeader, toHex, type ImageHeader, type ImageStats, type SignatureKind } from './layout.ts';
 import { SwapDevice } from './swap-device.ts';
 import {
   DEFAULT_CHUNK_BYTES, checkHeader, checkHeaderLimits, checkRegionsInFile, checkSignature, pageCrcError, readHeaderPage, readMetadata, scanPages,
@@ -56,6 +56,8 @@ export interface InspectedHeader {
   readonly metadataBytes: number;
   readonly dataOffset: number;
   readonly dataBytes: number;
+  /** 0: none, 1: LZ4 (docs/IMAGE-FORMAT.md). */
+  readonly compression: number;
   readonly imageBytes: number;
   readonly headerCrc: string;
   readonly metadataCrc: string;
@@ -107,6 +109,9 @@ export function formatInspection(report: ImageInspection): string {
       `  build       ${h.buildId.slice(0, 16)}… (sha256 of the guest ELF)`,
       `  RAM         ${mibText(h.ramBytes)} (${h.frameCount} frames)`,
       ...field('pages', `${h.pageCount} (${mibText(h.dataBytes)} of data; the image takes ${bytesText(h.imageBytes)})`),
+      ...field('compression', h.compression === COMPRESSION.LZ4
+        ? `LZ4: ${mibText(h.pageCount * PAGE_SIZE)} of pages stored in ${mibText(h.dataBytes)} (${h.pageCount ? ((100 * h.dataBytes) / (h.pageCount * PAGE_SIZE)).toFixed(1) : '0.0'} %)`
+        : h.compression === COMPRESSION.NONE ? 'none' : `unknown (${h.compression})`),
       `  strategy    ${h.strategy}`,
       ...field('stats', Object.entries(h.stats).map(([k, v]) => `${k}=${v}`).join(' ')),
       `  context     at ${h.contextAddress}`,
@@ -160,13 +165,13 @@ function inspectDevice(dev: SwapDevice, chunkBytes: number): ImageInspection {
     const metadata = inFile ? attempt(() => readMetadata(dev, h)) : undefined;
     checks.metadata = inFile ? (metadata ? 'ok' : 'bad') : 'skipped';
     if (metadata) {
-      const scan = scanPages(dev, h, metadata.pfns, metadata.crcs, chunkBytes);
+      const scan = scanPages(dev, h, metadata.pfns, metadata.crcs, chunkBytes, metadata.packing);
       checks.pages = scan.badPages === 0 ? 'ok' : 'bad';
       checks.badPages = scan.badPages;
       if (scan.first) {
         const { index, expected, actual } = scan.first;
-        firstBadPage = { index, pfn: hex(metadata.pfns[index]!), offset: h.dataOffset + index * PAGE_SIZE, expected: hex32(expected), actual: hex32(actual) };
-        problems.push({ code: 'BAD_PAGE_CRC', message: pageCrcError(dev.path, h, metadata.pfns, scan).message });
+        firstBadPage = { index, pfn: hex(metadata.pfns[index]!), offset: h.dataOffset + (metadata.packing ? metadata.packing.offsets[index]! : index * PAGE_SIZE), expected: hex32(expected), actual: hex32(actual) };
+        problems.push({ code: 'BAD_PAGE_CRC', message: pageCrcError(dev.path, h, metadata.pfns, scan, metadata.packing).message });
       }
     }
   }
@@ -209,6 +214,7 @@ function describeHeader(h: ImageHeader): InspectedHeader {
     metadataBytes: h.metadataBytes,
     dataOffset: h.dataOffset,
     dataBytes: h.dataBytes,
+    compression: h.compression,
     imageBytes: h.dataOffset + h.dataBytes,
     headerCrc: hex32(h.headerCrc),
     metadataCrc: hex32(h.metadataCrc),

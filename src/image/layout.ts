@@ -49,7 +49,7 @@ export const IMAGE_SIGNATURE = 'HLIMAGE1';
 /** First bytes of the image header. */
 export const IMAGE_MAGIC = 'HIBERLAB';
 /** Bumped whenever a field below changes meaning or place. */
-export const FORMAT_VERSION = 3;
+export const FORMAT_VERSION = 4;
 
 /** Where the writer puts the header; the signature block records it. */
 export const HEADER_OFFSET = PAGE_SIZE;
@@ -64,7 +64,7 @@ export const CONTEXT_BYTES = STRUCTS.saved_context.size;
 /**
  * The most frames a 32-bit guest can have (4 GiB / 4 KiB). frame_count and page_count
  * read from a file are refused above it, so nothing read from a file can make the
- * validator allocate more than 8 MiB of metadata.
+ * validator allocate more than 12 MiB of metadata.
  */
 export const MAX_FRAMES = 1 << 20;
 
@@ -79,6 +79,26 @@ export const EXTENT_BYTES = 8;
 
 /** Bytes per page in the metadata: one u32 PFN and one u32 CRC. */
 export const METADATA_BYTES_PER_PAGE = 8;
+/** The same in a compressed image: the PFN, the CRC and the page's stored size (u32). */
+export const METADATA_BYTES_PER_COMPRESSED_PAGE = 12;
+
+/** What the header's compression field may say. */
+export const COMPRESSION = {
+  /** Every page stored whole: page i at data_offset + i * 4096. */
+  NONE: 0,
+  /**
+   * Every page an LZ4 block (lz4's block format, as Linux's hibernation compresses since
+   * 6.9), or the page itself where that is not smaller (stored size 4096); the stored
+   * pages are packed back to back, page i where the sizes of the pages before it end.
+   */
+  LZ4: 1,
+} as const;
+export type Compression = (typeof COMPRESSION)[keyof typeof COMPRESSION];
+
+/** Bytes per page in the metadata of an image with this compression. */
+export function metadataBytesPerPage(compression: number): number {
+  return compression === COMPRESSION.NONE ? METADATA_BYTES_PER_PAGE : METADATA_BYTES_PER_COMPRESSED_PAGE;
+}
 
 export type FieldType = 'u32' | 'u64' | 'bytes' | 'ascii';
 
@@ -136,9 +156,9 @@ export const HEADER_LAYOUT = layout([
   ['build_id', 'bytes', 'sha256 of the guest ELF that wrote the image (raw bytes)', BUILD_ID_BYTES],
   ['ram_bytes', 'u64', 'RAM size of the hibernated guest'],
   ['metadata_offset', 'u64', `byte offset of the metadata (${METADATA_OFFSET}), page aligned`],
-  ['metadata_bytes', 'u64', `page_count x ${METADATA_BYTES_PER_PAGE} (PFNs, then CRCs; padding not included)`],
+  ['metadata_bytes', 'u64', `page_count x ${METADATA_BYTES_PER_PAGE} (PFNs, then CRCs), compressed: page_count x ${METADATA_BYTES_PER_COMPRESSED_PAGE} (PFNs, CRCs, stored sizes); padding not included`],
   ['data_offset', 'u64', 'byte offset of the data: metadata end rounded up to a page'],
-  ['data_bytes', 'u64', `page_count x ${PAGE_SIZE}`],
+  ['data_bytes', 'u64', `page_count x ${PAGE_SIZE}; compressed: the sum of the stored sizes`],
   ['strategy', 'ascii', 'name of the save strategy, NUL padded', STRATEGY_BYTES],
   ['atomic_copy_pages', 'u32', 'stats: pages copied at the atomic point'],
   ['live_written_pages', 'u32', 'stats: pages written while the guest was running'],
@@ -146,7 +166,8 @@ export const HEADER_LAYOUT = layout([
   ['wp_faults', 'u32', 'stats: write-protect faults taken during the save'],
   ['precopy_rounds', 'u32', 'stats: pre-copy rounds before the atomic point'],
   ['frozen_tasks', 'u32', 'stats: tasks frozen at the atomic point'],
-  ['reserved', 'bytes', 'zero', 8],
+  ['compression', 'u32', `${COMPRESSION.NONE}: pages stored whole; ${COMPRESSION.LZ4}: each page an LZ4 block, packed (the suspend module's option)`],
+  ['reserved', 'u32', 'zero'],
   ['context_size', 'u32', `bytes of saved_context (${CONTEXT_BYTES})`],
   ['saved_context', 'bytes', "the guest's struct saved_context at the atomic point (opaque here)", CONTEXT_BYTES],
   ['extent_count', 'u32', `extents in the swap map below (0: the image lies on the device as its offsets say; at most ${MAX_EXTENTS})`],
@@ -214,6 +235,8 @@ export interface ImageHeader {
   readonly metadataBytes: number;
   readonly dataOffset: number;
   readonly dataBytes: number;
+  /** COMPRESSION.NONE or .LZ4 as the header says it (the validation bounds it). */
+  readonly compression: number;
   readonly strategy: string;
   readonly stats: ImageStats;
   readonly context: SavedContext;
@@ -389,6 +412,7 @@ export function decodeHeader(bytes: Uint8Array): ImageHeader {
     metadataBytes: u64(f.metadata_bytes),
     dataOffset: u64(f.data_offset),
     dataBytes: u64(f.data_bytes),
+    compression: u32(f.compression),
     strategy: readAscii(bytes, f.strategy),
     stats: stats as unknown as ImageStats,
     context: { address: u32(f.context_address), bytes: fieldBytes(bytes, f.saved_context).slice() },
@@ -438,19 +462,18 @@ export function encodeMetadata(pfns: Uint32Array, crcs: Uint32Array): Uint8Array
   return bytes;
 }
 
-export function decodeMetadata(bytes: Uint8Array, pageCount: number): { pfns: Uint32Array; crcs: Uint32Array } {
-  if (LITTLE_ENDIAN_HOST) {
-    const words = new Uint32Array(bytes.slice(0, 2 * pageCount * 4).buffer);
-    return { pfns: words.slice(0, pageCount), crcs: words.slice(pageCount, 2 * pageCount) };
+/** PFNs and CRCs; with `compressed`, the stored sizes after them (a compressed image). */
+export function decodeMetadata(bytes: Uint8Array, pageCount: number, compressed = false): { pfns: Uint32Array; crcs: Uint32Array; sizes?: Uint32Array } {
+  const arrays = compressed ? 3 : 2;
+  const words = new Uint32Array(arrays * pageCount);
+  if (LITTLE_ENDIAN_HOST) words.set(new Uint32Array(bytes.slice(0, arrays * pageCount * 4).buffer));
+  else {
+    const view = viewOf(bytes);
+    for (let i = 0; i < words.length; i++) words[i] = view.getUint32(i * 4, true);
   }
-  const view = viewOf(bytes);
-  const pfns = new Uint32Array(pageCount);
-  const crcs = new Uint32Array(pageCount);
-  for (let i = 0; i < pageCount; i++) {
-    pfns[i] = view.getUint32(i * 4, true);
-    crcs[i] = view.getUint32((pageCount + i) * 4, true);
-  }
-  return { pfns, crcs };
+  const pfns = words.subarray(0, pageCount);
+  const crcs = words.subarray(pageCount, 2 * pageCount);
+  return compressed ? { pfns, crcs, sizes: words.subarray(2 * pageCount) } : { pfns, crcs };
 }
 
 // ---------------------------------------------------------------------------
@@ -509,6 +532,9 @@ export function renderImageFormatHeader(): string {
     `#define IMG_HEADER_OFFSET ${HEADER_OFFSET}`,
     `#define IMG_METADATA_OFFSET ${METADATA_OFFSET}`,
     `#define IMG_METADATA_BYTES_PER_PAGE ${METADATA_BYTES_PER_PAGE}`,
+    `#define IMG_METADATA_BYTES_PER_COMPRESSED_PAGE ${METADATA_BYTES_PER_COMPRESSED_PAGE}`,
+    `#define IMG_COMPRESSION_NONE ${COMPRESSION.NONE}`,
+    `#define IMG_COMPRESSION_LZ4 ${COMPRESSION.LZ4}`,
     `#define IMG_MAX_EXTENTS ${MAX_EXTENTS}`,
     `#define IMG_EXTENT_BYTES ${EXTENT_BYTES}`,
     `#define IMG_MAX_FRAMES ${MAX_FRAMES}`,

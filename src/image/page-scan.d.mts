@@ -17,6 +17,9 @@ export interface ScanJob {
    * closes it unbegun (2; the CRC thread then does nothing).
    */
   readonly counter: Int32Array;
+  /** A compressed image: the stored size of every page, and where page i's stored bytes begin (from dataOffset; pageCount + 1 entries). */
+  readonly sizes?: Uint32Array;
+  readonly offsets?: Float64Array;
 }
 
 export interface ScanResult {
@@ -32,7 +35,13 @@ export interface ScanResult {
 /** out[index + i] = the CRC32 of page i of data (whole pages): crc.ts's crc32Pages. */
 export type CrcPages = (data: Uint8Array, out: Uint32Array, index: number) => void;
 
-export function comparePageCrcs(chunk: Uint8Array, crcs: Uint32Array, firstIndex: number, crcPages: CrcPages): Pick<ScanResult, 'badPages' | 'first'>;
+export function comparePageCrcs(chunk: Uint8Array, crcs: Uint32Array, firstIndex: number, crcPages: CrcPages, broken?: Uint8Array): Pick<ScanResult, 'badPages' | 'first'>;
+
+/** Decodes one LZ4 block into dst, which it must fill exactly; false if the block is malformed. */
+export function lz4DecodeBlock(src: Uint8Array, dst: Uint8Array): boolean;
+
+/** Expands count stored pages (sizes from firstIndex) into out; 1 per page that would not decompress. */
+export function expandPages(stored: Uint8Array, sizes: Uint32Array, firstIndex: number, count: number, out: Uint8Array): Uint8Array;
 
 export function scanChunks(job: ScanJob, crcPages: CrcPages, buffer: Uint8Array): ScanResult;
 

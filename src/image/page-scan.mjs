@@ -23,8 +23,10 @@ const PAGE_SIZE = 4096;
  *   offset where the file ended inside a chunk (the scan stops there).
  */
 export function scanChunks(job, crcPages, buffer) {
-  const { fd, dataOffset, pageCount, chunkPages, crcs, counter } = job;
+  const { fd, dataOffset, pageCount, chunkPages, crcs, counter, sizes, offsets } = job;
   const chunks = Math.ceil(pageCount / chunkPages);
+  // A compressed image: each chunk's stored pages are read into `packed`, then expanded into `buffer`.
+  const packed = sizes ? new Uint8Array(buffer.length) : undefined;
   let done = 0;
   let badPages = 0;
   let first;
@@ -34,18 +36,90 @@ export function scanChunks(job, crcPages, buffer) {
     const index = c * chunkPages;
     const count = Math.min(chunkPages, pageCount - index);
     const chunk = buffer.subarray(0, count * PAGE_SIZE);
-    const offset = dataOffset + index * PAGE_SIZE;
-    const got = readMapped(fd, chunk, offset, job.extents);
-    if (got < chunk.length) {
+    const offset = dataOffset + (offsets ? offsets[index] : index * PAGE_SIZE);
+    const stored = packed ? packed.subarray(0, offsets[index + count] - offsets[index]) : chunk;
+    const got = readMapped(fd, stored, offset, job.extents);
+    if (got < stored.length) {
       Atomics.store(counter, 0, chunks); // the other thread stops too
       return { chunks: done, badPages, short: offset + got };
     }
-    const scan = comparePageCrcs(chunk, crcs, index, crcPages);
+    const broken = packed ? expandPages(stored, sizes, index, count, chunk) : undefined;
+    const scan = comparePageCrcs(chunk, crcs, index, crcPages, broken);
     badPages += scan.badPages;
     if (scan.first && (first === undefined || scan.first.index < first.index)) first = scan.first;
     done++;
   }
   return first ? { chunks: done, badPages, first } : { chunks: done, badPages };
+}
+
+/**
+ * Decodes one LZ4 block (lz4's block format: sequences of a token, literals, a 2-byte
+ * offset and a match) from `src` into `dst`, which it must fill exactly. Returns false
+ * for a block that is malformed: reading past its end, a match before the start of the
+ * output or of offset 0, or more or fewer bytes than `dst` holds. Never reads or writes
+ * outside `src` and `dst`.
+ */
+export function lz4DecodeBlock(src, dst) {
+  let ip = 0;
+  let op = 0;
+  const inEnd = src.length;
+  const outEnd = dst.length;
+  while (ip < inEnd) {
+    const token = src[ip++];
+    let literals = token >>> 4;
+    if (literals === 15) {
+      for (;;) {
+        if (ip >= inEnd) return false;
+        const b = src[ip++];
+        literals += b;
+        if (b !== 255) break;
+      }
+    }
+    if (ip + literals > inEnd || op + literals > outEnd) return false;
+    dst.set(src.subarray(ip, ip + literals), op);
+    ip += literals;
+    op += literals;
+    if (ip === inEnd) break; // the last sequence has literals only
+    if (ip + 2 > inEnd) return false;
+    const distance = src[ip] | (src[ip + 1] << 8);
+    ip += 2;
+    if (distance === 0 || distance > op) return false;
+    let length = (token & 15) + 4;
+    if ((token & 15) === 15) {
+      for (;;) {
+        if (ip >= inEnd) return false;
+        const b = src[ip++];
+        length += b;
+        if (b !== 255) break;
+      }
+    }
+    if (op + length > outEnd) return false;
+    // Byte by byte: a match may overlap the bytes it produces (distance < length).
+    for (let from = op - distance, end = op + length; op < end; ) dst[op++] = dst[from++];
+  }
+  return op === outEnd;
+}
+
+/**
+ * Expands `count` stored pages of a compressed image (pages firstIndex..., stored sizes
+ * in `sizes`, packed in `stored`) into `out`, count * 4096 bytes. Returns one byte per
+ * page: 1 where the stored page would not decompress (its page in `out` is then zero).
+ */
+export function expandPages(stored, sizes, firstIndex, count, out) {
+  const broken = new Uint8Array(count);
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    const size = sizes[firstIndex + i];
+    const page = out.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE);
+    const from = stored.subarray(at, at + size);
+    at += size;
+    if (size === PAGE_SIZE) page.set(from);
+    else if (!lz4DecodeBlock(from, page)) {
+      page.fill(0);
+      broken[i] = 1;
+    }
+  }
+  return broken;
 }
 
 const SECTOR = 512;
@@ -92,10 +166,11 @@ export function readMapped(fd, buffer, offset, extents) {
 
 /**
  * The CRC32 of each page of `chunk` (pages firstIndex, firstIndex + 1, ...) against
- * crcs[page]: how many differ, and the first of them.
+ * crcs[page]: how many differ, and the first of them. A page marked in `broken` (a stored
+ * page that would not decompress) counts as bad whatever its CRC.
  * @returns {{ badPages: number, first?: { index: number, expected: number, actual: number } }}
  */
-export function comparePageCrcs(chunk, crcs, firstIndex, crcPages) {
+export function comparePageCrcs(chunk, crcs, firstIndex, crcPages, broken) {
   let badPages = 0;
   let first;
   const count = chunk.length / PAGE_SIZE;
@@ -104,7 +179,7 @@ export function comparePageCrcs(chunk, crcs, firstIndex, crcPages) {
   for (let i = 0; i < count; i++) {
     const actual = actuals[i];
     const expected = crcs[firstIndex + i];
-    if (actual !== expected) {
+    if (actual !== expected || (broken !== undefined && broken[i] === 1)) {
       badPages++;
       first ??= { index: firstIndex + i, expected, actual };
     }

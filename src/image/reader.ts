@@ -4,11 +4,13 @@
  * Validation already checked every page, but the file may change between validation
  * and reading (another process, a disk going bad), so every page read is checked
  * against its CRC again. A read is one positioned read straight into the caller's
- * buffer and one CRC pass over it; no copies.
+ * buffer and one CRC pass over it; no copies. A compressed image's stored pages are read
+ * into a buffer of the reader's and expanded into the caller's.
  */
 
 import { PAGE_SIZE } from './layout.ts';
 import { SwapDevice } from './swap-device.ts';
+import { expandPages } from './page-scan.mjs';
 import { DEFAULT_CHUNK_BYTES, checkChunkBytes, comparePageCrcs, pageCrcError, truncatedWhileReading, type ValidatedImage } from './validate.ts';
 
 export interface PageChunk {
@@ -24,6 +26,7 @@ export class ImageReader {
   readonly image: ValidatedImage;
   readonly device: SwapDevice;
   readonly #ownsDevice: boolean;
+  #stored = new Uint8Array(0);
 
   /**
    * Reads `image` from `device`; without a device, opens the image's path read-only
@@ -53,6 +56,7 @@ export class ImageReader {
     const bytes = count * PAGE_SIZE;
     if (into && into.length < bytes) throw new RangeError(`readPages: ${count} pages need ${bytes} bytes, the buffer has ${into.length}`);
     const data = into ? into.subarray(0, bytes) : new Uint8Array(bytes);
+    if (this.image.packing) return this.#readCompressed(firstIndex, count, data);
     const offset = this.image.dataOffset + firstIndex * PAGE_SIZE;
     const unchanged = this.device.version() === this.image.fileVersion;
     const got = this.device.readAt(data, offset);
@@ -62,6 +66,24 @@ export class ImageReader {
       if (scan.badPages > 0) throw pageCrcError(this.device.path, this.image, this.image.pfns, scan);
     }
     if (got < bytes) throw truncatedWhileReading(this.device.path, offset + got);
+    return data;
+  }
+
+  /** readPages of a compressed image: the stored pages, expanded into `data`, checked like readPages's. */
+  #readCompressed(firstIndex: number, count: number, data: Uint8Array): Uint8Array {
+    const { sizes, offsets } = this.image.packing!;
+    const length = offsets[firstIndex + count]! - offsets[firstIndex]!;
+    if (this.#stored.length < length) this.#stored = new Uint8Array(Math.max(length, 2 * this.#stored.length));
+    const stored = this.#stored.subarray(0, length);
+    const offset = this.image.dataOffset + offsets[firstIndex]!;
+    const unchanged = this.device.version() === this.image.fileVersion;
+    const got = this.device.readAt(stored, offset);
+    if (got < length) throw truncatedWhileReading(this.device.path, offset + got);
+    const broken = expandPages(stored, sizes, firstIndex, count, data);
+    if (!unchanged || this.device.version() !== this.image.fileVersion || broken.includes(1)) {
+      const scan = comparePageCrcs(data, this.image.crcs, firstIndex, broken);
+      if (scan.badPages > 0) throw pageCrcError(this.device.path, this.image, this.image.pfns, scan, this.image.packing);
+    }
     return data;
   }
 

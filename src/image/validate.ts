@@ -16,7 +16,7 @@
  *
  * Every number read from the file is bounded before it is used: counts by MAX_FRAMES,
  * regions by the file size, so a hostile file cannot make validation allocate more than
- * 8 MiB of metadata or read outside the file. Pages are read in chunks (1 MiB by
+ * 12 MiB of metadata or read outside the file. Pages are read in chunks (1 MiB by
  * default: it stays in the CPU cache between the read and the CRCs) into one reused
  * buffer. validateImageAsync can share those chunks with a CRC thread (crc-thread.ts),
  * so that the scan runs on two cores. Validation only reads: a path is opened read-only.
@@ -26,7 +26,7 @@ import { crc32, crc32Pages } from './crc.ts';
 
 import { ImageError, bytesText, hex, hex32, mibText, shortId } from './errors.ts';
 import {
-  CONTEXT_BYTES, FORMAT_VERSION, HEADER_SIZE, IMAGE_MAGIC, MAX_EXTENTS, MAX_FRAMES, METADATA_BYTES_PER_PAGE, PAGE_SIZE, SECTOR_SIZE,
+  COMPRESSION, CONTEXT_BYTES, FORMAT_VERSION, HEADER_SIZE, IMAGE_MAGIC, MAX_EXTENTS, MAX_FRAMES, PAGE_SIZE, SECTOR_SIZE, metadataBytesPerPage,
   SWAP_SIGNATURE, decodeHeader, decodeMetadata, headerCrcOf, roundUpToPage, toHex,
   type ImageHeader, type Signature,
 } from './layout.ts';
@@ -66,14 +66,22 @@ export interface ValidatedImage {
   readonly pfnWords: Uint32Array;
   /** CRC32 of page i, as recorded by the writer. */
   readonly crcs: Uint32Array;
-  /** Byte offset of page 0; page i is at dataOffset + i * 4096. */
+  /** Byte offset of page 0; page i is at dataOffset + i * 4096 (compressed: dataOffset + packing.offsets[i]). */
   readonly dataOffset: number;
+  /** A compressed image (header compression LZ4): each page's stored size and where it begins. */
+  readonly packing?: Packing;
   /** Bytes from the start of the device to the end of the data. */
   readonly imageBytes: number;
   /** SwapDevice.version() of the file the checks read; a reader re-checks CRCs only if it changed. */
   readonly fileVersion: string;
   /** The page scan: chunks checked, and how many of them on the CRC thread. */
   readonly scan: { readonly chunks: number; readonly crcThreadChunks: number };
+}
+
+/** Where the stored pages of a compressed image lie: sizes[i] bytes at data offset offsets[i] (offsets has one more entry: the end). */
+export interface Packing {
+  readonly sizes: Uint32Array;
+  readonly offsets: Float64Array;
 }
 
 export const DEFAULT_CHUNK_BYTES = 1 << 20;
@@ -85,7 +93,7 @@ export function validateImage(target: SwapDevice | string, expect: ImageExpectat
   try {
     for (;;) {
       const facts = checkAllButPages(dev, expect);
-      const scan = scanPages(dev, facts.header, facts.pfns, facts.crcs, chunkBytes);
+      const scan = scanPages(dev, facts.header, facts.pfns, facts.crcs, chunkBytes, facts.packing);
       const valid = afterScan(dev, facts, scan);
       if (valid) return valid;
     }
@@ -104,7 +112,7 @@ export async function validateImageAsync(target: SwapDevice | string, expect: Im
   try {
     for (;;) {
       const facts = checkAllButPages(dev, expect);
-      const scan = await scanPagesShared(dev, facts.header, facts.pfns, facts.crcs, chunkBytes, options.crcThread);
+      const scan = await scanPagesShared(dev, facts.header, facts.pfns, facts.crcs, chunkBytes, options.crcThread, facts.packing);
       const valid = afterScan(dev, facts, scan);
       if (valid) return valid;
     }
@@ -138,7 +146,7 @@ export function beginImageValidation(dev: SwapDevice, expect: ImageExpectations,
   } catch (err) {
     return { finish: () => Promise.reject(err), cancel: async () => {} };
   }
-  const scan = startSharedScan(dev, facts.header, facts.pfns, facts.crcs, chunkBytes, options.crcThread);
+  const scan = startSharedScan(dev, facts.header, facts.pfns, facts.crcs, chunkBytes, options.crcThread, facts.packing);
   return {
     async finish() {
       return afterScan(dev, facts, await scan.join()) ?? validateImageAsync(dev, expect, options);
@@ -174,6 +182,7 @@ interface CheckedFacts {
   readonly pfns: Uint32Array;
   readonly pfnWords: Uint32Array;
   readonly crcs: Uint32Array;
+  readonly packing?: Packing;
 }
 
 /** Steps 1 to 7. */
@@ -188,20 +197,20 @@ function checkAllButPages(dev: SwapDevice, expect: ImageExpectations): CheckedFa
   checkHeaderLimits(header, headerOffset, path);
   checkRegionsInFile(header, fileBytes, path);
   dev.mapImage(header.extents); // the metadata and the data: through the swap map
-  const { pfns, pfnWords, crcs } = readMetadata(dev, header);
+  const { pfns, pfnWords, crcs, packing } = readMetadata(dev, header);
   checkExpectations(header, expect, path);
-  return { fileVersion, header, pfns, pfnWords, crcs };
+  return packing ? { fileVersion, header, pfns, pfnWords, crcs, packing } : { fileVersion, header, pfns, pfnWords, crcs };
 }
 
 /** Step 8's verdict; undefined when the file changed while it was read (then: check again). */
 function afterScan(dev: SwapDevice, facts: CheckedFacts, scan: PageScan): ValidatedImage | undefined {
-  const { header, pfns, pfnWords, crcs, fileVersion } = facts;
-  if (scan.badPages > 0) throw pageCrcError(dev.path, header, pfns, scan);
+  const { header, pfns, pfnWords, crcs, fileVersion, packing } = facts;
+  if (scan.badPages > 0) throw pageCrcError(dev.path, header, pfns, scan, packing);
   // Written while we read? Then what we checked may not be what is there.
   if (dev.version() !== fileVersion) return undefined;
   return {
     path: dev.path, header, pfns, pfnWords, crcs, dataOffset: header.dataOffset, imageBytes: header.dataOffset + header.dataBytes, fileVersion,
-    scan: { chunks: scan.chunks, crcThreadChunks: scan.crcThreadChunks },
+    scan: { chunks: scan.chunks, crcThreadChunks: scan.crcThreadChunks }, ...(packing ? { packing } : {}),
   };
 }
 
@@ -268,12 +277,19 @@ export function checkHeaderLimits(header: ImageHeader, headerOffset: number, pat
   if (header.metadataOffset !== headerOffset + PAGE_SIZE) {
     throw bad(`metadata_offset ${header.metadataOffset}, expected ${headerOffset + PAGE_SIZE} (the page after the header)`, header.metadataOffset, headerOffset + PAGE_SIZE);
   }
-  if (header.metadataBytes !== n * METADATA_BYTES_PER_PAGE) throw bad(`metadata_bytes ${header.metadataBytes} for ${n} pages (expected ${n * METADATA_BYTES_PER_PAGE})`, header.metadataBytes, n * METADATA_BYTES_PER_PAGE);
+  if (header.compression !== COMPRESSION.NONE && header.compression !== COMPRESSION.LZ4) {
+    throw bad(`compression ${header.compression}, which this build does not know (${COMPRESSION.NONE}: none, ${COMPRESSION.LZ4}: LZ4)`, header.compression);
+  }
+  const perPage = metadataBytesPerPage(header.compression);
+  if (header.metadataBytes !== n * perPage) throw bad(`metadata_bytes ${header.metadataBytes} for ${n} pages (expected ${n * perPage})`, header.metadataBytes, n * perPage);
   const dataOffset = header.metadataOffset + roundUpToPage(header.metadataBytes);
   if (header.dataOffset !== dataOffset) {
     throw bad(`data_offset ${header.dataOffset}, expected ${dataOffset} (the page after the metadata)`, header.dataOffset, dataOffset);
   }
-  if (header.dataBytes !== n * PAGE_SIZE) throw bad(`data_bytes ${header.dataBytes} for ${n} pages (expected ${n * PAGE_SIZE})`, header.dataBytes, n * PAGE_SIZE);
+  if (header.compression === COMPRESSION.NONE && header.dataBytes !== n * PAGE_SIZE) throw bad(`data_bytes ${header.dataBytes} for ${n} pages (expected ${n * PAGE_SIZE})`, header.dataBytes, n * PAGE_SIZE);
+  if (header.compression !== COMPRESSION.NONE && (header.dataBytes < n || header.dataBytes > n * PAGE_SIZE)) {
+    throw bad(`data_bytes ${header.dataBytes} for ${n} compressed pages (between ${n} and ${n * PAGE_SIZE})`, header.dataBytes, n * PAGE_SIZE);
+  }
   checkSwapMap(header, headerOffset, bad);
 }
 
@@ -323,7 +339,7 @@ export function checkRegionsInFile(header: ImageHeader, fileBytes: number, path:
 }
 
 /** Step 6: reads the metadata and checks its CRC, the PFN order and range (and makes pfnWords on the way). */
-export function readMetadata(dev: SwapDevice, header: ImageHeader): { pfns: Uint32Array; pfnWords: Uint32Array; crcs: Uint32Array } {
+export function readMetadata(dev: SwapDevice, header: ImageHeader): { pfns: Uint32Array; pfnWords: Uint32Array; crcs: Uint32Array; packing?: Packing } {
   const path = dev.path;
   const bytes = new Uint8Array(header.metadataBytes);
   const got = dev.readAt(bytes, header.metadataOffset);
@@ -332,7 +348,7 @@ export function readMetadata(dev: SwapDevice, header: ImageHeader): { pfns: Uint
   if (computed !== header.metadataCrc) {
     throw new ImageError('BAD_METADATA', `the image metadata at offset ${header.metadataOffset} of ${path} is corrupt: stored CRC ${hex32(header.metadataCrc)}, computed ${hex32(computed)}`, { path, offset: header.metadataOffset, expected: header.metadataCrc, actual: computed });
   }
-  const { pfns, crcs } = decodeMetadata(bytes, header.pageCount);
+  const { pfns, crcs, sizes } = decodeMetadata(bytes, header.pageCount, header.compression !== COMPRESSION.NONE);
   const pfnWords = new Uint32Array(Math.ceil(header.frameCount / 32));
   for (let i = 0; i < pfns.length; i++) {
     const pfn = pfns[i]!;
@@ -344,7 +360,19 @@ export function readMetadata(dev: SwapDevice, header: ImageHeader): { pfns: Uint
     }
     pfnWords[pfn >>> 5] = (pfnWords[pfn >>> 5]! | (1 << (pfn & 31))) >>> 0;
   }
-  return { pfns, pfnWords, crcs };
+  if (!sizes) return { pfns, pfnWords, crcs };
+  const offsets = new Float64Array(pfns.length + 1);
+  for (let i = 0; i < sizes.length; i++) {
+    const size = sizes[i]!;
+    if (size < 1 || size > PAGE_SIZE) {
+      throw new ImageError('BAD_METADATA', `entry ${i} of the image metadata of ${path} gives page ${i} a stored size of ${size} bytes, outside 1..${PAGE_SIZE}`, { path, offset: header.metadataOffset + (2 * pfns.length + i) * 4, index: i, actual: size });
+    }
+    offsets[i + 1] = offsets[i]! + size;
+  }
+  if (offsets[pfns.length] !== header.dataBytes) {
+    throw new ImageError('BAD_METADATA', `the stored sizes in the image metadata of ${path} add up to ${offsets[pfns.length]} bytes, but data_bytes is ${header.dataBytes}`, { path, offset: header.metadataOffset, expected: header.dataBytes, actual: offsets[pfns.length]! });
+  }
+  return { pfns, pfnWords, crcs, packing: { sizes, offsets } };
 }
 
 /** Step 7: the image belongs to this guest build and this RAM size. */
@@ -368,8 +396,8 @@ export interface PageScan {
 }
 
 /** Step 8: CRC of every page against the metadata, reading chunkBytes at a time. */
-export function scanPages(dev: SwapDevice, header: ImageHeader, pfns: Uint32Array, crcs: Uint32Array, chunkBytes = DEFAULT_CHUNK_BYTES): PageScan {
-  const job = scanJob(dev, header, pfns, crcs, chunkBytes);
+export function scanPages(dev: SwapDevice, header: ImageHeader, pfns: Uint32Array, crcs: Uint32Array, chunkBytes = DEFAULT_CHUNK_BYTES, packing?: Packing): PageScan {
+  const job = scanJob(dev, header, pfns, crcs, chunkBytes, packing);
   return checkedScan(dev, scanChunks({ ...job, counter: new Int32Array(1) }, crc32Pages, scanBuffer(header, chunkBytes)));
 }
 
@@ -377,8 +405,8 @@ export function scanPages(dev: SwapDevice, header: ImageHeader, pfns: Uint32Arra
  * scanPages on two threads, this one and `thread` (when it is there and free): both take
  * chunks from one shared counter. If the thread fails or dies, this one scans it all again.
  */
-export async function scanPagesShared(dev: SwapDevice, header: ImageHeader, pfns: Uint32Array, crcs: Uint32Array, chunkBytes = DEFAULT_CHUNK_BYTES, thread?: CrcThread): Promise<PageScan> {
-  return startSharedScan(dev, header, pfns, crcs, chunkBytes, thread).join();
+export async function scanPagesShared(dev: SwapDevice, header: ImageHeader, pfns: Uint32Array, crcs: Uint32Array, chunkBytes = DEFAULT_CHUNK_BYTES, thread?: CrcThread, packing?: Packing): Promise<PageScan> {
+  return startSharedScan(dev, header, pfns, crcs, chunkBytes, thread, packing).join();
 }
 
 /**
@@ -388,11 +416,11 @@ export async function scanPagesShared(dev: SwapDevice, header: ImageHeader, pfns
  * read nothing and is not waited for.
  */
 function startSharedScan(
-  dev: SwapDevice, header: ImageHeader, pfns: Uint32Array, crcs: Uint32Array, chunkBytes: number, thread?: CrcThread,
+  dev: SwapDevice, header: ImageHeader, pfns: Uint32Array, crcs: Uint32Array, chunkBytes: number, thread?: CrcThread, packing?: Packing,
 ): { join(): Promise<PageScan>; cancel(): Promise<void> } {
-  const job = scanJob(dev, header, pfns, crcs, chunkBytes);
+  const job = scanJob(dev, header, pfns, crcs, chunkBytes, packing);
   if (!thread?.available || pfns.length <= job.chunkPages) {
-    return { join: async () => scanPages(dev, header, pfns, crcs, chunkBytes), cancel: async () => {} };
+    return { join: async () => scanPages(dev, header, pfns, crcs, chunkBytes, packing), cancel: async () => {} };
   }
   const shared = new SharedArrayBuffer(8);
   const counter = new Int32Array(shared);
@@ -418,7 +446,7 @@ function startSharedScan(
       }
       // Every chunk is taken: wait for the thread only if it has one of them.
       const other = closeIfUnbegun() ? await theirs : { chunks: 0, badPages: 0 };
-      if (other === undefined || 'error' in other) return scanPages(dev, header, pfns, crcs, chunkBytes);
+      if (other === undefined || 'error' in other) return scanPages(dev, header, pfns, crcs, chunkBytes, packing);
       if (mine.short !== undefined || other.short !== undefined) {
         throw truncatedWhileReading(dev.path, Math.min(mine.short ?? Infinity, other.short ?? Infinity));
       }
@@ -431,12 +459,12 @@ function startSharedScan(
   };
 }
 
-function scanJob(dev: SwapDevice, header: ImageHeader, pfns: Uint32Array, crcs: Uint32Array, chunkBytes: number) {
-  return { fd: dev.fileDescriptor, dataOffset: header.dataOffset, pageCount: pfns.length, chunkPages: chunkBytes / PAGE_SIZE, crcs, extents: dev.imageMap };
+function scanJob(dev: SwapDevice, header: ImageHeader, pfns: Uint32Array, crcs: Uint32Array, chunkBytes: number, packing?: Packing) {
+  return { fd: dev.fileDescriptor, dataOffset: header.dataOffset, pageCount: pfns.length, chunkPages: chunkBytes / PAGE_SIZE, crcs, extents: dev.imageMap, ...packing };
 }
 
 function scanBuffer(header: ImageHeader, chunkBytes: number): Uint8Array {
-  return new Uint8Array(Math.min(chunkBytes, Math.max(PAGE_SIZE, header.dataBytes)));
+  return new Uint8Array(Math.min(chunkBytes, Math.max(PAGE_SIZE, header.pageCount * PAGE_SIZE)));
 }
 
 function checkedScan(dev: SwapDevice, r: ScanResult): PageScan {
@@ -446,15 +474,15 @@ function checkedScan(dev: SwapDevice, r: ScanResult): PageScan {
 }
 
 /** CRC of each page of `chunk` (pages firstIndex...) against crcs (page-scan.mjs, with crc32Pages). */
-export function comparePageCrcs(chunk: Uint8Array, crcs: Uint32Array, firstIndex: number): Pick<PageScan, 'badPages' | 'first'> {
-  return comparePages(chunk, crcs, firstIndex, crc32Pages);
+export function comparePageCrcs(chunk: Uint8Array, crcs: Uint32Array, firstIndex: number, broken?: Uint8Array): Pick<PageScan, 'badPages' | 'first'> {
+  return comparePages(chunk, crcs, firstIndex, crc32Pages, broken);
 }
 
 /** BAD_PAGE_CRC for a scan that found bad pages. */
-export function pageCrcError(path: string, header: Pick<ImageHeader, 'dataOffset'>, pfns: Uint32Array, scan: Pick<PageScan, 'badPages' | 'first'>): ImageError {
+export function pageCrcError(path: string, header: Pick<ImageHeader, 'dataOffset'>, pfns: Uint32Array, scan: Pick<PageScan, 'badPages' | 'first'>, packing?: Packing): ImageError {
   const first = scan.first!;
   const pfn = pfns[first.index]!;
-  const offset = header.dataOffset + first.index * PAGE_SIZE;
+  const offset = header.dataOffset + (packing ? packing.offsets[first.index]! : first.index * PAGE_SIZE);
   const more = scan.badPages > 1 ? `; ${scan.badPages} bad pages in all` : '';
   return new ImageError(
     'BAD_PAGE_CRC',

@@ -205,7 +205,7 @@ export function relocateTrampoline(guest: Guest, pfn: number, pageDirectory = 0)
 /**
  * Streams the image in. Pages whose frame is in `straight` go from the file straight
  * into their original frames (several reads at once on libuv's pool) when the file is
- * provably the one validated; every other page is read and checked against its CRC on
+ * provably the one validated and its pages are stored whole; every other page is read and checked against its CRC on
  * this thread and handed to `other(pfn, page, index)`, in frame order, which decides
  * where it goes. Pages whose frame is in `skip` are not loaded here (the caller reads
  * them itself, later). A page changed on the device since validation is refused
@@ -220,8 +220,10 @@ export async function loadImage(ctx: RestoreContext, straight: Uint32Array, othe
   const ram = m.ram;
   const phase = progress.phase('load image', pfns.length);
   let loaded = 0;
-  // Straight reads only from a file that is provably the one validated; else everything is checked.
-  const direct = swap.version() === image.fileVersion;
+  // Straight reads only from a file that is provably the one validated, and whose pages
+  // are stored whole (a compressed image's go through the reader, which decodes them);
+  // else everything is checked.
+  const direct = swap.version() === image.fileVersion && !image.packing;
   const all = unsafeWords(image, ctx.guest.allocator);
   const straightWords = direct ? straight : new Uint32Array(straight.length);
   const otherWords = new Uint32Array(all.length);

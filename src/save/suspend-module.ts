@@ -17,13 +17,15 @@
  * The memory the image holds is the memory at the moment the kernel jumped into the
  * module: nothing else runs, and the module cannot write anything else (a planted stray
  * write faults, `strayWrite`). With `fragments` the image's sectors are scattered as a
- * fragmented swap file's blocks are; the image's swap map records where (format 3).
+ * fragmented swap file's blocks are; the image's swap map records where. With `compress`
+ * the module compresses every page with LZ4 into its scratch space and writes them packed
+ * (the proposal's "optionally compresses"; image compression LZ4, docs/IMAGE-FORMAT.md).
  */
 import { performance } from 'node:perf_hooks';
 import { CONSTANTS, OWNERS } from '../abi.ts';
 import { declareOptions, declareStats } from '../declarations.ts';
 import { validateImage } from '../image/index.ts';
-import { MAX_EXTENTS, ZERO_STATS } from '../image/layout.ts';
+import { COMPRESSION, MAX_EXTENTS, ZERO_STATS, metadataBytesPerPage } from '../image/layout.ts';
 import { ProtocolError } from '../machine/errors.ts';
 import { countBits } from '../pages/page-set.ts';
 import { PAGE_SIZE } from '../units.ts';
@@ -43,10 +45,13 @@ export const suspendModule = defineSaveStrategy({
       kind: 'integer', default: 1, min: 1, max: MAX_EXTENTS - 1,
       help: "the image's sectors after its header in this many extents, placed in reverse order as a fragmented swap file's blocks (1: contiguous, a partition); the image's swap map records them",
     },
+    compress: { kind: 'boolean', default: false, help: 'compress every page with LZ4 into the scratch space and write the pages packed (a page LZ4 cannot shrink is stored whole)' },
     strayWrite: { kind: 'boolean', default: false, help: 'plant one write into read-only memory in the module, halfway through: it faults, and the save fails naming the page and the EIP (the module\'s isolation)' },
   }),
   stats: declareStats({
     pagesWritten: { kind: 'pages', help: 'pages the module wrote (the image)' },
+    storedBytes: { kind: 'bytes', help: 'bytes of page data on the disk: pages x 4096, or with compress the packed LZ4 blocks' },
+    storedPercent: { kind: 'count', help: 'storedBytes as a percentage of the pages\' own size (100 without compress)' },
     extents: { kind: 'count', help: "extents of the image's sector list (1: contiguous)" },
     moduleFrames: { kind: 'pages', help: "frames the kernel took for the module, its lists, its scratch space and its page tables (the hibernation's own)" },
     guestMs: { kind: 'ms', help: "the module's run in guest time (the virtual clock in deterministic mode, else wall time)" },
@@ -62,7 +67,8 @@ export const suspendModule = defineSaveStrategy({
     await session.freeze();
     // Room for the module's frames: about the metadata, a few pages of lists and the
     // page tables (RAM / 4 MiB); the kernel counts exactly and says if it is short.
-    const estimate = () => Math.ceil((countBits(session.saveableWords()) * 8) / PAGE_SIZE) + 16 + Math.ceil(alloc.frameCount / 1024) + 24;
+    const perPage = metadataBytesPerPage(o.compress ? COMPRESSION.LZ4 : COMPRESSION.NONE);
+    const estimate = () => Math.ceil((countBits(session.saveableWords()) * perPage) / PAGE_SIZE) + 16 + Math.ceil(alloc.frameCount / 1024) + 24 + (o.compress ? 24 : 0);
     await session.time('prepare', () =>
       session.makeRoom(estimate, (needed, free) => `cannot hibernate: the suspend module needs about ${needed} free frames (module, lists, scratch, page tables), only ${free} are free`),
     );
@@ -78,7 +84,7 @@ export const suspendModule = defineSaveStrategy({
     const t0 = performance.now();
     const run = await session.atomicWith((atomicPoint) =>
       guest.suspendModule(
-        { flags: o.strayWrite ? CONSTANTS.SMOD_STRAY_WRITE.value : 0, fragments: o.fragments, ident: ident[0]! * PAGE_SIZE, frozen: session.tasksFrozen },
+        { flags: (o.strayWrite ? CONSTANTS.SMOD_STRAY_WRITE.value : 0) | (o.compress ? CONSTANTS.SMOD_COMPRESS.value : 0), fragments: o.fragments, ident: ident[0]! * PAGE_SIZE, frozen: session.tasksFrozen },
         () => {
           moduleFrames = countOwnerFrames(alloc.owners) - before;
           atomicPoint();
@@ -93,15 +99,17 @@ export const suspendModule = defineSaveStrategy({
     session.writeMs = performance.now() - t0;
     // The module wrote the image; read back what it says (the resume checks it all again).
     const image = validateImage(session.swap, { buildId: session.machine.options.image.buildId, ramBytes: session.machine.ramBytes });
-    const bytes = image.header.dataBytes;
+    // Linux counts what it wrote in pages, compressed or not ("Wrote N kbytes").
+    const bytes = image.pfns.length * PAGE_SIZE;
+    const stored = image.header.dataBytes;
     return {
       image: {
         imageBytes: image.imageBytes, pageCount: image.pfns.length, headerCrc: image.header.headerCrc, metadataCrc: image.header.metadataCrc,
-        pageBytesWritten: bytes, directPageBytes: 0, rewrittenPages: 0, stats: { ...ZERO_STATS, frozenTasks: session.tasksFrozen },
+        pageBytesWritten: stored, directPageBytes: 0, rewrittenPages: 0, stats: { ...ZERO_STATS, frozenTasks: session.tasksFrozen },
       },
       atomicCopyPages: 0,
       stats: {
-        pagesWritten: image.pfns.length, extents: Math.max(1, image.header.extents.length / 2), moduleFrames,
+        pagesWritten: image.pfns.length, storedBytes: stored, storedPercent: bytes ? Math.round((1000 * stored) / bytes) / 10 : 100, extents: Math.max(1, image.header.extents.length / 2), moduleFrames,
         guestMs: Math.round(run.guestMs * 10) / 10, hostMs: Math.round(run.hostMs * 10) / 10, guestInstructions: run.instructions,
         wroteGuestTime: wroteText(bytes, run.guestMs), wroteHostTime: wroteText(bytes, run.hostMs),
       },
