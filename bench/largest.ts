@@ -29,7 +29,17 @@ export interface LargestRow {
   readonly failure: string;
   /** Saves the bisection made. */
   readonly probes: number;
-  /** The whole cycle at savedAtMiB, judged by the oracle. */
+  /**
+   * The largest buffer (MiB) whose whole cycle (save, resume with bitmap-pbe, oracle)
+   * passed, its pages, and why the next size up failed when that is below savedAtMiB
+   * (an image the boot kernel cannot restore: too few safe frames).
+   */
+  readonly resumedAtMiB: number;
+  readonly pagesResumed: number;
+  readonly resumeFailure: string;
+  /** Cycles that search took. */
+  readonly cycles: number;
+  /** The whole cycle at resumedAtMiB, judged by the oracle. */
   readonly verdict: string;
 }
 
@@ -70,17 +80,54 @@ export async function benchLargest(ramMiB: number): Promise<LargestRow[]> {
         failure = p.why;
       }
     }
-    await settle();
-    const check = await runCycle({ ramBytes: ramMiB * MiB, workload: `stream:${lo}M@1`, seed: 1, save, warmupMs: 20, image: loadGuestImage() });
+    // The largest image a boot kernel can also restore: whole cycles, bisected below the
+    // largest save when that one does not resume.
+    const cycle = async (bufferMiB: number) => {
+      await settle();
+      return runCycle({ ramBytes: ramMiB * MiB, workload: `stream:${bufferMiB}M@1`, seed: 1, save, warmupMs: 20, image: loadGuestImage() });
+    };
+    let check = await cycle(lo);
+    let cycles = 1;
+    let resumedAt = lo;
+    let resumeFailure = '';
+    if (check.verdict !== 'pass') {
+      resumeFailure = check.failures[0] ?? check.verdict;
+      let good = 1;
+      let bad = lo;
+      let passing: Awaited<ReturnType<typeof cycle>> | undefined;
+      while (bad - good > 1) {
+        const mid = (good + bad) >>> 1;
+        const c = await cycle(mid);
+        cycles++;
+        if (c.verdict === 'pass') {
+          good = mid;
+          passing = c;
+        } else {
+          bad = mid;
+          resumeFailure = c.failures[0] ?? c.verdict;
+        }
+      }
+      if (!passing) {
+        passing = await cycle(good);
+        cycles++;
+      }
+      check = passing;
+      resumedAt = good;
+    }
     const pagesSaved = (best as { pagesSaved: number }).pagesSaved;
-    rows.push({ ramMiB, strategy: save, savedAtMiB: lo, pagesSaved, fraction: (pagesSaved * 4096) / (ramMiB * MiB), failedAtMiB: hi, failure, probes, verdict: check.verdict });
+    rows.push({
+      ramMiB, strategy: save, savedAtMiB: lo, pagesSaved, fraction: (pagesSaved * 4096) / (ramMiB * MiB), failedAtMiB: hi, failure, probes,
+      resumedAtMiB: resumedAt, pagesResumed: check.save.pagesSaved, resumeFailure, cycles, verdict: check.verdict,
+    });
   }
   return rows;
 }
 
 export function renderLargest(rows: readonly LargestRow[]): string {
-  const t = new Table({ head: ['RAM', 'save', 'largest buffer saved', 'pages saved', 'of RAM', 'first refused', 'why', 'cycle'], style: { head: [], border: [] } });
-  for (const r of rows) t.push([`${r.ramMiB} MiB`, r.strategy, `${r.savedAtMiB} MiB`, r.pagesSaved, `${(r.fraction * 100).toFixed(1)} %`, `${r.failedAtMiB} MiB`, r.failure.slice(0, 60), r.verdict]);
+  const t = new Table({ head: ['RAM', 'save', 'largest buffer saved', 'pages saved', 'of RAM', 'first refused', 'why', 'largest resumed', 'of RAM', 'cycle'], style: { head: [], border: [] } });
+  for (const r of rows) {
+    t.push([`${r.ramMiB} MiB`, r.strategy, `${r.savedAtMiB} MiB`, r.pagesSaved, `${(r.fraction * 100).toFixed(1)} %`, `${r.failedAtMiB} MiB`, r.failure.slice(0, 60), `${r.resumedAtMiB} MiB`, percentOfRam(r.pagesResumed, r.ramMiB), r.verdict]);
+  }
   return t.toString();
 }
 
@@ -91,13 +138,23 @@ export function largestMarkdown(rows: readonly LargestRow[]): string {
     'One `stream:XM@1` workload (a buffer allocated at boot, written slowly), X bisected 1 MiB at a',
     'time between a size whose save succeeded and one whose save was refused (or whose buffer did',
     'not fit in RAM at boot); no oracle on the probes. The largest X that saved is then run as a',
-    'whole cycle judged by the oracle ("cycle"). "of RAM" = pages saved × 4 KiB / RAM.',
+    'whole cycle (resumed by bitmap-pbe) judged by the oracle; if the boot kernel cannot restore it,',
+    'whole cycles are bisected below it for the largest image that also resumes ("largest resumed",',
+    '"why not resumed": the first failure of the next size up). "of RAM" = pages × 4 KiB / RAM.',
     '',
-    '| RAM | save | largest buffer saved | pages saved | of RAM | first refused at | why | probes | cycle |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| RAM | save | largest buffer saved | pages saved | of RAM | first refused at | why | probes | largest resumed | pages | of RAM | why not resumed above | cycles | cycle |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
+  const cell = (text: string) => text.replace(/\|/g, '\\|') || '-';
   for (const r of rows) {
-    lines.push(`| ${r.ramMiB} MiB | ${r.strategy} | ${r.savedAtMiB} MiB | ${r.pagesSaved} | ${(r.fraction * 100).toFixed(1)} % | ${r.failedAtMiB} MiB | ${r.failure.replace(/\|/g, '\\|')} | ${r.probes} | ${r.verdict} |`);
+    lines.push(
+      `| ${r.ramMiB} MiB | ${r.strategy} | ${r.savedAtMiB} MiB | ${r.pagesSaved} | ${(r.fraction * 100).toFixed(1)} % | ${r.failedAtMiB} MiB | ${cell(r.failure)} | ${r.probes} | ` +
+        `${r.resumedAtMiB} MiB | ${r.pagesResumed} | ${percentOfRam(r.pagesResumed, r.ramMiB)} | ${cell(r.resumeFailure)} | ${r.cycles} | ${r.verdict} |`,
+    );
   }
   return `${lines.join('\n')}\n`;
+}
+
+function percentOfRam(pages: number, ramMiB: number): string {
+  return `${((pages * 4096 * 100) / (ramMiB * MiB)).toFixed(1)} %`;
 }
