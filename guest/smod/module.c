@@ -20,18 +20,8 @@
 #include "../hypercall.h"
 #include "../x86.h"
 
-#define SECTOR 512
-#define ATA_DATA 0x1F0
-#define ATA_COUNT 0x1F2
-#define ATA_LBA0 0x1F3
-#define ATA_LBA1 0x1F4
-#define ATA_LBA2 0x1F5
-#define ATA_DRIVE 0x1F6
-#define ATA_CMD 0x1F7
-#define ST_ERR 0x01
-#define ST_DRQ 0x08
-#define ST_DF 0x20
-#define ST_BSY 0x80
+#include "../ata_regs.h"
+
 #define COM1 0x3F8
 
 void smod_main(struct smod_params *p) __attribute__((noreturn));
@@ -156,7 +146,7 @@ static void ata_command(uint32_t lba, uint32_t count, uint8_t cmd)
 static void ata_write(uint32_t lba, uint32_t count, const void *buf)
 {
     uint32_t i;
-    ata_command(lba, count, 0x30);
+    ata_command(lba, count, CMD_WRITE);
     for (i = 0; i < count; i++) {
         ata_wait(1);
         outsw(ATA_DATA, (const uint8_t *)buf + i * SECTOR, SECTOR / 2);
@@ -167,7 +157,7 @@ static void ata_write(uint32_t lba, uint32_t count, const void *buf)
 static void ata_read(uint32_t lba, uint32_t count, void *buf)
 {
     uint32_t i;
-    ata_command(lba, count, 0x20);
+    ata_command(lba, count, CMD_READ);
     for (i = 0; i < count; i++) {
         ata_wait(1);
         insw(ATA_DATA, (uint8_t *)buf + i * SECTOR, SECTOR / 2);
@@ -176,7 +166,7 @@ static void ata_read(uint32_t lba, uint32_t count, void *buf)
 
 static void ata_flush(void)
 {
-    ata_command(0, 0, 0xE7);
+    ata_command(0, 0, CMD_FLUSH);
     ata_wait(0);
 }
 
