@@ -14,7 +14,8 @@ import tmp from 'tmp';
 import { CONSTANTS } from './abi.ts';
 import type { GivenOptions } from './declarations.ts';
 import { errorCode, HiberlabError } from './errors.ts';
-import { beginImageValidation, CrcThread, ImageError, SwapDevice, imageExtent, imageRamBytes, resetSignature, validateImageAsync, type ImageValidation, type ValidatedImage } from './image/index.ts';
+import { beginImageValidation, CrcThread, ImageError, SwapDevice, imageRamBytes, resetSignature, validateImageAsync, type ImageValidation, type ValidatedImage } from './image/index.ts';
+import { METADATA_BYTES_PER_COMPRESSED_PAGE, METADATA_OFFSET, roundUpToPage } from './image/layout.ts';
 import { MachineError } from './machine/errors.ts';
 import { Guest, type VerifyReport } from './machine/guest.ts';
 import { kernelImage, loadGuestImage } from './machine/guest-image.ts';
@@ -211,8 +212,10 @@ function progressOf(p: Progress | boolean | undefined): Progress {
 
 /** Bytes for a swap device that can hold an image of every frame of `ramBytes`. */
 export function swapBytesFor(ramBytes: number): number {
-  const ext = imageExtent(Math.ceil(ramBytes / PAGE_SIZE));
-  return Math.ceil(ext.imageBytes / (1 << 20)) * (1 << 20);
+  const pages = Math.ceil(ramBytes / PAGE_SIZE);
+  // Room for the largest metadata a writer uses: a compressed image's (the suspend module's), whose data is never larger.
+  const imageBytes = METADATA_OFFSET + roundUpToPage(pages * METADATA_BYTES_PER_COMPRESSED_PAGE) + pages * PAGE_SIZE;
+  return Math.ceil(imageBytes / (1 << 20)) * (1 << 20);
 }
 
 /** Boots, warms up, saves with the chosen strategy and powers off. */

@@ -39,7 +39,8 @@ describe('LZ4 block decoding', () => {
     expect(lz4DecodeBlock(Uint8Array.from([0x1f, 0x61, 1]), out)).toBe(false); // cut inside the distance
     expect(lz4DecodeBlock(Uint8Array.from([0xf0, 255]), out)).toBe(false); // cut inside a length
     expect(lz4DecodeBlock(Uint8Array.from([0x30, 1, 2]), out)).toBe(false); // literals past the end of the block
-    expect(lz4DecodeBlock(Uint8Array.from(good.slice(0, -1)), out)).toBe(false); // one byte short of the page
+    expect(lz4DecodeBlock(Uint8Array.from(good.slice(0, -1)), out)).toBe(false); // cut inside the last literals
+    expect(lz4DecodeBlock(Uint8Array.of(0x50, 1, 2, 3, 4, 5), out)).toBe(false); // well formed, but 5 bytes of a 4096-byte page
     expect(lz4DecodeBlock(Uint8Array.from([0x1f, 0x61, 1, 0, ...ext(PAGE), ...tail]), out)).toBe(false); // past the page
   });
 
@@ -62,6 +63,7 @@ describe('suspend-module --compress: LZ4 into scratch, pages packed on the disk'
     const h = await hibernate({ ramBytes: 32 * MiB, workload, seed: 21, save: 'suspend-module', saveOptions: { compress: true }, image: guestImage(), imagePath: path, warmupMs: 30, reserveBytes: 8 * MiB });
     const s = h.save.stats as Record<string, number>;
     expect(s.storedBytes).toBeLessThan(s.pagesWritten! * PAGE);
+    expect(h.save.pageBytesWritten).toBe(s.pagesWritten! * PAGE); // "Wrote N kbytes" counts pages, as Linux does
     expect(s.storedPercent).toBeLessThan(100);
     const inspected = inspectImage(path);
     expect(inspected.resumable).toBe(true);
@@ -102,6 +104,7 @@ describe('suspend-module --compress: LZ4 into scratch, pages packed on the disk'
     expect(short.reason).toMatch(new RegExp(`the stored sizes in the image metadata of .* add up to ${s.storedBytes! - 1} bytes, but data_bytes is ${s.storedBytes}`));
     // The same total, one byte moved from a compressed page to the next: two blocks that do not decode.
     const at = sizes.findIndex((x, i) => x < PAGE && sizes[i + 1]! < PAGE);
+    expect(at).toBeGreaterThanOrEqual(0);
     const moved = await lying('moved', (m) => {
       m.setUint32(sizeAt(at), sizes[at]! - 1, true);
       m.setUint32(sizeAt(at + 1), sizes[at + 1]! + 1, true);

@@ -99,13 +99,13 @@ export const suspendModule = defineSaveStrategy({
     session.writeMs = performance.now() - t0;
     // The module wrote the image; read back what it says (the resume checks it all again).
     const image = validateImage(session.swap, { buildId: session.machine.options.image.buildId, ramBytes: session.machine.ramBytes });
-    // Linux counts what it wrote in pages, compressed or not ("Wrote N kbytes").
+    // Linux counts what it wrote in pages, compressed or not ("Wrote N kbytes"); storedBytes says what went on the disk.
     const bytes = image.pfns.length * PAGE_SIZE;
     const stored = image.header.dataBytes;
     return {
       image: {
         imageBytes: image.imageBytes, pageCount: image.pfns.length, headerCrc: image.header.headerCrc, metadataCrc: image.header.metadataCrc,
-        pageBytesWritten: stored, directPageBytes: 0, rewrittenPages: 0, stats: { ...ZERO_STATS, frozenTasks: session.tasksFrozen },
+        pageBytesWritten: bytes, directPageBytes: 0, rewrittenPages: 0, stats: { ...ZERO_STATS, frozenTasks: session.tasksFrozen },
       },
       atomicCopyPages: 0,
       stats: {
