@@ -108,9 +108,9 @@ export const twoPageset = defineSaveStrategy({
     const ps1Words = new Uint32Array(saveable.length);
     for (let w = 0; w < saveable.length; w++) ps1Words[w] = (saveable[w]! & ~ps2Words[w]!) >>> 0;
     const ps1 = framesOfWords(ps1Words, frames);
-    const ram = m.ram;
-    const ram32 = m.ram32;
-    const frame = (pfn: number) => ram.subarray(pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE);
+    // Guest RAM is looked up at each use: the guest runs, and the event loop turns, between
+    // them, and either can replace the wasm memory behind it (docs/V86.md).
+    const frame = (pfn: number) => m.ram.subarray(pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE);
     const checksumAt = (k: number) => (checksums[k >>> 10]! * PAGE_SIZE + (k & 1023) * 4) >>> 2;
 
     // Pageset 2 first, straight from its frames, while only the thawed tasks run.
@@ -118,6 +118,7 @@ export const twoPageset = defineSaveStrategy({
     await guest.pm('DONE');
     const { ticks: liveTicks } = await session.time('write pageset 2', () =>
       writeWhileRunning(guest, ps2.length, o.io, progress, 'write pageset 2', (first, count) => {
+        const ram32 = m.ram32;
         for (let k = first; k < first + count; k++) {
           const pfn = ps2[k]!;
           const data = frame(pfn);
@@ -133,6 +134,8 @@ export const twoPageset = defineSaveStrategy({
     const phase = progress.phase('atomic copy of pageset 1', ps1.length);
     await session.atomic(async (atomicPoint) => {
       atomicPoint();
+      const ram = m.ram;
+      const ram32 = m.ram32;
       assertPageSetUnchanged(alloc, pageSet, "pageset 2's write");
       pagesWrittenAgain = rewriteChanged(image, ps2, frame, (k) => ram32[checksumAt(k)]!);
       // Pageset 1 into pageset 2's frames (on disk, checked), then into the free ones.
