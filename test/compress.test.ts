@@ -5,7 +5,7 @@
 import { closeSync, copyFileSync, openSync, readSync, writeSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { hibernate, resume } from '../src/cycle.ts';
-import { inspectImage, validateImage } from '../src/image/index.ts';
+import { CrcThread, inspectImage, SwapDevice, validateImage } from '../src/image/index.ts';
 import { expandPages, lz4DecodeBlock } from '../src/image/page-scan.mjs';
 import { RESTORE_STRATEGIES } from '../src/strategies.ts';
 import { forge, guestImage, MiB, sha256File, tempSwapPath } from './helpers.ts';
@@ -146,6 +146,18 @@ describe('suspend-module --compress: LZ4 into scratch, pages packed on the disk'
     expect(r.errorCode).toBe('BAD_PAGE_CRC');
     expect(r.reason).toContain(`page ${index} (PFN 0x${image.pfns[index]!.toString(16)}) at offset ${image.dataOffset + offsets[index]!} `);
     expect(r.guestMemoryUntouched).toBe(true);
+    // The CRC thread alone, given every chunk of the corrupt image: it decodes through the swap map and finds that page.
+    const thread = CrcThread.start();
+    try {
+      const dev = SwapDevice.open(path);
+      dev.mapImage(image.header.extents);
+      const counter = new SharedArrayBuffer(4);
+      const scan = await thread.run({ fd: dev.fileDescriptor, dataOffset: image.dataOffset, pageCount: image.pfns.length, chunkPages: 16, crcs: image.crcs, extents: dev.imageMap, ...image.packing!, counter });
+      dev.close();
+      expect(scan).toMatchObject({ chunks: Math.ceil(image.pfns.length / 16), badPages: 1, first: { index, expected: image.crcs[index] } });
+    } finally {
+      await thread.close();
+    }
     const ok = await resume({ imagePath: good, oracle: h.oracle, image: guestImage(), verifyReportsExpected: h.verifyReportsExpected });
     expect(ok.check!.verdict).toBe('pass');
   });

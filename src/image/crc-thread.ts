@@ -28,6 +28,9 @@ export interface CrcThreadJob {
   readonly crcs: Uint32Array;
   /** The image's swap map, if its data is scattered (mappedPieces). */
   readonly extents?: Uint32Array;
+  /** A compressed image: every page's stored size, and where each begins (page-scan.mjs). */
+  readonly sizes?: Uint32Array;
+  readonly offsets?: Float64Array;
   readonly counter: SharedArrayBuffer;
 }
 
