@@ -11,20 +11,12 @@ import type { OracleVerdict } from '../src/oracle/verdict.ts';
 import type { RestoreReport } from '../src/restore/strategy.ts';
 import type { SaveReport } from '../src/save/strategy.ts';
 import { RESTORE_STRATEGIES, SAVE_STRATEGIES } from '../src/strategies.ts';
-import { hex, hex32 } from '../src/units.ts';
+import { hex, hex32, speedLine } from '../src/units.ts';
 
 export const WIDTH = 80;
 
 const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(bytes % (1024 * 1024) ? 1 : 0)} MiB`;
 const ms = (v: number | undefined) => (v === undefined ? '-' : `${v.toFixed(1)} ms`);
-
-/** Linux's swsusp_show_speed: "Wrote 31180 kbytes in 4.60 seconds (6.77 MB/s)". */
-export function speedLine(verb: 'Wrote' | 'Read', bytes: number, millis: number): string {
-  const kbytes = Math.round(bytes / 1024);
-  const seconds = millis / 1000;
-  const rate = seconds > 0 ? kbytes / 1024 / seconds : 0;
-  return `${verb} ${kbytes} kbytes in ${seconds.toFixed(2)} seconds (${rate.toFixed(2)} MB/s)`;
-}
 
 /** Words joined with `sep`, broken into lines of at most `width` columns, later lines indented by `indent`. */
 export function wrap(first: string, words: readonly string[], sep = ', ', width = WIDTH, indent = ' '.repeat(first.length)): string[] {

@@ -28,3 +28,11 @@ export function mibText(bytes: number): string {
   const mib = bytes / (1024 * 1024);
   return `${Number.isInteger(mib) ? mib : Number(mib.toFixed(3))} MiB`;
 }
+
+/** Linux's swsusp_show_speed: "Wrote 31180 kbytes in 4.60 seconds (6.77 MB/s)". */
+export function speedLine(verb: 'Wrote' | 'Read', bytes: number, millis: number): string {
+  const kbytes = Math.round(bytes / 1024);
+  const seconds = millis / 1000;
+  const rate = seconds > 0 ? kbytes / 1024 / seconds : 0;
+  return `${verb} ${kbytes} kbytes in ${seconds.toFixed(2)} seconds (${rate.toFixed(2)} MB/s)`;
+}

@@ -1,8 +1,8 @@
 /*
- * The suspend module's entry and exception stubs. The kernel jumps to _smod_entry at the
- * atomic point with EAX = &smod_params, ESP = the top of the scratch stack, CR3 = the
- * module's page tables, interrupts off; everything but the module, its lists and its
- * scratch is read-only.
+ * The suspend module's entry and its exception entry points. The kernel jumps to
+ * _smod_entry at the atomic point with EAX = &smod_params, ESP = the top of the
+ * scratch stack, CR3 = the module's page tables, interrupts off; everything but the
+ * module, its lists and its scratch is read-only.
  */
 #include "smod.h"
 

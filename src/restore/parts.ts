@@ -205,10 +205,10 @@ export function relocateTrampoline(guest: Guest, pfn: number, pageDirectory = 0)
 /**
  * Streams the image in. Pages whose frame is in `straight` go from the file straight
  * into their original frames (several reads at once on libuv's pool) when the file is
- * provably the one validated and its pages are stored whole; every other page is read and checked against its CRC on
- * this thread and handed to `other(pfn, page, index)`, in frame order, which decides
- * where it goes. Pages whose frame is in `skip` are not loaded here (the caller reads
- * them itself, later). A page changed on the device since validation is refused
+ * provably the one validated and its pages are stored whole; every other page is read
+ * and checked against its CRC on this thread and handed to `other(pfn, page, index)`,
+ * in frame order, which decides where it goes. Pages whose frame is in `skip` are not
+ * loaded here (the caller reads them itself, later). A page changed on the device since validation is refused
  * (RestoreRefusedError or BAD_PAGE_CRC), never loaded wrong.
  */
 export async function loadImage(ctx: RestoreContext, straight: Uint32Array, other: (pfn: number, page: Uint8Array, index: number) => void, skip?: Uint32Array): Promise<void> {
@@ -294,6 +294,7 @@ export async function loadImage(ctx: RestoreContext, straight: Uint32Array, othe
   if (failed) throw (failed as PromiseRejectedResult).reason;
   // Written while we loaded? Then the straight reads are checked against the CRCs now.
   if (direct && swap.version() !== image.fileVersion) {
+    const ram = m.ram; // again: the awaits above let the event loop turn (docs/V86.md)
     for (let k = 0; k < pfns.length; k++) {
       const p = pfns[k]!;
       if ((straightWords[p >>> 5]! >>> (p & 31)) & 1 && (crc32(ram.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE)) >>> 0) !== image.crcs[k]) {

@@ -28,13 +28,8 @@ import { validateImage } from '../image/index.ts';
 import { COMPRESSION, MAX_EXTENTS, ZERO_STATS, metadataBytesPerPage } from '../image/layout.ts';
 import { ProtocolError } from '../machine/errors.ts';
 import { countBits } from '../pages/page-set.ts';
-import { PAGE_SIZE } from '../units.ts';
+import { PAGE_SIZE, speedLine } from '../units.ts';
 import { defineSaveStrategy } from './strategy.ts';
-
-/** "Wrote N kbytes in S seconds (X MB/s)", Linux's words. */
-export function wroteText(bytes: number, ms: number): string {
-  return `Wrote ${Math.round(bytes / 1024)} kbytes in ${(ms / 1000).toFixed(2)} seconds (${(bytes / 1e6 / Math.max(ms / 1000, 1e-9)).toFixed(2)} MB/s)`;
-}
 
 export const suspendModule = defineSaveStrategy({
   name: 'suspend-module',
@@ -111,7 +106,7 @@ export const suspendModule = defineSaveStrategy({
       stats: {
         pagesWritten: image.pfns.length, storedBytes: stored, storedPercent: bytes ? Math.round((1000 * stored) / bytes) / 10 : 100, extents: Math.max(1, image.header.extents.length / 2), moduleFrames,
         guestMs: Math.round(run.guestMs * 10) / 10, hostMs: Math.round(run.hostMs * 10) / 10, guestInstructions: run.instructions,
-        wroteGuestTime: wroteText(bytes, run.guestMs), wroteHostTime: wroteText(bytes, run.hostMs),
+        wroteGuestTime: speedLine('Wrote', bytes, run.guestMs), wroteHostTime: speedLine('Wrote', bytes, run.hostMs),
       },
     };
   },
