@@ -197,7 +197,7 @@ _Static_assert(offsetof(struct task_struct, safe_sleep) == 40, "task_struct.safe
 _Static_assert(offsetof(struct task_struct, name) == 44, "task_struct.name");
 _Static_assert(offsetof(struct task_struct, switches) == 60, "task_struct.switches");
 
-/* First page of a workload region ("the task's own memory"). Word j of the data (which starts one page after the header) after `steps` steps is mix(seed, j, pass) where pass is the number of full passes that wrote it. */
+/* First page of a workload region ("the task's own memory"). Word j of the data (which starts one page after the header) after `steps` steps is mix(seed, j, n) = fmix32(seed ^ n*0x85EBCA6B ^ 0x5bd1e995) ^ j*0x9E3779B9, where n is the number of times the word was written after the fill. */
 struct workload_header {
     uint32_t magic; /* WORKLOAD_MAGIC */
     uint32_t kind; /* TASK_KINDS */
@@ -277,7 +277,7 @@ _Static_assert(offsetof(struct saved_context, ss) == 80, "saved_context.ss");
 _Static_assert(offsetof(struct saved_context, tr) == 84, "saved_context.tr");
 _Static_assert(offsetof(struct saved_context, magic) == 88, "saved_context.magic");
 
-/* The cache workload: pages the kernel may drop when memory is short. Word w of cache page i holds cache_word(seed, i, w) = fmix32(seed ^ i*0x9E3779B9 ^ w*0x85EBCA6B ^ 0x27d4eb2f), a function of the seed and the page index only (not of the frame), so a fresh boot with the same command line recreates the same pages. */
+/* The cache workload: pages the kernel may drop when memory is short. Word w of cache page i holds cache_word(seed, i, w) = fmix32(seed ^ i*0x9E3779B9 ^ 0x27d4eb2f) ^ w*0x85EBCA6B, a function of the seed and the page index only (not of the frame), so a fresh boot with the same command line recreates the same pages. */
 struct cache_state {
     uint32_t configured; /* 1 if the command line asked for a cache workload */
     uint32_t pages; /* pages the cache holds now (pages 0 .. pages-1; dropping takes the highest first) */

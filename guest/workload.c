@@ -8,7 +8,13 @@
  * pages). Word j holds mix(seed, j, n), where n is the number of times word j
  * was written after the initial fill (which writes n = 0 everywhere):
  *
- *     mix(seed, j, n) = fmix32(seed ^ j*0x9E3779B9 ^ n*0x85EBCA6B ^ 0x5bd1e995)
+ *     mix(seed, j, n) = pass_key(seed, n) ^ j*0x9E3779B9
+ *     pass_key(seed, n) = fmix32(seed ^ n*0x85EBCA6B ^ 0x5bd1e995)
+ *
+ * One hash per pass, one multiply per word: every word of a pass differs from every
+ * other (0x9E3779B9 is odd), and from the same word in any other pass (the keys
+ * differ), so a stale, misplaced or changed word fails the check, and checking a
+ * word costs a few instructions.
  *
  * Step s (the 64-bit header counter steps) writes word perm(s mod W) with
  * n = s / W + 1, then increments steps. perm is the identity for stream; for
@@ -20,8 +26,8 @@
  * A cache workload is not a task: BYTES of single pages (OWNER_CACHE),
  * reclaimable by drop_cache(), like a page cache. Their addresses sit in a
  * table (cache_state.table, KHEAP frames), not in the pages: word w of cache
- * page i is cache_word(seed, i, w), a function of the seed and the page index
- * only, so a fresh boot with the same command line makes the same pages, and
+ * page i is cache_word(seed, i, w) = cache_key(seed, i) ^ w*0x85EBCA6B, a function
+ * of the seed and the page index only, so a fresh boot with the same command line makes the same pages, and
  * the kernel can check every one after a resume (cache_verify).
  */
 #include "kernel.h"
@@ -46,10 +52,12 @@ uint32_t fmix32(uint32_t h)
     return h;
 }
 
-/* The content of data word j after it was written n times since the fill. */
-static inline uint32_t mix(uint32_t seed, uint32_t j, uint32_t n)
+#define WORD_MUL 0x9E3779B9u
+
+/* The key of the words written n times since the fill: word j then holds key ^ j*WORD_MUL. */
+static inline uint32_t pass_key(uint32_t seed, uint32_t n)
 {
-    return fmix32(seed ^ (j * 0x9E3779B9u) ^ (n * 0x85EBCA6Bu) ^ 0x5bd1e995u);
+    return fmix32(seed ^ (n * 0x85EBCA6Bu) ^ 0x5bd1e995u);
 }
 
 /* 2^perm_bits - 1. */
@@ -108,11 +116,12 @@ static void verify(struct task_struct *t, struct workload_header *h)
     uint32_t *data = wl_data(h);
     uint32_t inv = inverse_mod_2_32(h->perm_mul);
     uint32_t rem, full = div64_32(h->steps_hi, h->steps_lo, h->words, &rem);
+    uint32_t key[2] = { pass_key(h->seed, full), pass_key(h->seed, full + 1) };
     uint32_t j, bad = 0, first_bad = 0xFFFFFFFFu;
 
     for (j = 0; j < h->words; j++) {
-        uint32_t x = perm_inverse(h, j, inv);
-        if (data[j] != mix(h->seed, j, full + (x < rem))) {
+        uint32_t x = rem == 0 ? 0 : perm_inverse(h, j, inv);
+        if (data[j] != (key[x < rem] ^ (j * WORD_MUL))) {
             if (bad++ == 0)
                 first_bad = j;
         }
@@ -141,28 +150,31 @@ static void workload_task(uint32_t arg)
     struct workload_header *h = (struct workload_header *)t->buf_base;
     uint32_t *data = wl_data(h);
     uint32_t W = h->words, seed = h->seed;
-    uint32_t pos, pass, j, i, f;
+    uint32_t pos, pass, j, i, f, key;
 
     (void)arg;
 
+    key = pass_key(seed, 0);
     for (j = 0; j < W; j++)
-        data[j] = mix(seed, j, 0);
+        data[j] = key ^ (j * WORD_MUL);
     f = irq_save();
     workloads_filled++;
     irq_restore(f);
 
     pass = div64_32(h->steps_hi, h->steps_lo, W, &pos);    /* 0, 0 at boot */
+    key = pass_key(seed, pass + 1);
     for (;;) {
         uint32_t batch = h->rate ? h->rate : FREEZE_BATCH;
         safe_point(t, h);
         for (i = 0; i < batch; i++) {
             j = perm(h, pos);
-            data[j] = mix(seed, j, pass + 1);
+            data[j] = key ^ (j * WORD_MUL);
             if (++h->steps_lo == 0)
                 h->steps_hi++;
             if (++pos == W) {
                 pos = 0;
                 pass++;
+                key = pass_key(seed, pass + 1);
             }
         }
         if (h->rate)
@@ -249,10 +261,10 @@ static void create_stepper(int kind, uint32_t bytes, uint32_t rate, uint32_t see
             t->id, t->name, h->words, (void *)region, h->rate, h->seed, h->perm_mul, h->perm_add, h->perm_bits);
 }
 
-/* Word w of cache page i. */
-static inline uint32_t cache_word(uint32_t seed, uint32_t i, uint32_t w)
+/* The key of cache page i: word w of the page holds cache_key ^ w*0x85EBCA6B. */
+static inline uint32_t cache_key(uint32_t seed, uint32_t i)
 {
-    return fmix32(seed ^ (i * 0x9E3779B9u) ^ (w * 0x85EBCA6Bu) ^ 0x27d4eb2fu);
+    return fmix32(seed ^ (i * 0x9E3779B9u) ^ 0x27d4eb2fu);
 }
 
 /*
@@ -261,11 +273,11 @@ static inline uint32_t cache_word(uint32_t seed, uint32_t i, uint32_t w)
  */
 static void cache_page_fill(uint32_t pa, uint32_t seed, uint32_t i)
 {
-    uint32_t f = irq_save(), w;
+    uint32_t f = irq_save(), w, key = cache_key(seed, i);
     uint32_t *page = kmap(0, pa);
 
     for (w = 0; w < PAGE_SIZE / 4; w++)
-        page[w] = cache_word(seed, i, w);
+        page[w] = key ^ (w * 0x85EBCA6Bu);
     kunmap(0);
     irq_restore(f);
 }
@@ -349,8 +361,9 @@ void cache_verify(void)
     for (i = 0; i < c->pages; i++) {
         uint32_t f = irq_save();
         const uint32_t *page = kmap(0, table[i]);
+        uint32_t key = cache_key(c->seed, i);
         for (w = 0; w < PAGE_SIZE / 4; w++) {
-            if (page[w] != cache_word(c->seed, i, w) && bad++ == 0)
+            if (page[w] != (key ^ (w * 0x85EBCA6Bu)) && bad++ == 0)
                 first_bad = i * (PAGE_SIZE / 4) + w;
         }
         kunmap(0);

@@ -217,7 +217,7 @@ export const STRUCTS = {
     ['name', 'NUL-terminated name', 16],
     ['switches', 'times the CPU was switched to it (a frozen task\'s count never moves)'],
   ]),
-  workload_header: struct('workload_header', 'First page of a workload region ("the task\'s own memory"). Word j of the data (which starts one page after the header) after `steps` steps is mix(seed, j, pass) where pass is the number of full passes that wrote it.', [
+  workload_header: struct('workload_header', 'First page of a workload region ("the task\'s own memory"). Word j of the data (which starts one page after the header) after `steps` steps is mix(seed, j, n) = fmix32(seed ^ n*0x85EBCA6B ^ 0x5bd1e995) ^ j*0x9E3779B9, where n is the number of times the word was written after the fill.', [
     ['magic', 'WORKLOAD_MAGIC'],
     ['kind', 'TASK_KINDS'],
     ['seed', 'the task seed'],
@@ -243,7 +243,7 @@ export const STRUCTS = {
     ['tr', 'task register selector (the trampoline clears its descriptor\'s busy bit and reloads it)'],
     ['magic', 'CONTEXT_MAGIC once saved'],
   ]),
-  cache_state: struct('cache_state', 'The cache workload: pages the kernel may drop when memory is short. Word w of cache page i holds cache_word(seed, i, w) = fmix32(seed ^ i*0x9E3779B9 ^ w*0x85EBCA6B ^ 0x27d4eb2f), a function of the seed and the page index only (not of the frame), so a fresh boot with the same command line recreates the same pages.', [
+  cache_state: struct('cache_state', 'The cache workload: pages the kernel may drop when memory is short. Word w of cache page i holds cache_word(seed, i, w) = fmix32(seed ^ i*0x9E3779B9 ^ 0x27d4eb2f) ^ w*0x85EBCA6B, a function of the seed and the page index only (not of the frame), so a fresh boot with the same command line recreates the same pages.', [
     ['configured', '1 if the command line asked for a cache workload'],
     ['pages', 'pages the cache holds now (pages 0 .. pages-1; dropping takes the highest first)'],
     ['capacity', 'pages the cache was created with (entries in the table)'],

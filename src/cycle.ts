@@ -72,6 +72,12 @@ export interface HibernateOptions extends MachineChoice {
   readonly saveOptions?: GivenOptions;
   /** Swap device file; created if missing. Default: a temporary file. */
   readonly imagePath?: string;
+  /**
+   * Whether a swap device this call creates gets all its blocks written first, as Linux
+   * wants of a swap file (docs/IMAGE-FORMAT.md). Default: yes when imagePath is given;
+   * a temporary device that lives for one cycle stays sparse.
+   */
+  readonly allocateDevice?: boolean;
   /** Guest milliseconds the workloads run after READY before the hibernation. Default 200. */
   readonly warmupMs?: number;
   /** Hibernate this running guest (e.g. one resumed earlier) instead of booting a new one. */
@@ -230,7 +236,9 @@ export async function hibernate(options: HibernateOptions = {}): Promise<Hiberna
   const imagePath = options.imagePath ?? temporarySwapPath();
   const progress = progressOf(options.progress);
   const phases: Record<string, number> = {};
-  const swap = SwapDevice.ensure(imagePath, swapBytesFor(ramBytes));
+  // A temporary device lives for one cycle: writing all its blocks first (and freeing
+  // them at the end) would cost the cycle 30 times what it saves its one save.
+  const swap = SwapDevice.ensure(imagePath, swapBytesFor(ramBytes), { allocate: options.allocateDevice ?? options.imagePath !== undefined });
   let t = performance.now();
   let guest: Guest | undefined;
   try {
@@ -381,7 +389,7 @@ export async function runCycle(options: CycleOptions = {}): Promise<CycleReport>
   const imagePath = options.imagePath ?? temporarySwapPath();
   const crcThread = cycleCrcThread(options);
   try {
-    const h = await hibernate({ ...options, imagePath });
+    const h = await hibernate({ ...options, imagePath, allocateDevice: options.allocateDevice ?? options.imagePath !== undefined });
     const r = await resume({ ...options, imagePath: h.imagePath, oracle: h.oracle, ramBytes: h.ramBytes, workload: h.workload, seed: h.seed, crcThread: crcThread ?? false, verifyReportsExpected: h.verifyReportsExpected });
     return cycleReport(h, r, options);
   } finally {

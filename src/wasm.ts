@@ -12,6 +12,9 @@ export const Wasm = (globalThis as unknown as {
   WebAssembly: {
     compile(bytes: Uint8Array): Promise<WasmModule>;
     instantiate(module: WasmModule, imports: object): Promise<{ exports: Record<string, unknown> }>;
+    /** Compiles synchronously, on the calling thread. */
+    Module: new (bytes: Uint8Array) => WasmModule;
+    Instance: new (module: WasmModule, imports: object) => { readonly exports: Record<string, unknown> };
     /** Linear memory: page-aligned, in 64 KiB wasm pages. */
     Memory: new (descriptor: { initial: number }) => { readonly buffer: ArrayBuffer };
   };

@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { ABI_VERSION, fieldOffset, OWNERS, PROBES } from '../src/abi.ts';
 import { Guest } from '../src/machine/guest.ts';
 import { EmulatorDiedError, GuestExceptionError } from '../src/machine/errors.ts';
-import { nodeWasToldHowToCompileWasm, v86WasmModule, wasmCompilation } from '../src/machine/v86.ts';
+import { nodeWasToldHowToCompileWasm, nodeWasToldWasmTiers, v86WasmModule, wasmCompilation, wasmTiers } from '../src/machine/v86.ts';
 import { PageTableWalker, PTE } from '../src/mmu/page-table.ts';
 import { countBits, framesOfWords } from '../src/pages/page-set.ts';
 import { saveablePfns, saveableWords } from '../src/save/common.ts';
@@ -178,7 +178,7 @@ describe('the guest boots on v86', () => {
         h = Math.imul(h, 0xc2b2ae35) >>> 0;
         return (h ^ (h >>> 16)) >>> 0;
       };
-      const word = (i: number, w: number) => fmix32((cache.seed ^ Math.imul(i, 0x9e3779b9) ^ Math.imul(w, 0x85ebca6b) ^ 0x27d4eb2f) >>> 0);
+      const word = (i: number, w: number) => (fmix32((cache.seed ^ Math.imul(i, 0x9e3779b9) ^ 0x27d4eb2f) >>> 0) ^ Math.imul(w, 0x85ebca6b)) >>> 0;
       const page5 = g.machine.readU32(cache.table + 5 * 4);
       expect(g.allocator.owner(page5 >>> 12)).toBe(OWNERS.CACHE.value);
       expect(g.machine.readU32(page5 + 4 * 17)).toBe(word(5, 17));
@@ -311,7 +311,7 @@ describe('the guest boots on v86', () => {
     });
   });
 
-  it("every machine of a process is an instance of one compiled v86 module, and V8's lazy wasm compilation is off", async () => {
+  it("every machine of a process is an instance of one compiled v86 module, V8's lazy wasm compilation is off, and the JIT's modules are installed at once", async () => {
     const wasm = (globalThis as unknown as { WebAssembly: { Module: new (...a: never[]) => object; instantiate: (...a: unknown[]) => unknown } }).WebAssembly;
     const module = await v86WasmModule();
     expect(await v86WasmModule()).toBe(module);
@@ -319,16 +319,22 @@ describe('the guest boots on v86', () => {
     let firstArgs: unknown[];
     try {
       await withGuest({}, () => {});
-      await withGuest({}, () => {});
+      await withGuest({}, (g) => {
+        // The JIT's modules are compiled on this thread and installed when main_loop returns: none is left pending.
+        expect(g.machine.jitCompiles).toBeGreaterThan(0);
+        expect(g.machine.jitCompilesFinished).toBe(g.machine.jitCompiles);
+      });
       firstArgs = instantiate.mock.calls.map((c) => c[0]);
     } finally {
       instantiate.mockRestore();
     }
-    // v86's JIT instantiates its own small modules from bytes; the machines' come from the module.
+    // Every instantiate() is a machine's, from the one module: none of v86's JIT from bytes.
     const fromModule = firstArgs.filter((m) => m instanceof wasm.Module);
+    expect(firstArgs).toHaveLength(2);
     expect(fromModule).toHaveLength(2);
     for (const m of fromModule) expect(m).toBe(module);
     expect(wasmCompilation).toBe('eager (set by hiberlab)');
+    expect(wasmTiers).toBe('liftoff only (set by hiberlab)');
   });
 
   it("leaves V8's lazy wasm compilation alone when node was told either way", () => {
@@ -338,6 +344,15 @@ describe('the guest boots on v86', () => {
     expect(nodeWasToldHowToCompileWasm(['--no-wasm-lazy-compilation'])).toBe(true);
     expect(nodeWasToldHowToCompileWasm([], '--max-old-space-size=4096 --no-wasm_lazy_compilation')).toBe(true);
     expect(nodeWasToldHowToCompileWasm(['--wasm-lazy-compilation-hints'])).toBe(false);
+  });
+
+  it("leaves V8's wasm compilers alone when node was told which", () => {
+    expect(nodeWasToldWasmTiers(['--expose-gc', '--no-wasm-lazy-compilation'])).toBe(false);
+    expect(nodeWasToldWasmTiers(['--liftoff-only'])).toBe(true);
+    expect(nodeWasToldWasmTiers(['--no-liftoff'])).toBe(true);
+    expect(nodeWasToldWasmTiers([], '--wasm_dynamic_tiering')).toBe(true);
+    expect(nodeWasToldWasmTiers(['--wasm-tier-up'])).toBe(true);
+    expect(nodeWasToldWasmTiers(['--liftoff-only-extra'])).toBe(false);
   });
 
   it('a planted corruption is found by the workload verification', async () => {

@@ -98,21 +98,21 @@ export class SwapDevice {
    * Opens `path` for writing if it is a swap device (or holds an image) of at least
    * `bytes`; creates it with exactly `bytes` if it does not exist or is empty. Refuses a
    * smaller device (DEVICE_TOO_SMALL: it is not grown behind the user's back) and any
-   * other file (NOT_A_SWAP_DEVICE).
+   * other file (NOT_A_SWAP_DEVICE). `allocate` as for create().
    */
-  static ensure(path: string, bytes: number): SwapDevice {
+  static ensure(path: string, bytes: number, options: { readonly allocate?: boolean } = {}): SwapDevice {
     let dev: SwapDevice;
     try {
       dev = SwapDevice.open(path, { writable: true });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return SwapDevice.create(path, bytes);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return SwapDevice.create(path, bytes, options);
       throw err;
     }
     const size = dev.bytes;
     const kind = size === 0 ? 'empty' : dev.readSignature().kind;
     if (kind === 'empty') {
       dev.close();
-      return SwapDevice.create(path, bytes);
+      return SwapDevice.create(path, bytes, options);
     }
     if (kind === 'unknown') {
       dev.close();

@@ -21,7 +21,7 @@ import {
   MachineError,
   ProtocolError,
 } from './errors.ts';
-import { loadV86, v86WasmModule, Wasm, WASM_OFFSETS, type V86Cpu, type V86Emulator } from './v86.ts';
+import { loadV86, v86WasmModule, Wasm, WASM_OFFSETS, V86_JIT_TABLE_OFFSET, type V86Cpu, type V86Emulator, type V86JitInternals } from './v86.ts';
 import { readExceptionFrame } from './guest-structs.ts';
 import { adviseHugePages, type HugePageAdvice } from './host-memory.ts';
 import { hex } from '../units.ts';
@@ -183,6 +183,8 @@ export class Machine {
   jitCompiles = 0;
   /** Of those, the ones whose module v86 has installed (it starts no other while one is pending). */
   jitCompilesFinished = 0;
+  /** Modules compiled by codegen_finalize, to be installed when main_loop() returns. */
+  private jitInstalls: Array<() => void> = [];
   readonly trace: TraceEvent[] = [];
   readonly ramBytes: number;
   readonly deterministic: boolean;
@@ -280,12 +282,24 @@ export class Machine {
     const onFault = (value: number) => this.onPageFault(value >>> 0);
     io.register_write(PORTS.PAGE_FAULT, this, onFault, onFault, onFault);
     // v86 looks both up on the CPU object at every compilation: the wasm calls
-    // codegen_finalize, whose promise callback calls codegen_finalize_finished.
+    // codegen_finalize with a compiled page's module bytes, and v86's own version
+    // installs the module (codegen_finalize_finished) when WebAssembly.instantiate()
+    // resolves. That compile waits in V8's queue of background compile jobs behind the
+    // tier-up of v86.wasm itself, 0.4 s after a process starts, while the guest runs in
+    // the interpreter. Here the module is compiled and instantiated at once, on this
+    // thread (a few ms), and installed as soon as the running main_loop() returns: the
+    // install must not happen inside the wasm call (v86's JIT state is borrowed there)
+    // (docs/V86.md, "Compiled code").
     const cpu = this.cpu;
-    const finalize = cpu.codegen_finalize;
+    const jit = cpu as unknown as V86JitInternals;
     cpu.codegen_finalize = (index, start, stateFlags, ptr, len) => {
       this.jitCompiles++;
-      finalize.call(cpu, index, start, stateFlags, ptr, len);
+      const module = new Wasm.Module(new Uint8Array(cpu.wasm_memory.buffer, ptr >>> 0, len >>> 0));
+      const instance = new Wasm.Instance(module, { e: jit.jit_imports });
+      this.jitInstalls.push(() => {
+        jit.wm.wasm_table.set(index + V86_JIT_TABLE_OFFSET, instance.exports.f);
+        cpu.codegen_finalize_finished(index, start, stateFlags);
+      });
     };
     const finished = cpu.codegen_finalize_finished;
     cpu.codegen_finalize_finished = (index, start, stateFlags) => {
@@ -331,6 +345,7 @@ export class Machine {
       for (;;) {
         try {
           this.cpu.main_loop();
+          this.installCompiledCode();
         } catch (err) {
           throw this.die(new EmulatorDiedError(err, this.eip));
         }
@@ -703,6 +718,12 @@ export class Machine {
   instructionsNow(): number {
     const c = this.counter[0]!;
     return this.instructions + ((c - this.lastCounter) >>> 0);
+  }
+
+  /** Installs what codegen_finalize compiled during the last main_loop(). */
+  private installCompiledCode(): void {
+    for (let i = 0; i < this.jitInstalls.length; i++) this.jitInstalls[i]!();
+    this.jitInstalls.length = 0;
   }
 
   private accountInstructions(): void {

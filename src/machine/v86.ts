@@ -45,15 +45,25 @@ export interface V86Cpu {
   handle_irqs(): void;
   set_jit_config(index: number, value: number): void;
   /**
-   * Called by the wasm (JIT) with a compiled page's module bytes; instantiates them
-   * asynchronously and installs the module when the promise resolves (docs/V86.md).
+   * Called by the wasm (JIT) with a compiled page's module bytes; v86's own instantiates
+   * them asynchronously and installs the module when the promise resolves; Machine
+   * replaces it (docs/V86.md).
    */
   codegen_finalize(wasmTableIndex: number, start: number, stateFlags: number, ptr: number, len: number): void;
-  /** The wasm export that installs a compiled module (called from codegen_finalize's promise callback). */
+  /** The wasm export that installs a compiled module (v86 calls it from codegen_finalize's promise callback). */
   codegen_finalize_finished(wasmTableIndex: number, start: number, stateFlags: number): void;
   /** The wasm instance; `exports` holds every exported CPU function (see docs/V86.md). */
   wm: { exports: Record<string, unknown> };
 }
+
+/** Where v86 keeps its JIT's modules: its wasm table, the imports each module gets. */
+export interface V86JitInternals {
+  jit_imports: object;
+  wm: { wasm_table: { set(index: number, f: unknown): void } };
+}
+
+/** v86 enters compiled module i at wasm table index i + this (WASM_TABLE_OFFSET in src/cpu.js). */
+export const V86_JIT_TABLE_OFFSET = 1024;
 
 export interface V86Emulator {
   v86: { cpu: V86Cpu; constructor: { microtick: () => number } };
@@ -115,34 +125,49 @@ export function v86WasmModule(): Promise<WasmModule> {
 
 /** What useEagerWasmCompilation did: set the flag, left it as node's flags say, or nothing yet. */
 export let wasmCompilation: 'eager (set by hiberlab)' | 'as node was told' | 'not yet set' = 'not yet set';
+/** Which of V8's wasm compilers the process uses: Liftoff only (set here), as node's flags say, or nothing yet. */
+export let wasmTiers: 'liftoff only (set by hiberlab)' | 'as node was told' | 'not yet set' = 'not yet set';
 
 /**
- * Sets V8's `--no-wasm-lazy-compilation` for this process, unless node was started with
- * either form of the flag (then the user's choice stands).
+ * Sets two V8 flags for this process before v86.wasm is compiled, each unless node was
+ * started with a flag of its own about it (then the user's choice stands):
  *
- * V8 compiles a wasm function lazily by default: on its first call, on the thread that
- * calls it. v86's JIT turns hot guest code into small wasm modules and installs each
- * one when WebAssembly.instantiate() resolves; compiled lazily, the first call of such a
- * function compiles it right there, inside `main_loop`, and the guest stands still
- * meanwhile: a hundred guest instructions (the hibernation request) or the FREEZE
- * command could then take longer than the whole freeze. Compiled eagerly, a module is
- * compiled on V8's background threads before instantiate() resolves, and nothing is
- * compiled on the guest's time (docs/V86.md). The setting changes when wasm is compiled,
- * never what it does.
+ * `--no-wasm-lazy-compilation`. V8 compiles a wasm function lazily by default: on its
+ * first call, on the thread that calls it, inside `main_loop`, while the guest stands
+ * still: a hundred guest instructions (the hibernation request) or the FREEZE command
+ * could then take longer than the whole freeze. Compiled eagerly, v86.wasm is compiled
+ * before the first boot, and each module of v86's JIT when Machine compiles it.
+ *
+ * `--liftoff-only`. V8 compiles wasm with Liftoff, then again with TurboFan on its
+ * background threads once a function is hot. v86.wasm is 2 MiB; its tier-up keeps the
+ * second core busy for the first seconds of a process, which is all a CI cycle lasts,
+ * and on the code v86 runs TurboFan buys little: a whole `hiberlab cycle --ram 128M`
+ * took 2.2 s with it and 1.3 s without (docs/BENCHMARKS.md, notes). The settings change
+ * when and how wasm is compiled, never what it does.
  */
 export function useEagerWasmCompilation(): void {
   if (wasmCompilation !== 'not yet set') return;
-  if (nodeWasToldHowToCompileWasm(process.execArgv, process.env.NODE_OPTIONS)) {
-    wasmCompilation = 'as node was told';
-    return;
+  const told = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
+  if (nodeWasToldHowToCompileWasm(told)) wasmCompilation = 'as node was told';
+  else {
+    setFlagsFromString('--no-wasm-lazy-compilation');
+    wasmCompilation = 'eager (set by hiberlab)';
   }
-  setFlagsFromString('--no-wasm-lazy-compilation');
-  wasmCompilation = 'eager (set by hiberlab)';
+  if (nodeWasToldWasmTiers(told)) wasmTiers = 'as node was told';
+  else {
+    setFlagsFromString('--liftoff-only');
+    wasmTiers = 'liftoff only (set by hiberlab)';
+  }
 }
 
 /** Whether node's flags (its argv before the script, and NODE_OPTIONS) set V8's lazy wasm compilation either way. */
 export function nodeWasToldHowToCompileWasm(execArgv: readonly string[], nodeOptions = ''): boolean {
   return [...execArgv, ...nodeOptions.split(/\s+/)].some((f) => /^--(no-)?wasm[-_]lazy[-_]compilation$/.test(f));
+}
+
+/** Whether node's flags choose V8's wasm compilers (Liftoff, TurboFan, tier-up) either way. */
+export function nodeWasToldWasmTiers(execArgv: readonly string[], nodeOptions = ''): boolean {
+  return [...execArgv, ...nodeOptions.split(/\s+/)].some((f) => /^--(no-)?(liftoff|liftoff[-_]only|wasm[-_]tier[-_]up|wasm[-_]dynamic[-_]tiering)$/.test(f));
 }
 
 let cachedCtor: V86Constructor | undefined;
