@@ -9,11 +9,14 @@
 // 3. tsc leaves `./x.ts` in the .d.ts files (TypeScript 5 reads them; older TypeScript
 //    and other tools do not): rewritten to `./x.js` like the JavaScript.
 // 4. No relative import of a .ts file may be left in dist/.
+// 5. The digest of the sources goes into dist/sources.sha256: in a checkout the bin runs
+//    dist/ only while the sources still have that digest (bin/source-digest.mjs).
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DIGEST_FILE, sourceDigest } from '../bin/source-digest.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist');
@@ -47,3 +50,4 @@ if (left.length) {
   console.error(`build-package: relative .ts imports left in the built JavaScript:\n  ${left.join('\n  ')}`);
   process.exit(1);
 }
+writeFileSync(join(root, DIGEST_FILE), `${sourceDigest(root)}\n`);
