@@ -1,14 +1,14 @@
 /**
  * The whole `hiberlab cycle` command, as a CI job runs it: a fresh Node process, from
  * its start to its exit, with the report's phases beside it. Two ways to start it: the
- * checkout's bin (the CLI's TypeScript through tsx's loader) and the package's built
- * JavaScript (dist/, what an installed package runs; built by `npm run build`, skipped
- * when absent). "process" is what the phases do not cover: Node's start, loading the
+ * CLI's TypeScript through tsx's loader (what a checkout's bin runs after an edit) and
+ * the package's built JavaScript (dist/, what an installed package runs, and a
+ * checkout's bin while dist/ was built from its sources; built by `npm run build`,
+ * skipped when absent). "process" is what the phases do not cover: Node's start, loading the
  * modules, v86's construction before the first boot, the report's printing and exit.
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import Table from 'cli-table3';
@@ -29,13 +29,12 @@ export interface CycleTimeRow {
   readonly verdict: string;
 }
 
-const BIN = fileURLToPath(new URL('../bin/hiberlab.mjs', import.meta.url));
+const SOURCE = new URL('../harness/cli.ts', import.meta.url);
 const DIST = new URL('../dist/harness/cli.js', import.meta.url);
 
 function command(route: CycleTimeRow['route'], args: string[]): [string, string[]] {
-  if (route === 'checkout (tsx)') return [process.execPath, [BIN, ...args]];
-  const script = `const { main } = await import(${JSON.stringify(DIST.href)}); process.exitCode = await main(['node', 'hiberlab', ...${JSON.stringify(args)}]);`;
-  return [process.execPath, ['--input-type=module', '-e', script]];
+  const load = route === 'checkout (tsx)' ? `(await import('tsx/esm/api')).register(); const { main } = await import(${JSON.stringify(SOURCE.href)});` : `const { main } = await import(${JSON.stringify(DIST.href)});`;
+  return [process.execPath, ['--input-type=module', '-e', `${load} process.exitCode = await main(['node', 'hiberlab', ...${JSON.stringify(args)}]);`]];
 }
 
 const sumOf = (p: Record<string, number>, prefix: string, except: string[] = []) =>

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { hibernate, resume, runCycle, runLineage, swapBytesFor } from '../src/cycle.ts';
 import { CrcThread } from '../src/image/crc-thread.ts';
@@ -35,6 +35,20 @@ describe('swsusp save + bitmap-pbe restore cycles pass the oracle', () => {
     const kept = tempSwapPath();
     expectPass(await runCycle({ ramBytes: 32 * MiB, workload: 'idle', image: guestImage(), imagePath: kept }));
     expect(existsSync(kept)).toBe(true);
+    // The given device has all its blocks, as Linux wants of a swap file.
+    expect(statSync(kept).blocks * 512).toBeGreaterThanOrEqual(swapBytesFor(32 * MiB));
+  });
+
+  it('the temporary swap device of one cycle stays sparse: only the image has blocks', async () => {
+    const h = await hibernate({ ramBytes: 32 * MiB, workload: 'stream:4M', seed: 2, image: guestImage(), warmupMs: 20 });
+    try {
+      const st = statSync(h.imagePath);
+      expect(st.size).toBe(swapBytesFor(32 * MiB));
+      expect(st.blocks * 512).toBeGreaterThan(4 * MiB);
+      expect(st.blocks * 512).toBeLessThan(st.size / 2);
+    } finally {
+      rmSync(h.imagePath, { force: true });
+    }
   });
 
   it('five cycles in a row of one guest lineage pass, each resumed kernel hibernated again', async () => {
