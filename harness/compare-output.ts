@@ -1,8 +1,8 @@
 /**
  * What `hiberlab compare` writes: a table that fits the terminal, JSON, CSV (one row per
  * cell, every number; the strategies' statistics as stats.<name>), and pictures (the
- * downtime of every cell, the pre-copy rounds where a strategy had them, the memory map
- * of every cell). Column names follow QEMU's migration statistics and CRIU's stats where
+ * downtime of every cell, the largest image per save strategy and RAM size, the pre-copy
+ * rounds where a strategy had them, the memory map of every cell). Column names follow QEMU's migration statistics and CRIU's stats where
  * they mean the same thing (docs/REPORT.md).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -11,7 +11,7 @@ import Table from 'cli-table3';
 import { stringify } from 'csv-stringify/sync';
 import type { CompareCell } from '../src/compare.ts';
 import type { PrecopyRound } from '../src/declarations.ts';
-import { barChartSvg, lineChartSvg, memoryMapSvg, writePicture } from './pictures.ts';
+import { type Bar, barChartSvg, lineChartSvg, memoryMapSvg, writePicture } from './pictures.ts';
 
 /** One column: its header (the QEMU/CRIU name where there is one), its value, and how keen we are to show it. */
 interface Column {
@@ -91,6 +91,26 @@ export function cellLabel(c: CompareCell): string {
   return `${c.save}→${c.restore} ${mib(c.ramBytes)}M ${c.workload} s${c.seed}`;
 }
 
+/**
+ * One bar per save strategy and RAM size: the largest image among its cells (MiB), with
+ * its share of RAM and the workload that made it. A strategy whose cells all failed at
+ * that size gets a failed bar of its largest attempt (0 when none wrote an image).
+ */
+export function largestImageBars(cells: readonly CompareCell[]): Bar[] {
+  const groups = new Map<string, CompareCell[]>();
+  for (const c of cells) {
+    const key = `${c.save} ${mib(c.ramBytes)}M`;
+    groups.set(key, [...(groups.get(key) ?? []), c]);
+  }
+  return [...groups].map(([label, group]) => {
+    const passed = group.filter((c) => c.verdict === 'pass');
+    const size = (c: CompareCell) => c.report?.save.imageBytes ?? 0;
+    const largest = (passed.length ? passed : group).reduce((a, b) => (size(b) > size(a) ? b : a));
+    const share = Math.round((size(largest) / largest.ramBytes) * 1000) / 10;
+    return { label, value: r1(mib(size(largest)))!, unit: `MiB, ${share} % of RAM (${largest.workload})`, failed: !passed.length };
+  });
+}
+
 /** Writes compare.json, compare.csv and the pictures into `dir`; returns the files written. */
 export async function writeCompare(dir: string, cells: readonly CompareCell[], options: { png?: boolean } = {}): Promise<string[]> {
   mkdirSync(dir, { recursive: true });
@@ -110,6 +130,7 @@ export async function writeCompare(dir: string, cells: readonly CompareCell[], o
   write('compare.json', compareJson(cells));
   write('compare.csv', compareCsv(cells));
   await picture('downtime', barChartSvg('Downtime per cell (freeze → running again or image committed)', cells.map((c) => ({ label: cellLabel(c), value: c.report?.save.downtime.ms ?? 0, unit: 'ms', failed: c.verdict === 'fail' }))));
+  await picture('image', barChartSvg('Largest image per save strategy and RAM size (of the cells that passed)', largestImageBars(cells)));
   const withRounds = cells.filter((c) => (rounds(c)?.length ?? 0) > 0);
   if (withRounds.length) {
     await picture('rounds', lineChartSvg('Pre-copy rounds: pages dirty when each round ended', 'round', 'dirty pages', withRounds.map((c) => ({ label: cellLabel(c), points: rounds(c)!.map((r) => [r.round, r.dirtyAfter] as const) }))));

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { compareTable } from '../harness/compare-output.ts';
+import { compareTable, largestImageBars } from '../harness/compare-output.ts';
 import { faultHeatMapSvg, memoryMapSvg } from '../harness/pictures.ts';
 import { OWNERS } from '../src/abi.ts';
 import type { CompareCell } from '../src/compare.ts';
@@ -20,7 +20,7 @@ describe('hiberlab compare', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');
     for (const line of lines) expect(line.length).toBeLessThanOrEqual(80);
-    expect(lines.slice(-2).join(' ').replace(/ +/g, ' ')).toBe(`8 cells: 8 passed, 0 failed; wrote 11 files into ${out}`);
+    expect(lines.slice(-2).join(' ').replace(/ +/g, ' ')).toBe(`8 cells: 8 passed, 0 failed; wrote 12 files into ${out}`);
     expect(r.stderr).toMatch(/compare: 8\/8 done/);
     const cells = JSON.parse(readFileSync(join(out, 'compare.json'), 'utf8'));
     expect(cells).toHaveLength(8);
@@ -31,7 +31,7 @@ describe('hiberlab compare', () => {
     expect(csv).toHaveLength(9);
     expect(csv[0]).toMatch(/^save,restore,workload,ram_mib,seed,verdict,pages_written,image_mib,downtime_ms,/);
     expect(csv[0]).toContain('save.stats.savedEarly');
-    for (const name of ['downtime.svg', ...Array.from({ length: 8 }, (_, i) => `map-${i + 1}.svg`)]) expect(existsSync(join(out, name)), name).toBe(true);
+    for (const name of ['downtime.svg', 'image.svg', ...Array.from({ length: 8 }, (_, i) => `map-${i + 1}.svg`)]) expect(existsSync(join(out, name)), name).toBe(true);
     // The memory map of a cycle shows frames loaded in place and frames loaded through PBEs.
     const map = readFileSync(join(out, 'map-1.svg'), 'utf8');
     expect(map).toContain('fill="#2e7d32"');
@@ -68,6 +68,20 @@ describe('the pictures and the table', () => {
     const svg = faultHeatMapSvg('t', [[0, 0x100], [1, 0x100], [10, 0x13f]], 2, 2);
     expect(svg).toContain('darkest: 2 faults');
     expect(svg.match(/<rect x="\d+" y="\d+" width="\d+" height="\d+" fill="rgb/g)).toHaveLength(2);
+  });
+
+  it('the largest image is drawn per save strategy and RAM size, from the cells that passed', () => {
+    const cell = (save: string, ram: number, workload: string, imageMiB: number, verdict: 'pass' | 'fail') =>
+      ({ save, restore: 'bitmap-pbe', workload, ramBytes: ram << 20, seed: 1, verdict, wallMs: 1, report: { save: { imageBytes: imageMiB << 20 } } }) as unknown as CompareCell;
+    const bars = largestImageBars([
+      cell('swsusp', 32, 'a', 4, 'pass'), cell('swsusp', 32, 'b', 8, 'pass'), cell('swsusp', 32, 'c', 16, 'fail'),
+      cell('swsusp', 64, 'a', 16, 'pass'), cell('cow', 32, 'a', 2, 'fail'), cell('cow', 32, 'b', 3, 'fail'),
+    ]);
+    expect(bars).toEqual([
+      { label: 'swsusp 32M', value: 8, unit: 'MiB, 25 % of RAM (b)', failed: false },
+      { label: 'swsusp 64M', value: 16, unit: 'MiB, 25 % of RAM (a)', failed: false },
+      { label: 'cow 32M', value: 3, unit: 'MiB, 9.4 % of RAM (b)', failed: true },
+    ]);
   });
 
   it('the table leaves out the least important columns until it fits', () => {
