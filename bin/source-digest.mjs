@@ -1,11 +1,14 @@
-// The digest of the TypeScript sources that dist/ is built from (src/ and harness/: every
-// file's path and bytes, in path order). `npm run build` records it in dist/; the bin
-// runs the built JavaScript of a checkout only while the digest still matches.
+// The digest of what dist/ is built from: every file under src/ and harness/ (path and
+// bytes, in path order), the two tsconfig files and the TypeScript version that compiles
+// them. `npm run build` records it in dist/; the bin runs the built JavaScript of a
+// checkout only while the digest still matches.
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
 
-function* files(dir) {
+/** Every file under `dir`, depth first. */
+export function* files(dir) {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) yield* files(path);
@@ -13,11 +16,21 @@ function* files(dir) {
   }
 }
 
-/** Hex SHA-256 over the paths and bytes of every file under src/ and harness/ of `root`. */
+/** The version of the TypeScript `root` compiles with, or 'none' when it has none installed. */
+function typescriptVersion(root) {
+  try {
+    return createRequire(join(root, 'package.json'))('typescript/package.json').version;
+  } catch {
+    return 'none';
+  }
+}
+
+/** Hex SHA-256 over the build's inputs under `root` (see above). */
 export function sourceDigest(root) {
-  const hash = createHash('sha256');
-  const paths = ['src', 'harness'].flatMap((d) => [...files(join(root, d))]).map((p) => relative(root, p)).sort();
-  for (const path of paths) {
+  const hash = createHash('sha256').update(`typescript ${typescriptVersion(root)}\0`);
+  const sources = ['src', 'harness'].flatMap((d) => [...files(join(root, d))]);
+  const configs = ['tsconfig.json', 'tsconfig.build.json'].map((f) => join(root, f)).filter((p) => existsSync(p));
+  for (const path of [...sources, ...configs].map((p) => relative(root, p)).sort()) {
     const bytes = readFileSync(join(root, path));
     hash.update(`${path}\0${bytes.length}\0`).update(bytes);
   }

@@ -9,32 +9,27 @@
 // 3. tsc leaves `./x.ts` in the .d.ts files (TypeScript 5 reads them; older TypeScript
 //    and other tools do not): rewritten to `./x.js` like the JavaScript.
 // 4. No relative import of a .ts file may be left in dist/.
-// 5. The digest of the sources goes into dist/sources.sha256: in a checkout the bin runs
-//    dist/ only while the sources still have that digest (bin/source-digest.mjs).
+// 5. The digest of the build's inputs (taken before compiling) goes into
+//    dist/sources.sha256: in a checkout the bin runs dist/ only while the inputs still
+//    have that digest (bin/source-digest.mjs).
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DIGEST_FILE, sourceDigest } from '../bin/source-digest.mjs';
+import { DIGEST_FILE, files, sourceDigest } from '../bin/source-digest.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist');
 const RELATIVE_TS = /(\bfrom\s*|\bimport\s*\(\s*)(['"])(\.\.?\/[^'"]*?)\.ts\2/g;
 
+// Taken before compiling: a source saved while tsc runs must not be recorded as built.
+const digest = sourceDigest(root);
 rmSync(dist, { recursive: true, force: true });
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
 
 for (const name of ['page-scan.mjs', 'page-scan.d.mts']) copyFileSync(join(root, 'src/image', name), join(dist, 'src/image', name));
-
-function* files(dir) {
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) yield* files(path);
-    else yield path;
-  }
-}
 
 const left = [];
 for (const path of files(dist)) {
@@ -50,4 +45,4 @@ if (left.length) {
   console.error(`build-package: relative .ts imports left in the built JavaScript:\n  ${left.join('\n  ')}`);
   process.exit(1);
 }
-writeFileSync(join(root, DIGEST_FILE), `${sourceDigest(root)}\n`);
+writeFileSync(join(root, DIGEST_FILE), `${digest}\n`);

@@ -224,6 +224,9 @@ export function swapBytesFor(ramBytes: number): number {
   return Math.ceil(imageBytes / (1 << 20)) * (1 << 20);
 }
 
+/** Whether a save allocates its swap device in full: a device the user named, yes; a temporary one stays sparse. */
+const allocatesDevice = (o: { readonly allocateDevice?: boolean; readonly imagePath?: string }) => o.allocateDevice ?? o.imagePath !== undefined;
+
 /** Boots, warms up, saves with the chosen strategy and powers off. */
 export async function hibernate(options: HibernateOptions = {}): Promise<HibernateResult> {
   const ramBytes = options.ramBytes ?? DEFAULT_RAM_BYTES;
@@ -238,7 +241,7 @@ export async function hibernate(options: HibernateOptions = {}): Promise<Hiberna
   const phases: Record<string, number> = {};
   // A temporary device lives for one cycle: writing all its blocks first (and freeing
   // them at the end) would cost the cycle 30 times what it saves its one save.
-  const swap = SwapDevice.ensure(imagePath, swapBytesFor(ramBytes), { allocate: options.allocateDevice ?? options.imagePath !== undefined });
+  const swap = SwapDevice.ensure(imagePath, swapBytesFor(ramBytes), { allocate: allocatesDevice(options) });
   let t = performance.now();
   let guest: Guest | undefined;
   try {
@@ -389,7 +392,7 @@ export async function runCycle(options: CycleOptions = {}): Promise<CycleReport>
   const imagePath = options.imagePath ?? temporarySwapPath();
   const crcThread = cycleCrcThread(options);
   try {
-    const h = await hibernate({ ...options, imagePath, allocateDevice: options.allocateDevice ?? options.imagePath !== undefined });
+    const h = await hibernate({ ...options, imagePath, allocateDevice: allocatesDevice(options) });
     const r = await resume({ ...options, imagePath: h.imagePath, oracle: h.oracle, ramBytes: h.ramBytes, workload: h.workload, seed: h.seed, crcThread: crcThread ?? false, verifyReportsExpected: h.verifyReportsExpected });
     return cycleReport(h, r, options);
   } finally {
@@ -426,7 +429,7 @@ export async function runLineage(count: number, options: CycleOptions = {}): Pro
   let live: Guest | undefined;
   try {
     for (let i = 0; i < count; i++) {
-      const h = await hibernate({ ...options, imagePath, guest: live });
+      const h = await hibernate({ ...options, imagePath, allocateDevice: allocatesDevice(options), guest: live });
       live = undefined;
       const r = await resume({ ...options, imagePath, oracle: h.oracle, ramBytes: h.ramBytes, workload: h.workload, seed: h.seed, keepRunning: i < count - 1, crcThread: crcThread ?? false, verifyReportsExpected: h.verifyReportsExpected });
       live = r.guest;

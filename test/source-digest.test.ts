@@ -10,7 +10,7 @@ import { sourceDigest } from '../bin/source-digest.mjs';
 const digest = sourceDigest as (root: string) => string;
 
 describe("the bin's digest of the sources dist/ was built from", () => {
-  it('changes with any byte or name of a file under src/ or harness/, and only with those', () => {
+  it('changes with any byte or name of a file under src/ or harness/ and with the tsconfig files, not with other files', () => {
     const root = mkdtempSync(join(tmpdir(), 'hiberlab-digest-'));
     try {
       mkdirSync(join(root, 'src/image'), { recursive: true });
@@ -27,7 +27,10 @@ describe("the bin's digest of the sources dist/ was built from", () => {
       writeFileSync(join(root, 'src/image/a.ts'), 'export const a = 1;\n');
       expect(digest(root)).toBe(first);
       writeFileSync(join(root, 'harness/new.ts'), '');
-      expect(digest(root)).not.toBe(first);
+      const added = digest(root);
+      expect(added).not.toBe(first);
+      writeFileSync(join(root, 'tsconfig.build.json'), '{}\n');
+      expect(digest(root)).not.toBe(added);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }

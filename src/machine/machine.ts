@@ -129,7 +129,7 @@ let realMicrotick: () => number = () => performance.now();
 let activeClock: (() => number) | undefined;
 let microtickPatched = false;
 
-/** Instructions between two yields to the event loop, so v86's JIT can install compiled code. */
+/** Wall time of guest running between two turns of the event loop (timers, worker messages, file I/O of the harness). */
 const YIELD_EVERY_MS = 20;
 const CONSOLE_KEEP = 256 * 1024;
 
@@ -140,12 +140,10 @@ export class Machine {
   private regs!: Int32Array;
   private crs!: Int32Array;
   /**
-   * When run() last yielded to the event loop. Kept across run() calls: v86 compiles
-   * hot code with an asynchronous WebAssembly.instantiate() and installs it only when
-   * the event loop turns, and while one compilation is pending it starts no other.
-   * A harness that drives the guest in many short run() calls (each < YIELD_EVERY_MS)
-   * would otherwise never let a compilation finish, and the guest would stay in v86's
-   * interpreter for good (docs/V86.md, "JIT and TLB").
+   * When run() last yielded to the event loop. Kept across run() calls, so that a
+   * harness driving the guest in many short run() calls (each < YIELD_EVERY_MS) still
+   * lets the rest of the process run (v86's compiled code no longer needs these turns:
+   * installCompiledCode(), docs/V86.md, "JIT and TLB").
    */
   private lastYield = performance.now();
   private sregs!: Uint16Array;
@@ -176,9 +174,9 @@ export class Machine {
   instructions = 0;
   /**
    * Compilations v86's JIT has started so far (0 with the JIT off; one module per hot
-   * page, or a few pages). Each also costs V8 compile work on background threads for up
-   * to seconds afterwards (docs/V86.md, "What a faulting workload costs"), so a
-   * measurement during which this moved did not run in a settled JIT state.
+   * page, or a few pages). Each is compiled on the main thread, on the guest's time
+   * (1–20 ms, docs/V86.md, "JIT and TLB"), and the guest runs interpreted there until
+   * then, so a measurement during which this moved did not run in a settled JIT state.
    */
   jitCompiles = 0;
   /** Of those, the ones whose module v86 has installed (it starts no other while one is pending). */
@@ -319,8 +317,8 @@ export class Machine {
   // ---------------------------------------------------------------- run control
 
   /**
-   * Gives the event loop its turn now (v86 installs compiled code there) and restarts
-   * the 20 ms count, so that no turn falls due for a while: a save calls it right before
+   * Gives the event loop its turn now (the harness's timers, worker messages and file
+   * I/O) and restarts the 20 ms count, so that no turn falls due for a while: a save calls it right before
    * its downtime starts, so the downtime does not carry the harness's event-loop turns.
    */
   async yieldNow(): Promise<void> {
@@ -354,7 +352,7 @@ export class Machine {
         const now = performance.now();
         if (now - this.lastYield >= YIELD_EVERY_MS) {
           // Also when a hypercall just stopped the CPU: a harness that drives the guest
-          // in many short runs must still give v86's JIT its turns (see lastYield).
+          // in many short runs must still give the event loop its turns (see lastYield).
           activeClock = undefined;
           await yieldToEventLoop();
           activeClock = this.deterministic ? () => this.virtualNow() : undefined;
