@@ -15,11 +15,19 @@
  * churn workload, protected once and re-protected every 100 and every 10 ms; cost per
  * fault = the protected run's host time beyond its work at the baseline's rate, over
  * its faults (docs/V86.md, "What a faulting workload costs").
+ *
+ * Both run once per choice of V8's compilers for v86 (chooseWasmTiers), each in a
+ * process of its own (bench/faults-child.ts): V8 fixes them once per process, and the
+ * fault path runs through v86.wasm's own functions, whose speed they decide.
  */
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import Table from 'cli-table3';
 import { CONSTANTS, PROBES } from '../src/abi.ts';
 import { Guest } from '../src/machine/guest.ts';
+import { type WasmTiers, wasmTiers } from '../src/machine/v86.ts';
 import { loadGuestImage } from '../src/machine/guest-image.ts';
 import { runFaults } from '../src/mmu/fault-run.ts';
 import { FaultHandler } from '../src/mmu/faults.ts';
@@ -33,6 +41,8 @@ const ROUNDS = 64;
 const WARMUP_ROUNDS = 8;
 
 export interface FaultBenchRow {
+  /** V8's compilers for v86 in the process that measured the row. */
+  tiers: string;
   mode: 'fast (JIT on)' | 'deterministic (JIT off)';
   handler: string;
   /** Median fault round trips per second (millions). */
@@ -156,7 +166,7 @@ async function benchMode(deterministic: boolean): Promise<FaultBenchRow[]> {
       const base = median(v.baseMs);
       const rates = v.protectedMs.filter((ms) => ms > base).map((ms) => PAGES / (ms - base) / 1000);
       const med = median(rates);
-      rows.push({ mode, handler: v.name, medianM: med, bestM: Math.max(...rates), nsPerFault: 1000 / med, protectMs: median(v.protectMs) });
+      rows.push({ tiers: wasmTiers, mode, handler: v.name, medianM: med, bestM: Math.max(...rates), nsPerFault: 1000 / med, protectMs: median(v.protectMs) });
     }
   } finally {
     await guest.machine.powerOff();
@@ -171,6 +181,8 @@ const WORKLOAD_INTERVALS_MS = [0, 100, 10] as const;
 const WORKLOAD_RUNS = 5;
 
 export interface FaultWorkloadRow {
+  /** V8's compilers for v86 in the process that measured the row. */
+  tiers: string;
   workload: string;
   ramMiB: number;
   /** Re-protection interval (0: protected once). */
@@ -210,7 +222,7 @@ export async function benchFaultWorkload(): Promise<FaultWorkloadRow[]> {
     const rs = reports.get(intervalMs)!;
     const us = rs.map((r) => r.costPerFaultUs!);
     return {
-      workload: WORKLOAD, ramMiB: WORKLOAD_RAM_MIB, intervalMs, runs: rs.length,
+      tiers: wasmTiers, workload: WORKLOAD, ramMiB: WORKLOAD_RAM_MIB, intervalMs, runs: rs.length,
       faults: median(rs.map((r) => r.protectedRun.faults)),
       slowdown: median(rs.map((r) => r.slowdown!)),
       extraWallMs: median(rs.map((r) => r.extraWallMs!)),
@@ -220,23 +232,40 @@ export async function benchFaultWorkload(): Promise<FaultWorkloadRow[]> {
   });
 }
 
-export async function benchFaults(): Promise<FaultBench> {
+/** Both benches in this process, with whatever compilers it has. */
+export async function benchFaultsHere(): Promise<FaultBench> {
   const roundTrips = [...(await benchMode(false)), ...(await benchMode(true))];
   return { roundTrips, workload: await benchFaultWorkload() };
 }
 
-/** The microbench's ns per fault for the handler the workload runs use (count, JIT on). */
-function microNs(bench: FaultBench): number | undefined {
-  return bench.roundTrips.find((r) => r.mode === 'fast (JIT on)' && r.handler === 'count')?.nsPerFault;
+/** The V8 compiler choices the bench compares, `hiberlab faults`'s own first. */
+export const FAULT_TIERS: readonly WasmTiers[] = ['tier-up', 'liftoff-only'];
+
+/** Both benches once per choice of V8's compilers, each in a fresh process (bench/faults-child.ts). */
+export async function benchFaults(): Promise<FaultBench> {
+  const child = fileURLToPath(new URL('./faults-child.ts', import.meta.url));
+  const all: FaultBench = { roundTrips: [], workload: [] };
+  for (const tiers of FAULT_TIERS) {
+    const { stdout } = await promisify(execFile)(process.execPath, [...process.execArgv, child, tiers], { maxBuffer: 64 << 20 });
+    const part = JSON.parse(stdout) as FaultBench;
+    all.roundTrips.push(...part.roundTrips);
+    all.workload.push(...part.workload);
+  }
+  return all;
+}
+
+/** The microbench's ns per fault for the handler the workload runs use (count, JIT on), under the same compilers. */
+function microNs(bench: FaultBench, tiers: string): number | undefined {
+  return bench.roundTrips.find((r) => r.tiers === tiers && r.mode === 'fast (JIT on)' && r.handler === 'count')?.nsPerFault;
 }
 
 const intervalText = (ms: number) => (ms ? `every ${ms} ms` : 'once');
 
 export function renderFaultWorkload(bench: FaultBench): string {
-  const micro = microNs(bench);
-  const t = new Table({ head: ['workload', 'protect', 'faults/run', 'slowdown', 'extra host', 'us/fault (median, range)', 'microbench us/fault'], style: { head: [], border: [] } });
+  const t = new Table({ head: ['V8 compilers', 'workload', 'protect', 'faults/run', 'slowdown', 'extra host', 'us/fault (median, range)', 'microbench us/fault'], style: { head: [], border: [] } });
   for (const r of bench.workload) {
-    t.push([`${r.workload}, ${r.ramMiB} MiB`, intervalText(r.intervalMs), String(r.faults), r.slowdown.toFixed(2), `${r.extraWallMs.toFixed(0)} ms`,
+    const micro = microNs(bench, r.tiers);
+    t.push([r.tiers, `${r.workload}, ${r.ramMiB} MiB`, intervalText(r.intervalMs), String(r.faults), r.slowdown.toFixed(2), `${r.extraWallMs.toFixed(0)} ms`,
       `${r.usPerFault.toFixed(2)} (${r.usPerFaultMin.toFixed(2)} .. ${r.usPerFaultMax.toFixed(2)})`, micro === undefined ? '-' : (micro / 1000).toFixed(2)]);
   }
   return t.toString();
@@ -254,15 +283,16 @@ export function faultsMarkdown(bench: FaultBench): string {
     `median unprotected time), median and best of ${ROUNDS - WARMUP_ROUNDS} rounds after ${WARMUP_ROUNDS} warm-up rounds. "bare hook" is the floor: a`,
     'Machine page-fault hook that only sets R/W back. "protect" = `WriteProtector.protect()` of all',
     `${PAGES} pages (one full TLB flush). Target: ≥ 2 M round trips/s through the whole handler.`,
+    'Each half in a fresh process with one choice of V8\'s compilers for v86 (`--wasm-tiers`):',
+    'tier-up (V8\'s default, what `hiberlab faults` uses) and Liftoff only (what the other commands use).',
     '',
-    '| mode | handler | median M faults/s | best M faults/s | ns per fault (median) | protect 8192 pages |',
-    '|---|---|---|---|---|---|',
+    '| V8 compilers | mode | handler | median M faults/s | best M faults/s | ns per fault (median) | protect 8192 pages |',
+    '|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
-    lines.push(`| ${r.mode} | ${r.handler} | ${r.medianM.toFixed(2)} | ${r.bestM.toFixed(2)} | ${r.nsPerFault.toFixed(0)} | ${r.protectMs.toFixed(2)} ms |`);
+    lines.push(`| ${r.tiers} | ${r.mode} | ${r.handler} | ${r.medianM.toFixed(2)} | ${r.bestM.toFixed(2)} | ${r.nsPerFault.toFixed(0)} | ${r.protectMs.toFixed(2)} ms |`);
   }
   if (bench.workload.length) {
-    const micro = microNs(bench);
     const w = bench.workload[0]!;
     lines.push(
       '',
@@ -272,14 +302,15 @@ export function faultsMarkdown(bench: FaultBench): string {
       'then the baseline and the protected run back to back over the same ticks. Cost per fault = (the',
       'protected run\'s host time − its workload steps at the baseline\'s rate) / its faults; it includes the',
       'TLB refill after each re-protection\'s full flush.',
-      `Median and range of ${w.runs} runs per row, taken in turns; the microbench's count row (JIT on) beside.`,
+      `Median and range of ${w.runs} runs per row, taken in turns; the microbench's count row (JIT on, same compilers) beside.`,
       'docs/V86.md, "What a faulting workload costs", says what makes up the difference.',
       '',
-      '| workload | protected | faults per run | slowdown (median) | extra host time (median) | µs per fault (median) | µs per fault (range) | microbench µs per fault |',
-      '|---|---|---|---|---|---|---|---|',
+      '| V8 compilers | workload | protected | faults per run | slowdown (median) | extra host time (median) | µs per fault (median) | µs per fault (range) | microbench µs per fault |',
+      '|---|---|---|---|---|---|---|---|---|',
     );
     for (const r of bench.workload) {
-      lines.push(`| ${r.workload}, ${r.ramMiB} MiB | ${intervalText(r.intervalMs)} | ${r.faults} | ${r.slowdown.toFixed(2)} | ${r.extraWallMs.toFixed(0)} ms | ${r.usPerFault.toFixed(2)} | ${r.usPerFaultMin.toFixed(2)} .. ${r.usPerFaultMax.toFixed(2)} | ${micro === undefined ? '-' : (micro / 1000).toFixed(2)} |`);
+      const micro = microNs(bench, r.tiers);
+      lines.push(`| ${r.tiers} | ${r.workload}, ${r.ramMiB} MiB | ${intervalText(r.intervalMs)} | ${r.faults} | ${r.slowdown.toFixed(2)} | ${r.extraWallMs.toFixed(0)} ms | ${r.usPerFault.toFixed(2)} | ${r.usPerFaultMin.toFixed(2)} .. ${r.usPerFaultMax.toFixed(2)} | ${micro === undefined ? '-' : (micro / 1000).toFixed(2)} |`);
     }
   }
   return `${lines.join('\n')}\n`;

@@ -349,8 +349,8 @@ function hibernateMarkdown(rows: Row[]): string {
 }
 
 function renderFaults(rows: FaultBenchRow[]): string {
-  const t = new Table({ head: ['mode', 'handler', 'median M faults/s', 'best', 'ns/fault', 'protect 8192 pages'], style: { head: [], border: [] } });
-  for (const r of rows) t.push([r.mode, r.handler, r.medianM.toFixed(2), r.bestM.toFixed(2), r.nsPerFault.toFixed(0), `${r.protectMs.toFixed(2)} ms`]);
+  const t = new Table({ head: ['V8 compilers', 'mode', 'handler', 'median M faults/s', 'best', 'ns/fault', 'protect 8192 pages'], style: { head: [], border: [] } });
+  for (const r of rows) t.push([r.tiers, r.mode, r.handler, r.medianM.toFixed(2), r.bestM.toFixed(2), r.nsPerFault.toFixed(0), `${r.protectMs.toFixed(2)} ms`]);
   return t.toString();
 }
 

@@ -14,6 +14,7 @@ import { errorCode, HiberlabError } from '../src/errors.ts';
 import { MachineError } from '../src/machine/errors.ts';
 import { formatInspection, inspectImage } from '../src/image/index.ts';
 import { MAX_RAM_BYTES, MIN_RAM_BYTES } from '../src/machine/machine.ts';
+import { chooseWasmTiers, type WasmTiers } from '../src/machine/v86.ts';
 import { parseSize } from '../src/machine/workload.ts';
 import { RESTORE_STRATEGIES, SAVE_STRATEGIES } from '../src/strategies.ts';
 import {
@@ -66,6 +67,8 @@ const reserveOpt = () => new Option('--reserve <size>', 'boot the kernels with a
 const kernelOpt = () => new Option('--kernel <file>', 'boot this multiboot kernel (it implements the hypercall ABI, docs/ABI.md) instead of the built-in guest');
 const detOpt = () => new Option('--deterministic', 'virtual clock from the instruction counter, JIT off: identical runs');
 const largeOpt = () => new Option('--large-pages', 'map guest RAM with 4 MiB pages');
+const tiersOpt = (def: WasmTiers) =>
+  new Option('--wasm-tiers <tiers>', "V8's compilers for v86: liftoff-only (a short run starts at full speed) or tier-up (TurboFan too: after a few seconds the fault path runs faster)").choices(['liftoff-only', 'tier-up']).default(def);
 
 interface CommonFlags {
   ram: number;
@@ -187,7 +190,7 @@ function addHibernateOptions(cmd: Command): Command {
     .addOption(new Option('--save <name>', 'save strategy').choices([...SAVE_STRATEGIES.keys()]).default('swsusp'))
     .option('--warmup <ms>', 'guest milliseconds the workloads run before hibernating', intOption, DEFAULT_WARMUP_MS);
   addStrategyOptions(cmd, SAVE_STRATEGIES);
-  return cmd.addOption(detOpt()).addOption(largeOpt()).addOption(jsonOpt()).addOption(verboseOpt()).addOption(consoleOpt());
+  return cmd.addOption(detOpt()).addOption(largeOpt()).addOption(tiersOpt('liftoff-only')).addOption(jsonOpt()).addOption(verboseOpt()).addOption(consoleOpt());
 }
 
 /**
@@ -236,7 +239,12 @@ export function buildProgram(): Command {
   const program = new Command('hiberlab')
     .description('A laboratory for hibernation (suspend-to-disk) on emulated x86: real guest kernel, swsusp-style save and restore, verified against an oracle.')
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    // Before the command's first machine: V8 fixes its compilers when it compiles v86.
+    .hook('preAction', (_program, command) => {
+      const tiers = command.opts().wasmTiers as WasmTiers | undefined;
+      if (tiers) chooseWasmTiers(tiers);
+    });
 
   const cycle = addHibernateOptions(
     program
@@ -290,6 +298,7 @@ export function buildProgram(): Command {
   resumeCmd
     .addOption(detOpt())
     .addOption(largeOpt())
+    .addOption(tiersOpt('liftoff-only'))
     .addOption(jsonOpt())
     .addOption(verboseOpt())
     .addOption(consoleOpt())
@@ -326,6 +335,7 @@ export function buildProgram(): Command {
   compare
     .addOption(detOpt())
     .addOption(largeOpt())
+    .addOption(tiersOpt('liftoff-only'))
     .addOption(jsonOpt())
     .action((flags: { save: string; restore: string; workload: string; ram: string; seed: string; out: string; png?: boolean; junit?: string; warmup: number; kernel?: string; deterministic?: boolean; largePages?: boolean; json?: boolean }, cmd: Command) =>
       reporting('compare', flags.json, async () => {
@@ -378,6 +388,7 @@ export function buildProgram(): Command {
     .option('--heatmap <file>', 'draw the faults as a heat map of PFN against guest time (SVG, or PNG if the name ends in .png)')
     .addOption(detOpt())
     .addOption(largeOpt())
+    .addOption(tiersOpt('tier-up'))
     .addOption(jsonOpt())
     .addOption(verboseOpt())
     .addOption(consoleOpt())

@@ -187,6 +187,7 @@ export function faultsSummary(r: FaultRunReport, verbose = false): string {
     lines.push(...wrap('per page ', Object.entries(f.histogram).map(([k, v]) => `${k}: ${v}`)));
     lines.push(`tlb      ${r.tlb.fullFlushes} full flushes, ${r.tlb.pagesInvalidated} single-page invalidations in ${r.tlb.batches} batches`);
     lines.push(`never    ${r.forbiddenPages} pages could not be protected; ${r.splits} 4 MiB pages split`);
+    lines.push(`wasm     V8 compiled v86 with ${c.wasmTiers}`);
     const jit = (m: { jitCompiles: number }) => (m.jitCompiles ? `, ${m.jitCompiles} JIT compiles` : '');
     if (r.prime) lines.push(`prime    ${r.prime.slices.length} rounds, ${r.prime.faults} faults, ${ms(r.prime.wallMs)}${jit(r.prime)}${r.prime.settled ? '' : ' (JIT not settled)'}; warm-up ${c.warmupMs} ms`);
     lines.push(`run      protected ${ms(r.protectedRun.wallMs)}, ${r.protectedRun.steps} steps, ${r.protectedRun.instructions} instructions${jit(r.protectedRun)}`);

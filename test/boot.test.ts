@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { ABI_VERSION, fieldOffset, OWNERS, PROBES } from '../src/abi.ts';
 import { Guest } from '../src/machine/guest.ts';
 import { EmulatorDiedError, GuestExceptionError } from '../src/machine/errors.ts';
-import { nodeWasToldHowToCompileWasm, nodeWasToldWasmTiers, v86WasmModule, wasmCompilation, wasmTiers } from '../src/machine/v86.ts';
+import { chooseWasmTiers, nodeWasToldHowToCompileWasm, nodeWasToldWasmTiers, v86WasmModule, wasmCompilation, wasmTiers } from '../src/machine/v86.ts';
 import { PageTableWalker, PTE } from '../src/mmu/page-table.ts';
 import { countBits, framesOfWords } from '../src/pages/page-set.ts';
 import { saveablePfns, saveableWords } from '../src/save/common.ts';
@@ -335,6 +335,9 @@ describe('the guest boots on v86', () => {
     for (const m of fromModule) expect(m).toBe(module);
     expect(wasmCompilation).toBe('eager (set by hiberlab)');
     expect(wasmTiers).toBe('liftoff only (set by hiberlab)');
+    // V8 fixed its compilers for v86 when it compiled it: choosing again is refused, unless it is the same choice.
+    expect(() => chooseWasmTiers('liftoff-only')).not.toThrow();
+    expect(() => chooseWasmTiers('tier-up')).toThrow(expect.objectContaining({ code: 'WASM_TIERS_FIXED', message: expect.stringContaining('once per process, before its first machine') }));
   });
 
   it("leaves V8's lazy wasm compilation alone when node was told either way", () => {

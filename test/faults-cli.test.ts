@@ -11,7 +11,8 @@ describe('hiberlab faults', () => {
     const r = await hiberlab('faults', '--ram', '32M', '--workload', 'churn:1M@1000,stream:1M@1000', '--duration', '100', '--warmup', '30', '--interval', '50', '--json', '--trace', trace);
     expect(r.exitCode, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout);
-    expect(report.config).toMatchObject({ policy: 'dirty-track', durationMs: 100, intervalMs: 50, scope: 'all' });
+    // faults measures the fault path, which runs fastest with TurboFan: it chooses tier-up.
+    expect(report.config).toMatchObject({ policy: 'dirty-track', durationMs: 100, intervalMs: 50, scope: 'all', wasmTiers: "tier-up (V8's default)" });
     expect(report.rounds).toBe(2);
     expect(report.faults.total).toBeGreaterThan(0);
     expect(report.faults.handled).toBe(report.faults.total);
@@ -29,8 +30,8 @@ describe('hiberlab faults', () => {
     expect(r.stdout).toMatch(/^PASS  count, 32 MiB: \d+ faults on \d+ pages in 50 guest ms$/m);
     for (const line of r.stdout.trimEnd().split('\n')) expect(line.length).toBeLessThanOrEqual(80);
     expect(r.stdout).not.toContain('slowdown');
-    const v = await hiberlab('faults', '--ram', '32M', '--workload', 'stream:1M@1000', '--duration', '50', '--warmup', '20', '--policy', 'count', '--no-baseline', '-v');
-    for (const row of ['per page', 'tlb', 'task 2: ok']) expect(v.stdout).toContain(row);
+    const v = await hiberlab('faults', '--ram', '32M', '--workload', 'stream:1M@1000', '--duration', '50', '--warmup', '20', '--policy', 'count', '--no-baseline', '-v', '--wasm-tiers', 'liftoff-only');
+    for (const row of ['per page', 'tlb', 'task 2: ok', 'wasm     V8 compiled v86 with liftoff only (set by hiberlab)']) expect(v.stdout).toContain(row);
   });
 
   it('--policy deny stops at the first write with the page, EIP and task, and exits 1', async () => {

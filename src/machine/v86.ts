@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
+import { HiberlabError } from '../errors.ts';
 import { Wasm, type WasmModule } from '../wasm.ts';
 
 /** Byte offsets of CPU state inside the wasm memory (see `CPU(...)` in libv86-debug.mjs). */
@@ -125,8 +126,35 @@ export function v86WasmModule(): Promise<WasmModule> {
 
 /** What useEagerWasmCompilation did: set the flag, left it as node's flags say, or nothing yet. */
 export let wasmCompilation: 'eager (set by hiberlab)' | 'as node was told' | 'not yet set' = 'not yet set';
-/** Which of V8's wasm compilers the process uses: Liftoff only (set here), as node's flags say, or nothing yet. */
-export let wasmTiers: 'liftoff only (set by hiberlab)' | 'as node was told' | 'not yet set' = 'not yet set';
+/** Which of V8's wasm compilers the process uses: as chosen here (chooseWasmTiers), as node's flags say, or nothing yet. */
+export let wasmTiers: 'liftoff only (set by hiberlab)' | "tier-up (V8's default)" | 'as node was told' | 'not yet set' = 'not yet set';
+
+/**
+ * V8's wasm compilers for a process: `liftoff-only` (Liftoff's quick code and nothing
+ * else) or `tier-up` (V8's default: Liftoff first, then TurboFan on background threads
+ * for the functions that run hot).
+ */
+export type WasmTiers = 'liftoff-only' | 'tier-up';
+let chosenTiers: WasmTiers = 'liftoff-only';
+
+/**
+ * Chooses V8's wasm compilers for this process, before its first machine (V8 fixes them
+ * for a module when it compiles it, and v86.wasm is compiled once per process). The
+ * default, `liftoff-only`, makes a short process fast: a CI cycle is over before
+ * TurboFan's background work on v86.wasm would pay off. `tier-up` makes a long one
+ * fast where v86.wasm's own functions are hot: the fault path (#PF delivery, page walks,
+ * `iret`) runs more than twice as many round trips a second (docs/BENCHMARKS.md, "Fault
+ * round trips");
+ * `hiberlab faults` chooses it. Node's own flags about the tiers win over both. Choosing
+ * again after the first machine is refused unless it is the choice already in effect.
+ */
+export function chooseWasmTiers(tiers: WasmTiers): void {
+  if (tiers === chosenTiers) return;
+  if (wasmTiers !== 'not yet set') {
+    throw new HiberlabError('WASM_TIERS_FIXED', `V8's wasm compilers are chosen once per process, before its first machine: this process already compiled v86 with ${wasmTiers}, so ${tiers} cannot be chosen now`, { chosen: chosenTiers, inEffect: wasmTiers, asked: tiers });
+  }
+  chosenTiers = tiers;
+}
 
 /**
  * Sets two V8 flags for this process before v86.wasm is compiled, each unless node was
@@ -138,36 +166,40 @@ export let wasmTiers: 'liftoff only (set by hiberlab)' | 'as node was told' | 'n
  * could then take longer than the whole freeze. Compiled eagerly, v86.wasm is compiled
  * before the first boot, and each module of v86's JIT when Machine compiles it.
  *
- * `--liftoff-only`. V8 compiles wasm with Liftoff, then again with TurboFan on its
- * background threads once a function is hot. v86.wasm is 2 MiB; its tier-up keeps the
- * second core busy for the first seconds of a process, which is all a CI cycle lasts,
- * and on the code v86 runs TurboFan buys little: a whole `hiberlab cycle --ram 128M`
- * took 2.2 s with it and 1.3 s without (docs/BENCHMARKS.md, notes). The settings change
- * when and how wasm is compiled, never what it does.
+ * `--liftoff-only`, unless `tier-up` was chosen (chooseWasmTiers). V8 compiles wasm with
+ * Liftoff, then again with TurboFan on its background threads once a function is hot.
+ * v86.wasm is 2 MiB; its tier-up keeps the second core busy for the first seconds of a
+ * process, which is all a CI cycle lasts: a whole `hiberlab cycle --ram 128M` took 2.2 s
+ * with it and 1.3 s without (docs/BENCHMARKS.md, notes). The settings change when and
+ * how wasm is compiled, never what it does.
  */
 export function useEagerWasmCompilation(): void {
   if (wasmCompilation !== 'not yet set') return;
-  const told = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
+  const told = nodeFlags(process.execArgv, process.env.NODE_OPTIONS);
   if (nodeWasToldHowToCompileWasm(told)) wasmCompilation = 'as node was told';
   else {
     setFlagsFromString('--no-wasm-lazy-compilation');
     wasmCompilation = 'eager (set by hiberlab)';
   }
   if (nodeWasToldWasmTiers(told)) wasmTiers = 'as node was told';
+  else if (chosenTiers === 'tier-up') wasmTiers = "tier-up (V8's default)";
   else {
     setFlagsFromString('--liftoff-only');
     wasmTiers = 'liftoff only (set by hiberlab)';
   }
 }
 
+/** Node's flags: its argv before the script, then NODE_OPTIONS. */
+const nodeFlags = (execArgv: readonly string[], nodeOptions = '') => [...execArgv, ...nodeOptions.split(/\s+/)];
+
 /** Whether node's flags (its argv before the script, and NODE_OPTIONS) set V8's lazy wasm compilation either way. */
 export function nodeWasToldHowToCompileWasm(execArgv: readonly string[], nodeOptions = ''): boolean {
-  return [...execArgv, ...nodeOptions.split(/\s+/)].some((f) => /^--(no-)?wasm[-_]lazy[-_]compilation$/.test(f));
+  return nodeFlags(execArgv, nodeOptions).some((f) => /^--(no-)?wasm[-_]lazy[-_]compilation$/.test(f));
 }
 
 /** Whether node's flags choose V8's wasm compilers (Liftoff, TurboFan, tier-up) either way. */
 export function nodeWasToldWasmTiers(execArgv: readonly string[], nodeOptions = ''): boolean {
-  return [...execArgv, ...nodeOptions.split(/\s+/)].some((f) => /^--(no-)?(liftoff|liftoff[-_]only|wasm[-_]tier[-_]up|wasm[-_]dynamic[-_]tiering)$/.test(f));
+  return nodeFlags(execArgv, nodeOptions).some((f) => /^--(no-)?(liftoff|liftoff[-_]only|wasm[-_]tier[-_]up|wasm[-_]dynamic[-_]tiering)$/.test(f));
 }
 
 let cachedCtor: V86Constructor | undefined;

@@ -37,6 +37,7 @@ import { loadGuestImage } from '../machine/guest-image.ts';
 import { readStruct } from '../machine/guest-structs.ts';
 import type { GuestImageRef } from '../machine/machine.ts';
 import { formatWorkload, parseWorkloadSpec } from '../machine/workload.ts';
+import { wasmTiers } from '../machine/v86.ts';
 import { saveablePfns } from '../save/common.ts';
 import { FaultHandler, type FaultTraceEvent } from './faults.ts';
 import { CountPolicy, policyByName } from './policies/index.ts';
@@ -126,6 +127,8 @@ export interface FaultRunReport {
     readonly scope: ProtectScope;
     readonly deterministic: boolean;
     readonly largePages: boolean;
+    /** V8's compilers for v86 in this process (chooseWasmTiers): the fault path's speed depends on them. */
+    readonly wasmTiers: string;
   };
   /** Pages protected at the start. */
   readonly protectedPages: number;
@@ -417,7 +420,7 @@ function report(o: Outcome): FaultRunReport {
       intervalMs: st.intervalTicks * TICK_MS,
       warmupMs: st.warmupTicks * TICK_MS,
       primeMs: st.primeTicks * TICK_MS,
-      scope: o.scopeName, deterministic: !!options.deterministic, largePages: !!options.largePages,
+      scope: o.scopeName, deterministic: !!options.deterministic, largePages: !!options.largePages, wasmTiers,
     },
     protectedPages: o.protectedPages,
     forbiddenPages: o.forbiddenPages,
