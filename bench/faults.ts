@@ -246,7 +246,7 @@ export async function benchFaults(): Promise<FaultBench> {
   const child = fileURLToPath(new URL('./faults-child.ts', import.meta.url));
   const all: FaultBench = { roundTrips: [], workload: [] };
   for (const tiers of FAULT_TIERS) {
-    const { stdout } = await promisify(execFile)(process.execPath, [...process.execArgv, child, tiers], { maxBuffer: 64 << 20 });
+    const { stdout } = await promisify(execFile)(process.execPath, [...process.execArgv, child, tiers], { maxBuffer: 64 << 20, env: { ...process.env, NODE_OPTIONS: '' } });
     const part = JSON.parse(stdout) as FaultBench;
     all.roundTrips.push(...part.roundTrips);
     all.workload.push(...part.workload);

@@ -1,6 +1,6 @@
 // The digest of what dist/ is built from: every file under src/ and harness/ (path and
-// bytes, in path order), the two tsconfig files and the TypeScript version that compiles
-// them. `npm run build` records it in dist/; the bin runs the built JavaScript of a
+// bytes, in path order), package.json, the two tsconfig files and the TypeScript version
+// that compiles them. `npm run build` records it in dist/; the bin runs the built JavaScript of a
 // checkout only while the digest still matches.
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -19,7 +19,8 @@ export function* files(dir) {
 /** The version of the TypeScript `root` compiles with, or 'none' when it has none installed. */
 function typescriptVersion(root) {
   try {
-    return createRequire(join(root, 'package.json'))('typescript/package.json').version;
+    const path = createRequire(join(root, 'package.json')).resolve('typescript/package.json');
+    return JSON.parse(readFileSync(path, 'utf8')).version; // read, not required: require() caches
   } catch {
     return 'none';
   }
@@ -29,7 +30,7 @@ function typescriptVersion(root) {
 export function sourceDigest(root) {
   const hash = createHash('sha256').update(`typescript ${typescriptVersion(root)}\0`);
   const sources = ['src', 'harness'].flatMap((d) => [...files(join(root, d))]);
-  const configs = ['tsconfig.json', 'tsconfig.build.json'].map((f) => join(root, f)).filter((p) => existsSync(p));
+  const configs = ['package.json', 'tsconfig.json', 'tsconfig.build.json'].map((f) => join(root, f)).filter((p) => existsSync(p));
   for (const path of [...sources, ...configs].map((p) => relative(root, p)).sort()) {
     const bytes = readFileSync(join(root, path));
     hash.update(`${path}\0${bytes.length}\0`).update(bytes);

@@ -92,7 +92,7 @@ export function cycleSummary(r: CycleReport, verbose = false): string {
   lines.push(...phaseLines('resume', ofPrefix(r.phasesMs, 'resume.')));
   lines.push(...verdictLines(r.oracle));
   lines.push(...failureLines(r.oracle));
-  if (verbose) lines.push('', ...saveDetails(s), ...restoreDetails(r.restore), ...verifyLines(r.oracle), ...validationLines(r.validationScan, r.phasesMs['resume.validate']));
+  if (verbose) lines.push('', ...saveDetails(s), ...restoreDetails(r.restore), ...verifyLines(r.oracle), ...validationLines(r.validationScan, r.phasesMs['resume.validate']), `wasm     V8 compiled v86 with ${r.config.wasmTiers}`);
   return lines.join('\n');
 }
 

@@ -30,6 +30,7 @@ import { runSave } from './save/session.ts';
 import type { SaveReport, SaveStrategy } from './save/strategy.ts';
 import { restoreStrategy, saveStrategy } from './strategies.ts';
 import { formatWorkload, parseWorkloadSpec } from './machine/workload.ts';
+import { wasmTiers } from './machine/v86.ts';
 import { PAGE_SIZE } from './units.ts';
 
 export const DEFAULT_RAM_BYTES = 64 * 1024 * 1024;
@@ -173,7 +174,7 @@ export interface CycleReport {
   readonly verdict: 'pass' | 'fail';
   /** One sentence per broken rule (the oracle's, and the resume's if it did not happen). */
   readonly failures: readonly string[];
-  readonly config: { ramBytes: number; workload: string; seed: number; save: string; saveOptions: SaveReport['options']; restore: string; restoreOptions?: RestoreReport['options']; deterministic: boolean; largePages: boolean; imagePath: string };
+  readonly config: { ramBytes: number; workload: string; seed: number; save: string; saveOptions: SaveReport['options']; restore: string; restoreOptions?: RestoreReport['options']; deterministic: boolean; largePages: boolean; imagePath: string; /** V8's compilers for v86 in this process (chooseWasmTiers). */ wasmTiers: string };
   readonly buildId: string;
   readonly save: SaveReport;
   readonly restore?: RestoreReport;
@@ -462,7 +463,7 @@ function cycleReport(h: HibernateResult, r: ResumeResult, options: CycleOptions)
     failures: oracle.failures,
     config: {
       ramBytes: h.ramBytes, workload: h.workload, seed: h.seed, save: h.save.strategy, saveOptions: h.save.options, restore: r.restore?.strategy ?? restoreName,
-      restoreOptions: r.restore?.options, deterministic: !!options.deterministic, largePages: !!options.largePages, imagePath: h.imagePath,
+      restoreOptions: r.restore?.options, deterministic: !!options.deterministic, largePages: !!options.largePages, imagePath: h.imagePath, wasmTiers,
     },
     buildId: h.buildId,
     save: h.save,

@@ -17,6 +17,8 @@ describe('the hiberlab CLI', () => {
     expect(report.save.strategy).toBe('swsusp');
     expect(report.restore.strategy).toBe('bitmap-pbe');
     expect(report.verify).toHaveLength(2);
+    // A short command runs v86 with Liftoff's code only (docs/V86.md).
+    expect(report.config.wasmTiers).toBe('liftoff only (set by hiberlab)');
   });
 
   it('cycle without --json prints a summary that fits 80 columns; -v adds the details', async () => {
@@ -29,9 +31,9 @@ describe('the hiberlab CLI', () => {
     expect(r.stdout).toMatch(/^save +freeze [\d.]+, prepare/m);
     for (const line of lines) expect(line.length).toBeLessThanOrEqual(80);
     expect(lines.length).toBeLessThanOrEqual(16);
-    const v = await hiberlab('cycle', '--ram', '32M', '--workload', 'stream:1M', '-v');
+    const v = await hiberlab('cycle', '--ram', '32M', '--workload', 'stream:1M', '-v', '--wasm-tiers', 'tier-up');
     expect(v.exitCode).toBe(0);
-    for (const row of ['save strategy swsusp', 'restore strategy bitmap-pbe', 'bitmapPages:', 'task 2 (stream): ok']) expect(v.stdout).toContain(row);
+    for (const row of ['save strategy swsusp', 'restore strategy bitmap-pbe', 'bitmapPages:', 'task 2 (stream): ok', "wasm     V8 compiled v86 with tier-up (V8's default)"]) expect(v.stdout).toContain(row);
   });
 
   it('hibernate and resume in separate processes; resume exits 0, then 2 when the image was consumed', async () => {

@@ -10,7 +10,7 @@ import { sourceDigest } from '../bin/source-digest.mjs';
 const digest = sourceDigest as (root: string) => string;
 
 describe("the bin's digest of the sources dist/ was built from", () => {
-  it('changes with any byte or name of a file under src/ or harness/ and with the tsconfig files, not with other files', () => {
+  it('changes with any byte or name of a file under src/ or harness/ and with package.json, the tsconfig files and the TypeScript version, not with other files', () => {
     const root = mkdtempSync(join(tmpdir(), 'hiberlab-digest-'));
     try {
       mkdirSync(join(root, 'src/image'), { recursive: true });
@@ -30,7 +30,18 @@ describe("the bin's digest of the sources dist/ was built from", () => {
       const added = digest(root);
       expect(added).not.toBe(first);
       writeFileSync(join(root, 'tsconfig.build.json'), '{}\n');
-      expect(digest(root)).not.toBe(added);
+      const configured = digest(root);
+      expect(configured).not.toBe(added);
+      // Another TypeScript compiles the same sources differently.
+      mkdirSync(join(root, 'node_modules/typescript'), { recursive: true });
+      writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
+      const withPackage = digest(root);
+      expect(withPackage).not.toBe(configured);
+      writeFileSync(join(root, 'node_modules/typescript/package.json'), '{ "version": "5.0.0" }\n');
+      const ts5 = digest(root);
+      expect(ts5).not.toBe(withPackage);
+      writeFileSync(join(root, 'node_modules/typescript/package.json'), '{ "version": "5.9.3" }\n');
+      expect(digest(root)).not.toBe(ts5);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }

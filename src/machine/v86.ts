@@ -143,9 +143,8 @@ let chosenTiers: WasmTiers = 'liftoff-only';
  * default, `liftoff-only`, makes a short process fast: a CI cycle is over before
  * TurboFan's background work on v86.wasm would pay off. `tier-up` makes a long one
  * fast where v86.wasm's own functions are hot: the fault path (#PF delivery, page walks,
- * `iret`) runs more than twice as many round trips a second (docs/BENCHMARKS.md, "Fault
- * round trips");
- * `hiberlab faults` chooses it. Node's own flags about the tiers win over both. Choosing
+ * `iret`) makes 1.2–2.3× as many round trips a second (docs/BENCHMARKS.md, "Fault round
+ * trips"); `hiberlab faults` chooses it. Node's own flags about the tiers win over both. Choosing
  * again after the first machine is refused unless it is the choice already in effect.
  */
 export function chooseWasmTiers(tiers: WasmTiers): void {
