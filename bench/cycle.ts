@@ -78,15 +78,71 @@ export async function benchCycleTime(ram: string, workload: string, reps: number
   return rows;
 }
 
-const PHASES = ['first boot', 'warm-up', 'save', 'oracle capture', 'resume boot', 'restore', 'verify', 'process'];
-
-export function renderCycleTime(rows: readonly CycleTimeRow[]): string {
-  const t = new Table({ head: ['RAM', 'route', 'median', 'best', ...PHASES, 'cycles'], style: { head: [], border: [] } });
-  for (const r of rows) t.push([r.ram, r.route, `${r.wallMs.toFixed(0)} ms`, `${r.bestMs.toFixed(0)} ms`, ...PHASES.map((p) => (r.phases[p] ?? 0).toFixed(0)), r.verdict]);
-  return t.toString();
+/** Ten cycles in one process, as a test file runs them: what the first pays, what each later one pays. */
+export interface CyclesInProcessRow {
+  readonly ram: string;
+  readonly workload: string;
+  readonly route: CycleTimeRow['route'];
+  readonly cycles: number;
+  /** Wall time of each runCycle, ms, in order. */
+  readonly cycleMs: readonly number[];
+  /** v86's JIT modules V8 compiled, and the ones taken from earlier compiles, per cycle. */
+  readonly jitCompiled: readonly number[];
+  readonly jitReused: readonly number[];
+  readonly verdict: string;
 }
 
-export function cycleTimeMarkdown(rows: readonly CycleTimeRow[]): string {
+const SOURCE_INDEX = new URL('../src/index.ts', import.meta.url);
+const DIST_INDEX = new URL('../dist/src/index.js', import.meta.url);
+
+/** `cycles` runCycle calls in one fresh process (the package's JavaScript when built). */
+export async function benchCyclesInProcess(ram: string, workload: string, cycles: number): Promise<CyclesInProcessRow> {
+  const route: CycleTimeRow['route'] = existsSync(DIST_INDEX) ? 'package (dist)' : 'checkout (tsx)';
+  const load = route === 'checkout (tsx)' ? `(await import('tsx/esm/api')).register(); const lib = await import(${JSON.stringify(SOURCE_INDEX.href)});` : `const lib = await import(${JSON.stringify(DIST_INDEX.href)});`;
+  const script = `${load}
+    const out = { cycleMs: [], jitCompiled: [], jitReused: [], verdicts: [] };
+    const ramBytes = lib.parseSize(${JSON.stringify(ram)});
+    for (let i = 0; i < ${cycles}; i++) {
+      const before = lib.jitModuleCounts();
+      const t = performance.now();
+      const r = await lib.runCycle({ ramBytes, workload: ${JSON.stringify(workload)} });
+      out.cycleMs.push(performance.now() - t);
+      const after = lib.jitModuleCounts();
+      out.jitCompiled.push(after.compiled - before.compiled);
+      out.jitReused.push(after.reused - before.reused);
+      out.verdicts.push(r.verdict);
+    }
+    process.stdout.write(JSON.stringify(out));`;
+  await settle();
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { maxBuffer: 64 << 20, env: { ...process.env, NODE_OPTIONS: '' } });
+  const out = JSON.parse(stdout) as { cycleMs: number[]; jitCompiled: number[]; jitReused: number[]; verdicts: string[] };
+  return { ram, workload, route, cycles, cycleMs: out.cycleMs, jitCompiled: out.jitCompiled, jitReused: out.jitReused, verdict: out.verdicts.every((v) => v === 'pass') ? 'pass' : 'fail' };
+}
+
+const medianOf = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? 0;
+const laterOf = <T>(xs: readonly T[]) => xs.slice(1);
+
+function inProcessCells(r: CyclesInProcessRow): string[] {
+  const later = laterOf(r.cycleMs);
+  return [
+    r.ram, r.route, String(r.cycles), `${r.cycleMs[0]!.toFixed(0)} ms`, `${medianOf(later).toFixed(0)} ms`, `${Math.min(...later).toFixed(0)} ms`,
+    `${r.jitCompiled[0]} / ${r.jitReused[0]}`, `${medianOf(laterOf(r.jitCompiled))} / ${medianOf(laterOf(r.jitReused))}`, r.verdict,
+  ];
+}
+const IN_PROCESS_HEAD = ['RAM', 'route', 'cycles', 'first cycle', 'later cycles (median)', 'later (best)', 'JIT modules compiled / reused, first', 'later (median)', 'cycles'];
+
+const PHASES = ['first boot', 'warm-up', 'save', 'oracle capture', 'resume boot', 'restore', 'verify', 'process'];
+
+export function renderCycleTime(rows: readonly CycleTimeRow[], inProcess: readonly CyclesInProcessRow[] = []): string {
+  const t = new Table({ head: ['RAM', 'route', 'median', 'best', ...PHASES, 'cycles'], style: { head: [], border: [] } });
+  for (const r of rows) t.push([r.ram, r.route, `${r.wallMs.toFixed(0)} ms`, `${r.bestMs.toFixed(0)} ms`, ...PHASES.map((p) => (r.phases[p] ?? 0).toFixed(0)), r.verdict]);
+  if (!inProcess.length) return t.toString();
+  const u = new Table({ head: IN_PROCESS_HEAD, style: { head: [], border: [] } });
+  for (const r of inProcess) u.push(inProcessCells(r));
+  return `${t.toString()}\n${u.toString()}`;
+}
+
+export function cycleTimeMarkdown(rows: readonly CycleTimeRow[], inProcess: readonly CyclesInProcessRow[] = []): string {
   const lines = [
     '## The whole `hiberlab cycle` command',
     '',
@@ -104,6 +160,18 @@ export function cycleTimeMarkdown(rows: readonly CycleTimeRow[]): string {
   ];
   for (const r of rows) {
     lines.push(`| ${r.ram} | \`${r.workload}\` | ${r.route} | ${r.runs} | ${r.wallMs.toFixed(0)} ms | ${r.bestMs.toFixed(0)} ms | ${PHASES.map((p) => `${(r.phases[p] ?? 0).toFixed(0)}`).join(' | ')} | ${r.verdict} |`);
+  }
+  if (inProcess.length) {
+    lines.push(
+      '',
+      'Cycles in one process, as a test file runs them (`runCycle` ten times, the default',
+      'workload): the first cycle pays for compiling v86 and its JIT\'s modules; a later one takes',
+      'the modules compiled before from the same bytes (`jitModule`, docs/V86.md).',
+      '',
+      `| ${IN_PROCESS_HEAD.join(' | ')} |`,
+      `|${IN_PROCESS_HEAD.map(() => '---').join('|')}|`,
+    );
+    for (const r of inProcess) lines.push(`| ${inProcessCells(r).join(' | ')} |`);
   }
   return `${lines.join('\n')}\n`;
 }

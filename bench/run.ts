@@ -33,7 +33,7 @@ import { runSave } from '../src/save/session.ts';
 import { benchLive, liveMarkdown, renderLive, type LiveBenchRow } from './live.ts';
 import { benchLargest, largestMarkdown, renderLargest, type LargestRow } from './largest.ts';
 import { benchRestore, renderRestore, restoreMarkdown, type RestoreRow } from './restore.ts';
-import { benchCycleTime, cycleTimeMarkdown, renderCycleTime, type CycleTimeRow } from './cycle.ts';
+import { benchCycleTime, benchCyclesInProcess, cycleTimeMarkdown, renderCycleTime, type CycleTimeRow, type CyclesInProcessRow } from './cycle.ts';
 import { DEFAULT_WORKLOAD } from '../src/cycle.ts';
 import { benchFaults, faultsMarkdown, renderFaultWorkload, type FaultBench, type FaultBenchRow } from './faults.ts';
 import { benchFlags, settle } from './settle.ts';
@@ -419,15 +419,17 @@ async function main(): Promise<void> {
     for (const size of restoreSizes) restoreRows.push(...(await benchRestore(size)));
   }
   let cycleRows: CycleTimeRow[] = [];
+  const inProcessRows: CyclesInProcessRow[] = [];
   if (only === undefined || only === 'cycle') {
     if (!json) process.stderr.write('bench: the whole cycle command…\n');
     const cycleReps = positive('--cycle-reps', opts['cycle-reps']);
     cycleRows.push(...(await benchCycleTime('128M', DEFAULT_WORKLOAD, cycleReps)));
     cycleRows.push(...(await benchCycleTime('2047M', 'churn:2M@1000,stream:30%', Math.min(cycleReps, 3))));
+    inProcessRows.push(await benchCyclesInProcess('128M', DEFAULT_WORKLOAD, 10));
   }
-  if (json) process.stdout.write(`${JSON.stringify({ rows, faults, live: liveRows, largest: largestRows, restore: restoreRows, cycle: cycleRows }, null, 2)}\n`);
+  if (json) process.stdout.write(`${JSON.stringify({ rows, faults, live: liveRows, largest: largestRows, restore: restoreRows, cycle: cycleRows, cyclesInProcess: inProcessRows }, null, 2)}\n`);
   else {
-    const parts = [rows.length ? render(rows) : '', faults ? `${renderFaults(faults.roundTrips)}\n${renderFaultWorkload(faults)}` : '', liveRows.length ? renderLive(liveRows) : '', largestRows.length ? renderLargest(largestRows) : '', restoreRows.length ? renderRestore(restoreRows) : '', cycleRows.length ? renderCycleTime(cycleRows) : ''];
+    const parts = [rows.length ? render(rows) : '', faults ? `${renderFaults(faults.roundTrips)}\n${renderFaultWorkload(faults)}` : '', liveRows.length ? renderLive(liveRows) : '', largestRows.length ? renderLargest(largestRows) : '', restoreRows.length ? renderRestore(restoreRows) : '', cycleRows.length ? renderCycleTime(cycleRows, inProcessRows) : ''];
     process.stdout.write(`${parts.filter(Boolean).join('\n\n')}\n`);
   }
   if (!opts['no-write']) {
@@ -436,7 +438,7 @@ async function main(): Promise<void> {
     const live = liveRows.length ? liveMarkdown(liveRows) : existingSection('## Saving while running');
     const largest = largestRows.length ? largestMarkdown(largestRows) : existingSection('## Largest image');
     const restore = restoreRows.length ? restoreMarkdown(restoreRows) : existingSection('## Restore strategies');
-    const cycle = cycleRows.length ? cycleTimeMarkdown(cycleRows) : existingSection('## The whole `hiberlab cycle` command');
+    const cycle = cycleRows.length ? cycleTimeMarkdown(cycleRows, inProcessRows) : existingSection('## The whole `hiberlab cycle` command');
     writeFileSync(new URL('../docs/BENCHMARKS.md', import.meta.url), [head(), cycle, hib, flt, live, largest, restore].filter(Boolean).join('\n') + existingExtra());
   }
 }

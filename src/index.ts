@@ -17,7 +17,7 @@ export { HiberlabError, errorCode } from './errors.ts';
 export { PAGE_SIZE, hex, hex32 } from './units.ts';
 export { Guest, type GuestOptions, type VerifyReport, type ResumeDecision } from './machine/guest.ts';
 export { Machine, MIN_RAM_BYTES, MAX_RAM_BYTES, type MachineOptions, type Hypercall, type HypercallResult, type TraceEvent, type PageFaultHook } from './machine/machine.ts';
-export { chooseWasmTiers, wasmTiers, type WasmTiers } from './machine/v86.ts';
+export { chooseWasmTiers, jitModuleCounts, wasmTiers, type WasmTiers } from './machine/v86.ts';
 export { GuestAllocator } from './machine/allocator.ts';
 export { adviseHugePages, hugePageMemory, transparentHugePageMode, type HugePageAdvice } from './machine/host-memory.ts';
 export { loadGuestImage, kernelImage, checkGuestImageFresh } from './machine/guest-image.ts';

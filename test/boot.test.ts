@@ -311,7 +311,7 @@ describe('the guest boots on v86', () => {
     });
   });
 
-  it("every machine of a process is an instance of one compiled v86 module, V8's lazy wasm compilation is off, and the JIT's modules are installed at once", async () => {
+  it("every machine of a process is an instance of one compiled v86 module, V8's lazy wasm compilation is off, and the JIT's modules are installed at once, compiled once per process", async () => {
     const wasm = (globalThis as unknown as { WebAssembly: { Module: new (...a: never[]) => object; instantiate: (...a: unknown[]) => unknown } }).WebAssembly;
     const module = await v86WasmModule();
     expect(await v86WasmModule()).toBe(module);
@@ -323,6 +323,9 @@ describe('the guest boots on v86', () => {
         // The JIT's modules are compiled on this thread and installed when main_loop returns: none is left pending.
         expect(g.machine.jitCompiles).toBeGreaterThan(0);
         expect(g.machine.jitCompilesFinished).toBe(g.machine.jitCompiles);
+        // The same guest booted again compiles the same pages into the same bytes: V8 compiles them once per process.
+        expect(g.machine.jitModulesReused).toBeGreaterThan(0);
+        expect(g.machine.jitModulesReused).toBeLessThanOrEqual(g.machine.jitCompiles);
       });
       firstArgs = instantiate.mock.calls.map((c) => c[0]);
     } finally {

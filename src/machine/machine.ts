@@ -21,7 +21,7 @@ import {
   MachineError,
   ProtocolError,
 } from './errors.ts';
-import { loadV86, v86WasmModule, Wasm, WASM_OFFSETS, V86_JIT_TABLE_OFFSET, type V86Cpu, type V86Emulator, type V86JitInternals } from './v86.ts';
+import { jitModule, loadV86, v86WasmModule, Wasm, WASM_OFFSETS, V86_JIT_TABLE_OFFSET, type V86Cpu, type V86Emulator, type V86JitInternals } from './v86.ts';
 import { readExceptionFrame } from './guest-structs.ts';
 import { adviseHugePages, type HugePageAdvice } from './host-memory.ts';
 import { hex } from '../units.ts';
@@ -181,6 +181,8 @@ export class Machine {
   jitCompiles = 0;
   /** Of those, the ones whose module v86 has installed (it starts no other while one is pending). */
   jitCompilesFinished = 0;
+  /** Of those, the ones whose bytes an earlier compile of this process had made: V8 compiled nothing (jitModule). */
+  jitModulesReused = 0;
   /** Modules compiled by codegen_finalize, to be installed when main_loop() returns. */
   private jitInstalls: Array<() => void> = [];
   readonly trace: TraceEvent[] = [];
@@ -285,14 +287,16 @@ export class Machine {
     // resolves. That compile waits in V8's queue of background compile jobs behind the
     // tier-up of v86.wasm itself, 0.4 s after a process starts, while the guest runs in
     // the interpreter. Here the module is compiled and instantiated at once, on this
-    // thread (a few ms), and installed as soon as the running main_loop() returns: the
+    // thread (a few ms; nothing when the process compiled the same bytes before), and
+    // installed as soon as the running main_loop() returns: the
     // install must not happen inside the wasm call (v86's JIT state is borrowed there)
     // (docs/V86.md, "Compiled code").
     const cpu = this.cpu;
     const jit = cpu as unknown as V86JitInternals;
     cpu.codegen_finalize = (index, start, stateFlags, ptr, len) => {
       this.jitCompiles++;
-      const module = new Wasm.Module(new Uint8Array(cpu.wasm_memory.buffer, ptr >>> 0, len >>> 0));
+      const { module, reused } = jitModule(new Uint8Array(cpu.wasm_memory.buffer, ptr >>> 0, len >>> 0));
+      if (reused) this.jitModulesReused++;
       const instance = new Wasm.Instance(module, { e: jit.jit_imports });
       this.jitInstalls.push(() => {
         jit.wm.wasm_table.set(index + V86_JIT_TABLE_OFFSET, instance.exports.f);

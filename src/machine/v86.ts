@@ -3,6 +3,7 @@
  * but not `emu.v86.cpu`; everything below was read off `build/libv86-debug.mjs`
  * (v86 0.5.462) and is written down in docs/V86.md.
  */
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
@@ -122,6 +123,46 @@ let cachedModule: Promise<WasmModule> | undefined;
 export function v86WasmModule(): Promise<WasmModule> {
   cachedModule ??= (useEagerWasmCompilation(), Wasm.compile(v86WasmBytes()));
   return cachedModule;
+}
+
+/** The JIT modules a process keeps for reuse, by the SHA-1 of their bytes (least recently used first). */
+const jitModules = new Map<string, { module: WasmModule; bytes: number }>();
+let jitModuleBytes = 0;
+const jitModuleTally = { compiled: 0, reused: 0 };
+
+/** How many of v86's JIT modules this process has compiled, and how many it took from the ones compiled before. */
+export function jitModuleCounts(): { readonly compiled: number; readonly reused: number } {
+  return { ...jitModuleTally };
+}
+/** At most this many bytes of module code (as v86 made it) are kept; the oldest go first. */
+const JIT_MODULE_CACHE_BYTES = 64 << 20;
+
+/**
+ * The compiled module for one of v86's JIT modules, compiled on this thread, or the one
+ * compiled before from the same bytes in this process: a module is stateless (each
+ * machine instantiates it with its own imports), and a guest booted again compiles the
+ * same pages into the same bytes, so later machines of a process (a resume's boot, the
+ * next cycle of a test file) skip V8's compile.
+ */
+export function jitModule(bytes: Uint8Array): { readonly module: WasmModule; readonly reused: boolean } {
+  const key = createHash('sha1').update(bytes).digest('base64');
+  const kept = jitModules.get(key);
+  if (kept) {
+    jitModules.delete(key);
+    jitModules.set(key, kept);
+    jitModuleTally.reused++;
+    return { module: kept.module, reused: true };
+  }
+  const module = new Wasm.Module(bytes);
+  jitModuleTally.compiled++;
+  jitModules.set(key, { module, bytes: bytes.length });
+  jitModuleBytes += bytes.length;
+  for (const [k, v] of jitModules) {
+    if (jitModuleBytes <= JIT_MODULE_CACHE_BYTES) break;
+    jitModules.delete(k);
+    jitModuleBytes -= v.bytes;
+  }
+  return { module, reused: false };
 }
 
 /** What useEagerWasmCompilation did: set the flag, left it as node's flags say, or nothing yet. */
