@@ -12,6 +12,7 @@ import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import Table from 'cli-table3';
+import { median } from './faults.ts';
 import { settle } from './settle.ts';
 
 const run = promisify(execFile);
@@ -32,8 +33,13 @@ export interface CycleTimeRow {
 const SOURCE = new URL('../harness/cli.ts', import.meta.url);
 const DIST = new URL('../dist/harness/cli.js', import.meta.url);
 
+/** A child script's first statement: `const <binding> = await import(...)` of the TypeScript (through tsx) or the built JavaScript. */
+function importIn(route: CycleTimeRow['route'], binding: string, source: URL, dist: URL): string {
+  return route === 'checkout (tsx)' ? `(await import('tsx/esm/api')).register(); const ${binding} = await import(${JSON.stringify(source.href)});` : `const ${binding} = await import(${JSON.stringify(dist.href)});`;
+}
+
 function command(route: CycleTimeRow['route'], args: string[]): [string, string[]] {
-  const load = route === 'checkout (tsx)' ? `(await import('tsx/esm/api')).register(); const { main } = await import(${JSON.stringify(SOURCE.href)});` : `const { main } = await import(${JSON.stringify(DIST.href)});`;
+  const load = importIn(route, '{ main }', SOURCE, DIST);
   return [process.execPath, ['--input-type=module', '-e', `${load} process.exitCode = await main(['node', 'hiberlab', ...${JSON.stringify(args)}]);`]];
 }
 
@@ -72,8 +78,8 @@ export async function benchCycleTime(ram: string, workload: string, reps: number
       runs.push({ wallMs, phases: phasesOf(report, wallMs), verdict: report.verdict });
     }
     runs.sort((a, b) => a.wallMs - b.wallMs);
-    const median = runs[Math.floor(runs.length / 2)]!;
-    rows.push({ ram, workload, route, runs: reps, wallMs: median.wallMs, bestMs: runs[0]!.wallMs, phases: median.phases, verdict: runs.every((r) => r.verdict === 'pass') ? 'pass' : 'fail' });
+    const middle = runs[Math.floor(runs.length / 2)]!;
+    rows.push({ ram, workload, route, runs: reps, wallMs: middle.wallMs, bestMs: runs[0]!.wallMs, phases: middle.phases, verdict: runs.every((r) => r.verdict === 'pass') ? 'pass' : 'fail' });
   }
   return rows;
 }
@@ -98,8 +104,7 @@ const DIST_INDEX = new URL('../dist/src/index.js', import.meta.url);
 /** `cycles` runCycle calls in one fresh process (the package's JavaScript when built). */
 export async function benchCyclesInProcess(ram: string, workload: string, cycles: number): Promise<CyclesInProcessRow> {
   const route: CycleTimeRow['route'] = existsSync(DIST_INDEX) ? 'package (dist)' : 'checkout (tsx)';
-  const load = route === 'checkout (tsx)' ? `(await import('tsx/esm/api')).register(); const lib = await import(${JSON.stringify(SOURCE_INDEX.href)});` : `const lib = await import(${JSON.stringify(DIST_INDEX.href)});`;
-  const script = `${load}
+  const script = `${importIn(route, 'lib', SOURCE_INDEX, DIST_INDEX)}
     const out = { cycleMs: [], jitCompiled: [], jitReused: [], verdicts: [] };
     const ramBytes = lib.parseSize(${JSON.stringify(ram)});
     for (let i = 0; i < ${cycles}; i++) {
@@ -119,14 +124,13 @@ export async function benchCyclesInProcess(ram: string, workload: string, cycles
   return { ram, workload, route, cycles, cycleMs: out.cycleMs, jitCompiled: out.jitCompiled, jitReused: out.jitReused, verdict: out.verdicts.every((v) => v === 'pass') ? 'pass' : 'fail' };
 }
 
-const medianOf = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? 0;
 const laterOf = <T>(xs: readonly T[]) => xs.slice(1);
 
 function inProcessCells(r: CyclesInProcessRow): string[] {
   const later = laterOf(r.cycleMs);
   return [
-    r.ram, r.route, String(r.cycles), `${r.cycleMs[0]!.toFixed(0)} ms`, `${medianOf(later).toFixed(0)} ms`, `${Math.min(...later).toFixed(0)} ms`,
-    `${r.jitCompiled[0]} / ${r.jitReused[0]}`, `${medianOf(laterOf(r.jitCompiled))} / ${medianOf(laterOf(r.jitReused))}`, r.verdict,
+    r.ram, r.route, String(r.cycles), `${r.cycleMs[0]!.toFixed(0)} ms`, `${median(later).toFixed(0)} ms`, `${Math.min(...later).toFixed(0)} ms`,
+    `${r.jitCompiled[0]} / ${r.jitReused[0]}`, `${median(laterOf(r.jitCompiled))} / ${median(laterOf(r.jitReused))}`, r.verdict,
   ];
 }
 const IN_PROCESS_HEAD = ['RAM', 'route', 'cycles', 'first cycle', 'later cycles (median)', 'later (best)', 'JIT modules compiled / reused, first', 'later (median)', 'cycles'];

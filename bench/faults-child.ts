@@ -3,10 +3,10 @@
  * its argument says (tier-up or liftoff-only), runs both fault benches, and prints them
  * as JSON on stdout.
  */
-import { chooseWasmTiers, type WasmTiers } from '../src/machine/v86.ts';
+import { chooseWasmTiers, WASM_TIERS, type WasmTiers } from '../src/machine/v86.ts';
 import { benchFaultsHere } from './faults.ts';
 
-const tiers = process.argv[2];
-if (tiers !== 'tier-up' && tiers !== 'liftoff-only') throw new Error(`faults-child: tier-up or liftoff-only, not ${tiers}`);
-chooseWasmTiers(tiers as WasmTiers);
+const tiers = process.argv[2] as WasmTiers;
+if (!WASM_TIERS.includes(tiers)) throw new Error(`faults-child: one of ${WASM_TIERS.join(', ')}, not ${tiers}`);
+chooseWasmTiers(tiers);
 process.stdout.write(`${JSON.stringify(await benchFaultsHere())}\n`);

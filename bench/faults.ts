@@ -55,7 +55,8 @@ export interface FaultBenchRow {
   protectMs: number;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+/** The middle value (the upper one of an even count). */
+export const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
 async function benchMode(deterministic: boolean): Promise<FaultBenchRow[]> {
   const guest = await Guest.boot({ ramBytes: 96 << 20, image: loadGuestImage(), workload: 'stream:32M', seed: 1, prefault: true, deterministic });

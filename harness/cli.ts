@@ -14,7 +14,7 @@ import { errorCode, HiberlabError } from '../src/errors.ts';
 import { MachineError } from '../src/machine/errors.ts';
 import { formatInspection, inspectImage } from '../src/image/index.ts';
 import { MAX_RAM_BYTES, MIN_RAM_BYTES } from '../src/machine/machine.ts';
-import { chooseWasmTiers, type WasmTiers } from '../src/machine/v86.ts';
+import { chooseWasmTiers, WASM_TIERS, type WasmTiers } from '../src/machine/v86.ts';
 import { parseSize } from '../src/machine/workload.ts';
 import { RESTORE_STRATEGIES, SAVE_STRATEGIES } from '../src/strategies.ts';
 import {
@@ -68,7 +68,7 @@ const kernelOpt = () => new Option('--kernel <file>', 'boot this multiboot kerne
 const detOpt = () => new Option('--deterministic', 'virtual clock from the instruction counter, JIT off: identical runs');
 const largeOpt = () => new Option('--large-pages', 'map guest RAM with 4 MiB pages');
 const tiersOpt = (def: WasmTiers) =>
-  new Option('--wasm-tiers <tiers>', "V8's compilers for v86: liftoff-only (a short run starts at full speed) or tier-up (TurboFan too: after a few seconds the fault path runs faster)").choices(['liftoff-only', 'tier-up']).default(def);
+  new Option('--wasm-tiers <tiers>', "V8's compilers for v86: liftoff-only (a short run starts at full speed) or tier-up (TurboFan too: after a few seconds the fault path runs faster)").choices(WASM_TIERS).default(def);
 
 interface CommonFlags {
   ram: number;

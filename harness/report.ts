@@ -67,6 +67,9 @@ export function verdictLines(o: OracleVerdict): string[] {
   return lines.flatMap((l) => (l.length > WIDTH ? wrap('', l.split(' '), ' ', WIDTH, '         ') : [l]));
 }
 
+/** Which compilers V8 used for v86 (chooseWasmTiers): every timing depends on them. */
+const wasmLine = (tiers: string) => `wasm     V8 compiled v86 with ${tiers}`;
+
 /** The failures and the first pages of each list, for a verdict that is not a pass. */
 function failureLines(o: OracleVerdict, limit = 8): string[] {
   const out: string[] = [];
@@ -92,7 +95,7 @@ export function cycleSummary(r: CycleReport, verbose = false): string {
   lines.push(...phaseLines('resume', ofPrefix(r.phasesMs, 'resume.')));
   lines.push(...verdictLines(r.oracle));
   lines.push(...failureLines(r.oracle));
-  if (verbose) lines.push('', ...saveDetails(s), ...restoreDetails(r.restore), ...verifyLines(r.oracle), ...validationLines(r.validationScan, r.phasesMs['resume.validate']), `wasm     V8 compiled v86 with ${r.config.wasmTiers}`);
+  if (verbose) lines.push('', ...saveDetails(s), ...restoreDetails(r.restore), ...verifyLines(r.oracle), ...validationLines(r.validationScan, r.phasesMs['resume.validate']), wasmLine(r.config.wasmTiers));
   return lines.join('\n');
 }
 
@@ -187,7 +190,7 @@ export function faultsSummary(r: FaultRunReport, verbose = false): string {
     lines.push(...wrap('per page ', Object.entries(f.histogram).map(([k, v]) => `${k}: ${v}`)));
     lines.push(`tlb      ${r.tlb.fullFlushes} full flushes, ${r.tlb.pagesInvalidated} single-page invalidations in ${r.tlb.batches} batches`);
     lines.push(`never    ${r.forbiddenPages} pages could not be protected; ${r.splits} 4 MiB pages split`);
-    lines.push(`wasm     V8 compiled v86 with ${c.wasmTiers}`);
+    lines.push(wasmLine(c.wasmTiers));
     const jit = (m: { jitCompiles: number }) => (m.jitCompiles ? `, ${m.jitCompiles} JIT compiles` : '');
     if (r.prime) lines.push(`prime    ${r.prime.slices.length} rounds, ${r.prime.faults} faults, ${ms(r.prime.wallMs)}${jit(r.prime)}${r.prime.settled ? '' : ' (JIT not settled)'}; warm-up ${c.warmupMs} ms`);
     lines.push(`run      protected ${ms(r.protectedRun.wallMs)}, ${r.protectedRun.steps} steps, ${r.protectedRun.instructions} instructions${jit(r.protectedRun)}`);

@@ -128,14 +128,14 @@ export function v86WasmModule(): Promise<WasmModule> {
 /** The JIT modules a process keeps for reuse, by the SHA-1 of their bytes (least recently used first). */
 const jitModules = new Map<string, { module: WasmModule; bytes: number }>();
 let jitModuleBytes = 0;
+/** At most this many bytes of module code (as v86 made it) are kept; the oldest go first. */
+const JIT_MODULE_CACHE_BYTES = 64 << 20;
 const jitModuleTally = { compiled: 0, reused: 0 };
 
 /** How many of v86's JIT modules this process has compiled, and how many it took from the ones compiled before. */
 export function jitModuleCounts(): { readonly compiled: number; readonly reused: number } {
   return { ...jitModuleTally };
 }
-/** At most this many bytes of module code (as v86 made it) are kept; the oldest go first. */
-const JIT_MODULE_CACHE_BYTES = 64 << 20;
 
 /**
  * The compiled module for one of v86's JIT modules, compiled on this thread, or the one
@@ -175,7 +175,8 @@ export let wasmTiers: 'liftoff only (set by hiberlab)' | "tier-up (V8's default)
  * else) or `tier-up` (V8's default: Liftoff first, then TurboFan on background threads
  * for the functions that run hot).
  */
-export type WasmTiers = 'liftoff-only' | 'tier-up';
+export const WASM_TIERS = ['liftoff-only', 'tier-up'] as const;
+export type WasmTiers = (typeof WASM_TIERS)[number];
 let chosenTiers: WasmTiers = 'liftoff-only';
 
 /**
